@@ -1,0 +1,315 @@
+//! The run result a VMM build writes: per-VM status, console, records, samples, KVM stats.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::INTERFACE_VERSION;
+
+/// The result of one run (version 1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunResult {
+    /// [`INTERFACE_VERSION`].
+    pub version: u32,
+    /// Which VMM build produced this.
+    pub vmm: VmmIdentity,
+    /// The host it ran on.
+    pub host: HostInfo,
+    /// How the run as a whole ended.
+    pub outcome: RunOutcome,
+    /// Wall time from the start of the VMM process to the end of the run, in microseconds.
+    pub wall_us: u64,
+    /// One entry per configured VM, in config order.
+    pub vms: Vec<VmResult>,
+}
+
+/// Name and version of a VMM build.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmmIdentity {
+    /// e.g. `pageflip-reference-vmm`.
+    pub name: String,
+    /// The build's version (and git revision if known).
+    pub version: String,
+}
+
+/// Facts about the host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostInfo {
+    /// `kvm_intel`, `kvm_amd`, `kvm_pvm` or `unknown`.
+    pub kvm_flavour: String,
+    /// `uname -r`.
+    pub kernel: String,
+    /// CPU model name from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// The vCPUs' TSC frequency in kHz, if KVM reports it.
+    pub tsc_khz: Option<u64>,
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// Every VM stopped by itself (done, or died) or was stopped after another failed.
+    Completed,
+    /// The watchdog stopped the run.
+    Timeout,
+}
+
+/// The result of one VM.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmResult {
+    /// The VM's id (index in the config).
+    pub id: u32,
+    /// The VM's name.
+    pub name: String,
+    /// How the VM ended.
+    pub status: VmStatus,
+    /// For a VM that died: what happened, its registers and last console lines.
+    pub death: Option<DeathReport>,
+    /// Everything the guest printed.
+    pub console: String,
+    /// The guest's result records, in order.
+    pub records: Vec<Record>,
+    /// Counts of the records by kind.
+    pub summary: Summary,
+    /// Samples the guest reported, in order.
+    pub samples: Vec<u64>,
+    /// Doorbell writes over the whole run.
+    pub doorbells: u64,
+    /// Requests the VMM refused (bad guest input), in order.
+    pub guest_errors: Vec<GuestError>,
+    /// Microseconds from the VMM process start to the guest's first MMIO access.
+    pub boot_us: Option<u64>,
+    /// Microseconds from the VMM process start to the guest's first result record.
+    pub first_record_us: Option<u64>,
+    /// KVM statistics.
+    pub stats: Stats,
+}
+
+/// How a VM ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
+pub enum VmStatus {
+    /// The guest wrote its exit code to the done register.
+    Done {
+        /// The exit code (0 = success).
+        exit_code: u64,
+    },
+    /// The VM shut down (e.g. a triple fault: a guest exception with no handler).
+    Shutdown,
+    /// KVM reported an internal error (e.g. an instruction it could not emulate).
+    InternalError {
+        /// KVM's suberror code.
+        suberror: u32,
+    },
+    /// KVM failed to enter the guest.
+    FailEntry {
+        /// Hardware entry failure reason.
+        reason: u64,
+    },
+    /// The guest accessed a GPA that is neither its memory nor a device.
+    UnownedMmio {
+        /// The address.
+        gpa: u64,
+        /// A write (true) or a read.
+        write: bool,
+    },
+    /// An exit the VMM does not handle.
+    UnexpectedExit {
+        /// What KVM said.
+        exit: String,
+    },
+    /// The watchdog stopped the VM.
+    Timeout,
+    /// Stopped because another VM of the run failed (`stop_on_failure`).
+    Stopped,
+    /// The VMM failed while running this VM (e.g. an ioctl error).
+    VmmError {
+        /// What failed.
+        message: String,
+    },
+}
+
+impl VmStatus {
+    /// True for a guest that finished with exit code 0.
+    pub fn is_success(&self) -> bool {
+        matches!(self, VmStatus::Done { exit_code: 0 })
+    }
+}
+
+/// What the VMM saw when a VM died.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeathReport {
+    /// One line: what happened.
+    pub message: String,
+    /// vCPU registers at death, by name (rip, rsp, rflags, rax…, cr0, cr2, cr3, cr4, efer, cs, cpl).
+    pub registers: BTreeMap<String, u64>,
+    /// The guest's last console lines (at most 10).
+    pub console_tail: Vec<String>,
+}
+
+/// One result record of a guest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// The check's name.
+    pub name: String,
+    /// Pass, fail or skip.
+    pub status: RecordStatus,
+    /// What was expected and what was seen.
+    pub message: String,
+}
+
+/// Kind of a result record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    /// Passed.
+    Pass,
+    /// Failed.
+    Fail,
+    /// Skipped.
+    Skip,
+}
+
+/// Counts of records by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    /// Passed records.
+    pub pass: u64,
+    /// Failed records.
+    pub fail: u64,
+    /// Skipped records.
+    pub skip: u64,
+}
+
+impl Summary {
+    /// Counts the records by kind.
+    pub fn of(records: &[Record]) -> Summary {
+        let mut s = Summary::default();
+        for r in records {
+            match r.status {
+                RecordStatus::Pass => s.pass += 1,
+                RecordStatus::Fail => s.fail += 1,
+                RecordStatus::Skip => s.skip += 1,
+            }
+        }
+        s
+    }
+}
+
+/// A request from the guest that the VMM refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestError {
+    /// Register name (see `pageflip_abi::mmio::register_name`).
+    pub register: String,
+    /// The status left in the STATUS register (`pageflip_abi::mmio::Status::name`).
+    pub status: String,
+    /// What was wrong.
+    pub detail: String,
+}
+
+/// KVM binary statistics of one VM (its vCPU and its VM fd).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stats {
+    /// Whether the host offers binary stats (`KVM_CAP_BINARY_STATS_FD`) at all.
+    pub available: bool,
+    /// Change over the measured phase the guest marked (PHASE_BEGIN to PHASE_END), if it did.
+    pub measured: Option<StatsDelta>,
+    /// Change over the whole run (vCPU creation to the end of the run).
+    pub run: Option<StatsDelta>,
+    /// Well-known counters this host does not expose. They are absent from the maps above:
+    /// unavailable, not zero.
+    pub unavailable: Vec<String>,
+}
+
+/// Counter changes over an interval. Cumulative counters give the increase; instant and peak
+/// counters give the value at the end of the interval.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsDelta {
+    /// vCPU counters.
+    pub vcpu: BTreeMap<String, u64>,
+    /// VM counters.
+    pub vm: BTreeMap<String, u64>,
+}
+
+/// Why a result document was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultError {
+    /// Not JSON or not of the documented shape.
+    #[error("not a valid run result: {0}")]
+    Json(#[source] serde_json::Error),
+    /// A version this code does not read.
+    #[error(
+        "result version {found} is not supported (this harness reads version {INTERFACE_VERSION})"
+    )]
+    Version {
+        /// The version the document gives.
+        found: u64,
+    },
+}
+
+impl RunResult {
+    /// Parses a result document, checking its version first.
+    pub fn from_json(text: &str) -> Result<RunResult, ResultError> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(ResultError::Json)?;
+        let found = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+        if found != u64::from(INTERFACE_VERSION) {
+            return Err(ResultError::Version { found });
+        }
+        serde_json::from_value(value).map_err(ResultError::Json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_json_shape_is_tagged() {
+        let s = serde_json::to_string(&VmStatus::Done { exit_code: 3 }).unwrap();
+        assert_eq!(s, r#"{"state":"done","exit_code":3}"#);
+        let u: VmStatus =
+            serde_json::from_str(r#"{"state":"unowned_mmio","gpa":4096,"write":false}"#).unwrap();
+        assert_eq!(
+            u,
+            VmStatus::UnownedMmio {
+                gpa: 4096,
+                write: false
+            }
+        );
+        assert!(!u.is_success());
+    }
+
+    #[test]
+    fn summary_counts_by_kind() {
+        let r = |status| Record {
+            name: "x".into(),
+            status,
+            message: String::new(),
+        };
+        let s = Summary::of(&[
+            r(RecordStatus::Pass),
+            r(RecordStatus::Fail),
+            r(RecordStatus::Pass),
+        ]);
+        assert_eq!((s.pass, s.fail, s.skip), (2, 1, 0));
+    }
+
+    #[test]
+    fn rejects_other_versions() {
+        assert!(matches!(
+            RunResult::from_json(r#"{"version":7}"#),
+            Err(ResultError::Version { found: 7 })
+        ));
+    }
+}

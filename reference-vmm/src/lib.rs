@@ -1,0 +1,2 @@
+//! pageflip's reference KVM VMM.
+pub mod cli;
