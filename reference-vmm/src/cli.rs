@@ -1,6 +1,44 @@
-//! The `pageflip-vmm` command line (the VMM-build interface).
+//! The `pageflip-vmm` command line: the VMM-build interface (`docs/vmm-interface.md`).
+//!
+//! Exit codes: 0 the run was carried out and its result written (whatever the guests did);
+//! 1 the VMM failed; 2 bad input, nothing ran; 3 a host problem (no /dev/kvm, no permission).
+
 use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use pageflip_interface::RunConfig;
+
+use crate::runner::{self, VMM_NAME};
+
+/// pageflip's reference KVM VMM: runs 1 to 8 CPL3 guests as described by a JSON run config.
+#[derive(Debug, Parser)]
+#[command(name = "pageflip-vmm", version, about, long_about = None)]
+struct Cli {
+    /// Log level for the VMM's own messages (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
+    log_level: log::LevelFilter,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the VMs of a config and write the result as JSON.
+    Run {
+        /// The run config (JSON, version 1; see docs/vmm-interface.md).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Where to write the result (JSON); `-` for standard output.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Print this host's KVM flavour and the KVM statistics it exposes, as JSON.
+    Host,
+}
 
 /// Runs the VMM command line with `args` (including the program name) and returns its exit code.
 pub fn run_cli<I, T>(args: I) -> ExitCode
@@ -8,6 +46,100 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let _ = args.into_iter().count();
-    ExitCode::FAILURE
+    let started = Instant::now();
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let _ = env_logger::Builder::new()
+        .filter_level(cli.log_level)
+        .format_target(false)
+        .try_init();
+    let code = match cli.command {
+        Command::Run { config, out } => run(&config, &out, started),
+        Command::Host => host(),
+    };
+    ExitCode::from(code)
+}
+
+fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
+    eprintln!("{VMM_NAME}: error: {message}");
+    code
+}
+
+fn run(config_path: &Path, out: &Path, started: Instant) -> u8 {
+    let text = match std::fs::read_to_string(config_path) {
+        Ok(t) => t,
+        Err(e) => {
+            return fail(
+                2,
+                format_args!("cannot read config {}: {e}", config_path.display()),
+            )
+        }
+    };
+    let config = match RunConfig::from_json(&text) {
+        Ok(c) => c,
+        Err(e) => return fail(2, format_args!("config {}: {e}", config_path.display())),
+    };
+    // Fail on an unwritable output before running anything.
+    let mut sink: Box<dyn Write> = if out == Path::new("-") {
+        Box::new(std::io::stdout())
+    } else {
+        match std::fs::File::create(out) {
+            Ok(f) => Box::new(f),
+            Err(e) => {
+                return fail(
+                    2,
+                    format_args!("cannot write result {}: {e}", out.display()),
+                )
+            }
+        }
+    };
+    let result = match runner::run(&config, started) {
+        Ok(r) => r,
+        Err(e) => {
+            // Leave no empty result behind for a run that did not happen.
+            if out != Path::new("-") {
+                let _ = std::fs::remove_file(out);
+            }
+            return fail(e.exit_code(), e);
+        }
+    };
+    let json = serde_json::to_string_pretty(&result).expect("results serialize");
+    if let Err(e) = writeln!(sink, "{json}") {
+        return fail(
+            1,
+            format_args!("writing result {} failed: {e}", out.display()),
+        );
+    }
+    0
+}
+
+fn host() -> u8 {
+    let kvm = match kvm_ioctls::Kvm::new() {
+        Ok(k) => Some(k),
+        Err(e) => {
+            eprintln!("{VMM_NAME}: warning: cannot open /dev/kvm: {e}");
+            None
+        }
+    };
+    let counters = kvm.as_ref().and_then(|k| crate::probe_stat_names(k).ok());
+    let info = serde_json::json!({
+        "vmm": {"name": VMM_NAME, "version": env!("CARGO_PKG_VERSION")},
+        "host": crate::host::host_info(None),
+        "kvm_api_version": kvm.as_ref().map(|k| k.get_api_version()),
+        "binary_stats": counters,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&info).expect("serializes")
+    );
+    if kvm.is_some() {
+        0
+    } else {
+        3
+    }
 }

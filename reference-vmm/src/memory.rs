@@ -1,0 +1,174 @@
+//! Guest memory: one memfd per VM, mapped shared into the VMM, so later transports can remap
+//! single pages (host `mmap(MAP_FIXED)` over the mapping is seen by KVM's MMU notifier).
+//! Pages are allocated when touched: RSS grows with what the guest uses, not its size.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::FromRawFd;
+use std::sync::Arc;
+
+use pageflip_abi::{BootInfo, ResultRecord, SampleDesc};
+use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+/// Why guest memory could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    /// memfd_create failed.
+    #[error("memfd_create failed")]
+    Memfd(#[source] std::io::Error),
+    /// Sizing the memfd failed.
+    #[error("sizing the memfd to {0} bytes failed")]
+    Size(u64, #[source] std::io::Error),
+    /// Mapping it failed.
+    #[error("mapping guest memory failed: {0}")]
+    Map(String),
+}
+
+/// The memory of one VM: `[0, size)` in guest physical addresses.
+#[derive(Debug)]
+pub struct GuestRam {
+    mem: GuestMemoryMmap,
+    size: u64,
+    memfd: Arc<File>,
+}
+
+impl GuestRam {
+    /// Creates `size` bytes of zeroed guest memory backed by a new memfd named `name`.
+    pub fn new(name: &str, size: u64) -> Result<GuestRam, MemoryError> {
+        let cname = CString::new(format!("pageflip-{name}")).unwrap_or_default();
+        // SAFETY: `cname` is a valid NUL-terminated string; the flags are valid.
+        let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(MemoryError::Memfd(std::io::Error::last_os_error()));
+        }
+        // SAFETY: `fd` is a fresh fd that nothing else owns.
+        let file = unsafe { File::from_raw_fd(fd) };
+        file.set_len(size).map_err(|e| MemoryError::Size(size, e))?;
+        let memfd = Arc::new(file);
+        let mem = GuestMemoryMmap::from_ranges_with_files([(
+            GuestAddress(0),
+            size as usize,
+            Some(FileOffset::from_arc(memfd.clone(), 0)),
+        )])
+        .map_err(|e| MemoryError::Map(e.to_string()))?;
+        Ok(GuestRam { mem, size, memfd })
+    }
+
+    /// The vm-memory view (bounds-checked accesses).
+    pub fn mem(&self) -> &GuestMemoryMmap {
+        &self.mem
+    }
+
+    /// Size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The memfd backing this memory.
+    pub fn memfd(&self) -> &Arc<File> {
+        &self.memfd
+    }
+
+    /// Host virtual address of GPA 0.
+    pub fn host_base(&self) -> u64 {
+        self.mem
+            .get_host_address(GuestAddress(0))
+            .expect("GPA 0 is in guest memory") as u64
+    }
+
+    /// Whether `[gpa, gpa + len)` lies inside guest memory.
+    pub fn contains(&self, gpa: u64, len: u64) -> bool {
+        gpa.checked_add(len).is_some_and(|end| end <= self.size)
+    }
+
+    /// Reads an ABI structure from guest memory.
+    pub fn read_pod<T: AbiPod>(&self, gpa: u64) -> Option<T> {
+        let mut value = T::zeroed();
+        // SAFETY: AbiPod types are repr(C) with integer fields only and no padding, so any
+        // byte pattern is a valid value and viewing it as bytes is sound.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(
+                (&mut value as *mut T).cast::<u8>(),
+                std::mem::size_of::<T>(),
+            )
+        };
+        self.mem.read_slice(bytes, GuestAddress(gpa)).ok()?;
+        Some(value)
+    }
+
+    /// Writes an ABI structure into guest memory.
+    pub fn write_pod<T: AbiPod>(&self, gpa: u64, value: &T) -> bool {
+        // SAFETY: see `read_pod`; the slice only lives for this call.
+        let bytes = unsafe {
+            std::slice::from_raw_parts((value as *const T).cast::<u8>(), std::mem::size_of::<T>())
+        };
+        self.mem.write_slice(bytes, GuestAddress(gpa)).is_ok()
+    }
+
+    /// Reads `len` bytes at `gpa`, or None if the range is not guest memory.
+    pub fn read_bytes(&self, gpa: u64, len: usize) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        self.mem.read_slice(&mut buf, GuestAddress(gpa)).ok()?;
+        Some(buf)
+    }
+
+    /// Writes bytes at `gpa`; false if the range is not guest memory.
+    pub fn write_bytes(&self, gpa: u64, bytes: &[u8]) -> bool {
+        self.mem.write_slice(bytes, GuestAddress(gpa)).is_ok()
+    }
+}
+
+/// ABI structures that may be copied to and from guest memory as bytes.
+///
+/// # Safety
+/// Implementors are `#[repr(C)]`, contain only integer fields (or arrays of them), and have
+/// no padding, so every byte pattern is a valid value.
+pub unsafe trait AbiPod: Copy {
+    /// The all-zero value.
+    fn zeroed() -> Self;
+}
+
+// SAFETY: repr(C), integer fields only, size asserted in pageflip-abi (224 = sum of fields).
+unsafe impl AbiPod for BootInfo {
+    fn zeroed() -> Self {
+        BootInfo::zeroed()
+    }
+}
+// SAFETY: repr(C), integer fields only, size asserted in pageflip-abi (320 = sum of fields).
+unsafe impl AbiPod for ResultRecord {
+    fn zeroed() -> Self {
+        ResultRecord::zeroed()
+    }
+}
+// SAFETY: repr(C), two u64 fields.
+unsafe impl AbiPod for SampleDesc {
+    fn zeroed() -> Self {
+        SampleDesc { gpa: 0, count: 0 }
+    }
+}
+// SAFETY: a plain integer.
+unsafe impl AbiPod for u64 {
+    fn zeroed() -> Self {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_round_trip_and_bounds() {
+        let ram = GuestRam::new("test", 4 << 20).unwrap();
+        let mut bi = BootInfo::zeroed();
+        bi.vm_id = 3;
+        bi.params[15] = 0xfeed;
+        assert!(ram.write_pod(0x9000, &bi));
+        assert_eq!(ram.read_pod::<BootInfo>(0x9000), Some(bi));
+        assert!(ram.read_pod::<BootInfo>((4 << 20) - 8).is_none());
+        assert!(!ram.write_pod((4 << 20) - 8, &bi));
+        assert!(
+            ram.contains(0, 4 << 20) && !ram.contains(1, 4 << 20) && !ram.contains(u64::MAX, 2)
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! One VM: its KVM VM fd, memory, vCPU and stats files, set up to enter its guest at CPL3.
+
+use std::sync::Arc;
+
+use kvm_bindings::{kvm_userspace_memory_region, CpuId, KVM_CAP_BINARY_STATS_FD};
+use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use pageflip_abi::{BootInfo, ABI_VERSION, BOOT_INFO_GPA, BOOT_INFO_MAGIC, MMIO_BASE};
+
+use crate::boot;
+use crate::elf::{GuestImage, ImageError};
+use crate::kvm_stats::{StatsError, StatsFd};
+use crate::memory::{GuestRam, MemoryError};
+
+/// Address KVM may use for the VMX real-mode TSS (three pages, outside guest memory and the
+/// MMIO device). Ignored by SVM and PVM.
+const KVM_TSS_ADDRESS: usize = 0xfffb_d000;
+
+/// What a VM is built from.
+#[derive(Debug)]
+pub struct VmSpec<'a> {
+    /// Index in the run.
+    pub id: u32,
+    /// Name for logs and results.
+    pub name: String,
+    /// Memory size in bytes.
+    pub mem_size: u64,
+    /// The checked guest image.
+    pub image: &'a GuestImage,
+    /// Ids of the other VMs of the run.
+    pub peers: Vec<u32>,
+    /// Number of VMs in the run.
+    pub num_vms: u32,
+    /// Run parameters for the guest.
+    pub params: &'a [u64],
+}
+
+/// Why a VM could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum VmSetupError {
+    /// A KVM ioctl failed.
+    #[error("{what} failed: {source}")]
+    Kvm {
+        /// The ioctl.
+        what: &'static str,
+        /// KVM's error.
+        source: kvm_ioctls::Error,
+    },
+    /// Guest memory could not be created.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    /// The image could not be loaded.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// Writing the VMM's tables into guest memory failed.
+    #[error("writing the boot tables into guest memory failed")]
+    Tables,
+}
+
+/// The KVM stats files of a VM and its vCPU, when the host has binary stats.
+#[derive(Debug)]
+pub struct VmStats {
+    /// Stats of the vCPU fd.
+    pub vcpu: StatsFd,
+    /// Stats of the VM fd.
+    pub vm: StatsFd,
+}
+
+/// A VM ready to run.
+#[derive(Debug)]
+pub struct Vm {
+    /// Index in the run.
+    pub id: u32,
+    /// Name for logs and results.
+    pub name: String,
+    /// Guest memory.
+    pub ram: Arc<GuestRam>,
+    /// The vCPU.
+    pub vcpu: VcpuFd,
+    /// Stats, if the host offers them.
+    pub stats: Option<VmStats>,
+    /// The vCPU's TSC frequency, if KVM reports it.
+    pub tsc_khz: Option<u64>,
+    // Keep the VM fd alive as long as the vCPU and memory slot.
+    _vm_fd: VmFd,
+}
+
+fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmSetupError {
+    move |source| VmSetupError::Kvm { what, source }
+}
+
+impl Vm {
+    /// Creates a VM from `spec`, loads its image and sets its vCPU at the image entry.
+    pub fn create(kvm: &Kvm, cpuid: &CpuId, spec: &VmSpec) -> Result<Vm, VmSetupError> {
+        let vm_fd = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
+        if let Err(e) = vm_fd.set_tss_address(KVM_TSS_ADDRESS) {
+            log::debug!(
+                "{}: KVM_SET_TSS_ADDR not supported here ({e}); not needed",
+                spec.name
+            );
+        }
+        let ram = Arc::new(GuestRam::new(&spec.name, spec.mem_size)?);
+        let region = kvm_userspace_memory_region {
+            slot: 0,
+            flags: 0,
+            guest_phys_addr: 0,
+            memory_size: spec.mem_size,
+            userspace_addr: ram.host_base(),
+        };
+        // SAFETY: the region is the whole mapping of `ram`, which lives in `Vm` as long as
+        // the VM fd does (fields drop in order: the VM fd goes last but KVM only touches
+        // guest memory while a vCPU runs, which `Vm` owns too).
+        unsafe { vm_fd.set_user_memory_region(region) }
+            .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+        if !boot::write_system_tables(&ram) {
+            return Err(VmSetupError::Tables);
+        }
+        spec.image.load(&ram)?;
+
+        let vcpu = vm_fd.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
+        vcpu.set_cpuid2(cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
+        let mut sregs = vcpu.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
+        boot::long_mode_cpl3(&mut sregs);
+        vcpu.set_sregs(&sregs).map_err(kvm_err("KVM_SET_SREGS"))?;
+        vcpu.set_fpu(&boot::fpu()).map_err(kvm_err("KVM_SET_FPU"))?;
+        vcpu.set_regs(&boot::entry_regs(spec.image.entry))
+            .map_err(kvm_err("KVM_SET_REGS"))?;
+        let tsc_khz = vcpu.get_tsc_khz().ok().map(u64::from).filter(|&k| k > 0);
+
+        let mut info = BootInfo::zeroed();
+        info.magic = BOOT_INFO_MAGIC;
+        info.abi_version = ABI_VERSION;
+        info.vm_id = spec.id;
+        info.num_vms = spec.num_vms;
+        info.num_peers = spec.peers.len() as u32;
+        info.peer_ids[..spec.peers.len()].copy_from_slice(&spec.peers);
+        info.mem_size = spec.mem_size;
+        info.free_start = spec.image.end;
+        info.tsc_khz = tsc_khz.unwrap_or(0);
+        info.num_params = spec.params.len() as u32;
+        info.params[..spec.params.len()].copy_from_slice(spec.params);
+        info.mmio_base = MMIO_BASE;
+        if !ram.write_pod(BOOT_INFO_GPA, &info) {
+            return Err(VmSetupError::Tables);
+        }
+
+        let stats = open_stats(kvm, &vm_fd, &vcpu)
+            .map_err(|e| log::warn!("{}: KVM binary stats unavailable: {e}", spec.name))
+            .ok()
+            .flatten();
+        Ok(Vm {
+            id: spec.id,
+            name: spec.name.clone(),
+            ram,
+            vcpu,
+            stats,
+            tsc_khz,
+            _vm_fd: vm_fd,
+        })
+    }
+}
+
+fn open_stats(kvm: &Kvm, vm: &VmFd, vcpu: &VcpuFd) -> Result<Option<VmStats>, StatsError> {
+    if kvm.check_extension_raw(u64::from(KVM_CAP_BINARY_STATS_FD)) <= 0 {
+        return Ok(None);
+    }
+    Ok(Some(VmStats {
+        vcpu: StatsFd::open(vcpu)?,
+        vm: StatsFd::open(vm)?,
+    }))
+}
