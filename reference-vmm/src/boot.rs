@@ -31,6 +31,9 @@ const EFER_LMA: u64 = 1 << 10;
 /// Size of the 64-bit TSS minus one (its limit).
 const TSS_LIMIT: u32 = 0x67;
 
+// The GDT (7 entries) and the TSS fit below the page tables.
+const _: () = assert!(GDT_GPA + 7 * 8 <= TSS_GPA && TSS_GPA + (TSS_LIMIT as u64) < PML4_GPA);
+
 /// The leaf entry for the 4 KiB page at `gpa` in the first 2 MiB, or 0 (not present).
 fn low_pte(gpa: u64) -> u64 {
     match gpa {
@@ -262,8 +265,6 @@ mod tests {
                 "{gpa:#x}"
             );
         }
-        assert!(TSS_GPA + u64::from(TSS_LIMIT) < PML4_GPA);
-        assert!(GDT_GPA + 7 * 8 <= TSS_GPA);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use pageflip_interface::RunConfig;
+use pageflip_interface::{exit, RunConfig};
 
 use crate::runner::{self, VMM_NAME};
 
@@ -62,15 +62,15 @@ where
         Command::Run { config, out } => run(&config, &out, started),
         Command::Host => host(),
     };
-    ExitCode::from(code)
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
+fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
     eprintln!("{VMM_NAME}: error: {message}");
     code
 }
 
-fn run(config_path: &Path, out: &Path, started: Instant) -> u8 {
+fn run(config_path: &Path, out: &Path, started: Instant) -> i32 {
     let text = match std::fs::read_to_string(config_path) {
         Ok(t) => t,
         Err(e) => {
@@ -82,7 +82,7 @@ fn run(config_path: &Path, out: &Path, started: Instant) -> u8 {
     };
     let config = match RunConfig::from_json(&text) {
         Ok(c) => c,
-        Err(e) => return fail(2, format_args!("config {}: {e}", config_path.display())),
+        Err(e) => return fail(exit::BAD_INPUT, format_args!("config {}: {e}", config_path.display())),
     };
     // Fail on an unwritable output before running anything.
     let mut sink: Box<dyn Write> = if out == Path::new("-") {
@@ -115,10 +115,10 @@ fn run(config_path: &Path, out: &Path, started: Instant) -> u8 {
             format_args!("writing result {} failed: {e}", out.display()),
         );
     }
-    0
+    exit::RAN
 }
 
-fn host() -> u8 {
+fn host() -> i32 {
     let kvm = match kvm_ioctls::Kvm::new() {
         Ok(k) => Some(k),
         Err(e) => {
@@ -138,8 +138,8 @@ fn host() -> u8 {
         serde_json::to_string_pretty(&info).expect("serializes")
     );
     if kvm.is_some() {
-        0
+        exit::RAN
     } else {
-        3
+        exit::HOST
     }
 }

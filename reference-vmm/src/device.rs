@@ -463,6 +463,6 @@ mod tests {
         assert_eq!(d.doorbells, 1);
         assert_eq!(d.write(mmio::BARRIER, 0), Action::Barrier);
         assert_eq!(d.write(mmio::DONE, 5), Action::Done(5));
-        assert_eq!(d.guest_errors_total, 5);
+        assert_eq!(d.guest_errors_total, 6);
     }
 }

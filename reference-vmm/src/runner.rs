@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::Kvm;
 use pageflip_interface::{
-    RunConfig, RunOutcome, RunResult, Summary, VmResult, VmmIdentity, INTERFACE_VERSION,
+    exit, RunConfig, RunOutcome, RunResult, Summary, VmResult, VmmIdentity, INTERFACE_VERSION,
 };
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
@@ -70,13 +70,12 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// The process exit code for this error (`docs/vmm-interface.md`): 2 bad input,
-    /// 3 host problem, 1 VMM failure.
-    pub fn exit_code(&self) -> u8 {
+    /// The process exit code for this error (`docs/vmm-interface.md`).
+    pub fn exit_code(&self) -> i32 {
         match self {
-            RunError::Image { .. } | RunError::Cpu { .. } => 2,
-            RunError::NoKvm | RunError::KvmPermission | RunError::Kvm(_) => 3,
-            RunError::Setup { .. } | RunError::Threads(_) => 1,
+            RunError::Image { .. } | RunError::Cpu { .. } => exit::BAD_INPUT,
+            RunError::NoKvm | RunError::KvmPermission | RunError::Kvm(_) => exit::HOST,
+            RunError::Setup { .. } | RunError::Threads(_) => exit::INTERNAL,
         }
     }
 }

@@ -1,1 +1,180 @@
-//! placeholder
+//! pageflip's guest images: static x86-64 ELF executables, embedded at build time.
+//!
+//! `build.rs` builds the `no_std` guest programs of `workloads/guest` (one per file in its
+//! `src/bin`) with their own cargo invocation and linker script. Each image is linked at
+//! `pageflip_abi::IMAGE_BASE` (0x200000) and loads at its segments' physical addresses; a
+//! VMM runs it at CPL3 in long mode as `docs/abi.md` describes.
+//!
+//! ```
+//! let hello = pageflip_workloads::image(pageflip_workloads::HELLO).unwrap();
+//! assert_eq!(&hello[..4], b"\x7fELF");
+//! ```
+
+include!(concat!(env!("OUT_DIR"), "/images.rs"));
+
+/// `hello`: prints a greeting, checks the boot info, reports it as samples.
+pub const HELLO: &str = "hello";
+/// `fault`: faults as `params[0]` says; must not survive.
+pub const FAULT: &str = "fault";
+/// `spin`: spins forever without exits (for the watchdog).
+pub const SPIN: &str = "spin";
+/// `isolation`: checks that no VM sees another VM's memory.
+pub const ISOLATION: &str = "isolation";
+/// `doorbell`: exactly `params[0]` doorbell writes in the measured phase.
+pub const DOORBELL: &str = "doorbell";
+/// `panic`: panics on purpose.
+pub const PANIC: &str = "panic";
+/// `hostile`: makes requests the VMM must refuse and checks the statuses.
+pub const HOSTILE: &str = "hostile";
+
+/// The ELF image of the guest `name`, if there is one.
+pub fn image(name: &str) -> Option<&'static [u8]> {
+    IMAGES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, bytes)| *bytes)
+}
+
+/// The names of all guest images, sorted.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    IMAGES.iter().map(|(name, _)| *name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pageflip_abi::{IMAGE_BASE, MIN_MEM_SIZE};
+
+    const PT_LOAD: u32 = 1;
+    const PT_DYNAMIC: u32 = 2;
+    const PT_INTERP: u32 = 3;
+    const PT_TLS: u32 = 7;
+    const PF_X: u32 = 1;
+
+    fn u16_at(b: &[u8], off: usize) -> u16 {
+        u16::from_le_bytes(b[off..off + 2].try_into().unwrap())
+    }
+
+    fn u32_at(b: &[u8], off: usize) -> u32 {
+        u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
+    }
+
+    fn u64_at(b: &[u8], off: usize) -> u64 {
+        u64::from_le_bytes(b[off..off + 8].try_into().unwrap())
+    }
+
+    /// One program header.
+    #[derive(Debug)]
+    struct Phdr {
+        p_type: u32,
+        flags: u32,
+        offset: u64,
+        vaddr: u64,
+        paddr: u64,
+        filesz: u64,
+        memsz: u64,
+    }
+
+    /// Checks the ELF header and returns the entry point and program headers.
+    fn parse(name: &str, b: &[u8]) -> (u64, Vec<Phdr>) {
+        assert!(b.len() >= 64, "{name}: too short for an ELF header");
+        assert_eq!(&b[..4], b"\x7fELF", "{name}: no ELF magic");
+        assert_eq!(b[4], 2, "{name}: not ELFCLASS64");
+        assert_eq!(b[5], 1, "{name}: not little endian");
+        assert_eq!(b[6], 1, "{name}: not ELF version 1");
+        assert_eq!(u16_at(b, 16), 2, "{name}: not ET_EXEC");
+        assert_eq!(u16_at(b, 18), 62, "{name}: not EM_X86_64");
+        let entry = u64_at(b, 24);
+        let phoff = u64_at(b, 32) as usize;
+        let phentsize = u16_at(b, 54) as usize;
+        let phnum = u16_at(b, 56) as usize;
+        assert_eq!(phentsize, 56, "{name}: odd program header size");
+        assert!(
+            phoff + phnum * phentsize <= b.len(),
+            "{name}: headers past the end"
+        );
+        let phdrs = (0..phnum)
+            .map(|i| {
+                let h = &b[phoff + i * phentsize..];
+                Phdr {
+                    p_type: u32_at(h, 0),
+                    flags: u32_at(h, 4),
+                    offset: u64_at(h, 8),
+                    vaddr: u64_at(h, 16),
+                    paddr: u64_at(h, 24),
+                    filesz: u64_at(h, 32),
+                    memsz: u64_at(h, 40),
+                }
+            })
+            .collect();
+        (entry, phdrs)
+    }
+
+    #[test]
+    fn every_guest_has_an_image() {
+        let names: Vec<_> = names().collect();
+        let mut want = [HELLO, FAULT, SPIN, ISOLATION, DOORBELL, PANIC, HOSTILE];
+        want.sort_unstable();
+        assert_eq!(names, want);
+        for name in want {
+            assert!(image(name).is_some(), "{name}");
+        }
+        assert!(image("no-such-guest").is_none());
+    }
+
+    #[test]
+    fn images_are_static_x86_64_executables() {
+        for (name, bytes) in IMAGES {
+            let (_, phdrs) = parse(name, bytes);
+            for ph in &phdrs {
+                assert!(
+                    ![PT_DYNAMIC, PT_INTERP, PT_TLS].contains(&ph.p_type),
+                    "{name}: has a program header of type {}",
+                    ph.p_type
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn segments_load_at_or_above_image_base() {
+        for (name, bytes) in IMAGES {
+            let (_, phdrs) = parse(name, bytes);
+            let loads: Vec<_> = phdrs.iter().filter(|p| p.p_type == PT_LOAD).collect();
+            assert!(!loads.is_empty(), "{name}: no PT_LOAD segment");
+            for ph in loads {
+                assert!(
+                    ph.paddr >= IMAGE_BASE,
+                    "{name}: {ph:x?} loads below IMAGE_BASE"
+                );
+                assert_eq!(ph.vaddr, ph.paddr, "{name}: {ph:x?} not identity mapped");
+                assert!(ph.filesz <= ph.memsz, "{name}: {ph:x?}");
+                assert!(
+                    ph.offset + ph.filesz <= bytes.len() as u64,
+                    "{name}: {ph:x?} past the end of the file"
+                );
+                // The image must leave free memory in the smallest VM.
+                assert!(
+                    ph.paddr + ph.memsz < MIN_MEM_SIZE,
+                    "{name}: {ph:x?} does not fit below MIN_MEM_SIZE"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn entry_point_is_in_an_executable_segment() {
+        for (name, bytes) in IMAGES {
+            let (entry, phdrs) = parse(name, bytes);
+            let inside = phdrs.iter().any(|p| {
+                p.p_type == PT_LOAD
+                    && p.flags & PF_X != 0
+                    && (p.vaddr..p.vaddr + p.filesz).contains(&entry)
+            });
+            assert!(
+                inside,
+                "{name}: entry {entry:#x} is in no executable PT_LOAD segment"
+            );
+        }
+    }
+}

@@ -96,6 +96,14 @@ pub enum ConfigError {
         /// Number given.
         count: usize,
     },
+    /// A VM name that is empty, too long, or has control characters.
+    #[error("vms[{vm}].name {name:?}: names are 1 to 64 printable characters")]
+    Name {
+        /// Index of the VM.
+        vm: usize,
+        /// The name given.
+        name: String,
+    },
     /// A zero or too long timeout.
     #[error("timeout_ms = {0}: must be from 1 to {MAX_TIMEOUT_MS}")]
     Timeout(u64),
@@ -130,6 +138,14 @@ impl RunConfig {
                     vm: i,
                     mib: vm.memory_mib,
                 });
+            }
+            if let Some(name) = &vm.name {
+                if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+                    return Err(ConfigError::Name {
+                        vm: i,
+                        name: name.clone(),
+                    });
+                }
             }
             if vm.params.len() > MAX_PARAMS {
                 return Err(ConfigError::Params {
@@ -202,6 +218,11 @@ mod tests {
         assert!(matches!(
             RunConfig::from_json(&none),
             Err(ConfigError::VmCount(0))
+        ));
+        let nul = good().replace("\"memory_mib\"", "\"name\":\"a\\u0000b\",\"memory_mib\"");
+        assert!(matches!(
+            RunConfig::from_json(&nul),
+            Err(ConfigError::Name { .. })
         ));
         let zero = good().replace("1000", "0");
         assert!(matches!(

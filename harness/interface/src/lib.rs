@@ -4,6 +4,7 @@
 //! Both documents carry a `version`; an unknown version or an unknown field is an error.
 
 pub mod config;
+pub mod exit;
 pub mod result;
 
 pub use config::*;

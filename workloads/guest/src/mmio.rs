@@ -1,0 +1,144 @@
+//! Access to the pageflip MMIO device at [`MMIO_BASE`]: every access is one VM exit.
+
+use core::arch::asm;
+
+use pageflip_abi::mmio::{Status, BARRIER, DOORBELL, PHASE, PHASE_BEGIN, PHASE_END, STATUS};
+use pageflip_abi::{MMIO_BASE, MMIO_SIZE};
+
+/// The guest address of the device register at `offset`, checked to be an aligned 8-byte
+/// register inside the device page.
+#[inline(always)]
+fn register(offset: u64) -> u64 {
+    assert!(
+        offset <= MMIO_SIZE - 8 && offset % 8 == 0,
+        "not a register offset"
+    );
+    MMIO_BASE + offset
+}
+
+/// Writes `value` to the device register at `offset`: one 8-byte `mov` to
+/// `MMIO_BASE + offset`. Panics if `offset` is not an 8-byte aligned offset inside the device.
+///
+/// The write is ordered after every memory access the program made before it (the VMM may
+/// read guest memory the value points to).
+#[inline(always)]
+pub fn mmio_write(offset: u64, value: u64) {
+    let addr = register(offset);
+    // SAFETY: `addr` lies in the MMIO device page, which the identity map maps at CPL3 and
+    // no memslot backs: the access exits to the VMM and touches no memory of this program.
+    // No `nomem` option: the asm is a compiler barrier, so memory the VMM reads for this
+    // request is written before the exit.
+    unsafe {
+        asm!(
+            "mov qword ptr [{addr}], {value}",
+            addr = in(reg) addr,
+            value = in(reg) value,
+            options(nostack, preserves_flags),
+        );
+    }
+}
+
+/// Reads the device register at `offset`: one 8-byte `mov` from `MMIO_BASE + offset`.
+/// Panics if `offset` is not an 8-byte aligned offset inside the device.
+#[inline(always)]
+pub fn mmio_read(offset: u64) -> u64 {
+    let addr = register(offset);
+    let value: u64;
+    // SAFETY: as in `mmio_write`: the device page is mapped, backed by no memory, and the
+    // access exits to the VMM, which supplies the value.
+    unsafe {
+        asm!(
+            "mov {value}, qword ptr [{addr}]",
+            addr = in(reg) addr,
+            value = lateout(reg) value,
+            options(nostack, preserves_flags),
+        );
+    }
+    value
+}
+
+/// The raw value of the [`STATUS`] register: the status of the last request.
+#[inline]
+pub fn status_raw() -> u64 {
+    mmio_read(STATUS)
+}
+
+/// The [`Status`] of the last request. Panics if the VMM returns a value that is no
+/// [`Status`] (an ABI violation); use [`status_raw`] to see such values.
+pub fn status() -> Status {
+    let raw = status_raw();
+    match Status::from_u64(raw) {
+        Some(s) => s,
+        None => panic!("STATUS register holds {raw}, which is no Status"),
+    }
+}
+
+/// Rings the doorbell with `value`: a bare exit the VMM only counts.
+#[inline(always)]
+pub fn doorbell(value: u64) {
+    mmio_write(DOORBELL, value);
+}
+
+/// Starts the measured phase (the VMM snapshots KVM statistics).
+#[inline(always)]
+pub fn phase_begin() {
+    mmio_write(PHASE, PHASE_BEGIN);
+}
+
+/// Ends the measured phase (the VMM snapshots KVM statistics).
+#[inline(always)]
+pub fn phase_end() {
+    mmio_write(PHASE, PHASE_END);
+}
+
+/// Waits until every VM of the run that is still running has reached the barrier.
+#[inline]
+pub fn barrier() {
+    mmio_write(BARRIER, 0);
+}
+
+/// Reads the 8 bytes at guest physical address `gpa` with one `mov`, whatever lies there:
+/// guest memory, the device, or nothing (then the VMM stops the VM, or a fault shuts it
+/// down).
+///
+/// # Safety
+///
+/// `gpa` must be 8-byte aligned, and no Rust reference may be live that gives exclusive
+/// access to these bytes. A read of an address outside the identity map faults (VM
+/// shutdown); a read of a GPA that nothing owns stops the VM.
+#[inline(always)]
+pub unsafe fn read_gpa(gpa: u64) -> u64 {
+    let value: u64;
+    // SAFETY: the caller guarantees that reading `gpa` conflicts with no Rust reference; the
+    // access is a plain load which, whatever it hits, changes no memory of this program.
+    unsafe {
+        asm!(
+            "mov {value}, qword ptr [{addr}]",
+            addr = in(reg) gpa,
+            value = lateout(reg) value,
+            options(nostack, preserves_flags),
+        );
+    }
+    value
+}
+
+/// Writes `value` to guest physical address `gpa` with one 8-byte `mov`.
+///
+/// # Safety
+///
+/// `gpa` must be 8-byte aligned and hold no data of this program (no Rust object, no stack,
+/// no image): e.g. free memory from [`pageflip_abi::BootInfo::free_start`]. A write to an
+/// unmapped or read-only page faults (VM shutdown).
+#[inline(always)]
+pub unsafe fn write_gpa(gpa: u64, value: u64) {
+    // SAFETY: the caller guarantees that `gpa` holds no data of this program, so the store
+    // changes nothing Rust relies on.
+    unsafe {
+        asm!(
+            "mov qword ptr [{addr}], {value}",
+            addr = in(reg) gpa,
+            value = in(reg) value,
+            options(nostack, preserves_flags),
+        );
+    }
+}
