@@ -49,9 +49,14 @@ where
     let started = Instant::now();
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            let line = usage_error_line(&e.to_string(), PROGRAM);
+            return ExitCode::from(fail(exit::BAD_INPUT, line) as u8);
+        }
         Err(e) => {
+            // --help and --version
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            return ExitCode::SUCCESS;
         }
     };
     let _ = env_logger::Builder::new()
@@ -65,9 +70,27 @@ where
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
+/// The program name that prefixes error lines.
+const PROGRAM: &str = "pageflip-vmm";
+
 fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
-    eprintln!("{VMM_NAME}: error: {message}");
+    eprintln!("{PROGRAM}: error: {message}");
     code
+}
+
+/// Folds clap's multi-line usage error into one line: the error, the possible values or a
+/// tip, and where to look (`<program> --help`).
+pub fn usage_error_line(clap_message: &str, program: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for line in clap_message.lines().map(str::trim) {
+        if parts.is_empty() && !line.is_empty() {
+            parts.push(line.strip_prefix("error: ").unwrap_or(line).to_string());
+        } else if line.starts_with("[possible values:") || line.starts_with("tip:") {
+            parts.push(line.to_string());
+        }
+    }
+    parts.push(format!("run `{program} --help` for usage"));
+    parts.join("; ")
 }
 
 fn run(config_path: &Path, out: &Path, started: Instant) -> i32 {
@@ -82,7 +105,12 @@ fn run(config_path: &Path, out: &Path, started: Instant) -> i32 {
     };
     let config = match RunConfig::from_json(&text) {
         Ok(c) => c,
-        Err(e) => return fail(exit::BAD_INPUT, format_args!("config {}: {e}", config_path.display())),
+        Err(e) => {
+            return fail(
+                exit::BAD_INPUT,
+                format_args!("config {}: {e}", config_path.display()),
+            )
+        }
     };
     // Fail on an unwritable output before running anything.
     let mut sink: Box<dyn Write> = if out == Path::new("-") {
@@ -122,7 +150,7 @@ fn host() -> i32 {
     let kvm = match kvm_ioctls::Kvm::new() {
         Ok(k) => Some(k),
         Err(e) => {
-            eprintln!("{VMM_NAME}: warning: cannot open /dev/kvm: {e}");
+            eprintln!("{PROGRAM}: warning: cannot open /dev/kvm: {e}");
             None
         }
     };

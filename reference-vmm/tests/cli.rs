@@ -25,8 +25,14 @@ fn bad_input_is_one_line_and_exit_2() {
     let out = dir.path().join("r.json");
     let o = out.to_str().unwrap();
     for (args, want) in [
-        (vec!["run", "--config", "/nonexistent.json", "--out", o], "cannot read config /nonexistent.json"),
-        (vec!["run", "--config", bad_json.to_str().unwrap(), "--out", o], "not a valid run config"),
+        (
+            vec!["run", "--config", "/nonexistent.json", "--out", o],
+            "cannot read config /nonexistent.json",
+        ),
+        (
+            vec!["run", "--config", bad_json.to_str().unwrap(), "--out", o],
+            "not a valid run config",
+        ),
     ] {
         let r = vmm(&args);
         assert_eq!(r.status.code(), Some(2), "{args:?}");
@@ -34,7 +40,10 @@ fn bad_input_is_one_line_and_exit_2() {
         assert!(e.contains(want), "{e}");
         assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
         assert!(!e.contains("panicked"));
-        assert!(!Path::new(&out).exists(), "no result for a run that did not happen");
+        assert!(
+            !Path::new(&out).exists(),
+            "no result for a run that did not happen"
+        );
     }
     let r = vmm(&["run", "--bogus"]);
     assert_eq!(r.status.code(), Some(2));
@@ -45,10 +54,24 @@ fn bad_input_is_one_line_and_exit_2() {
 fn unwritable_result_path_is_refused_before_running() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.json");
-    std::fs::write(&cfg, r#"{"version":1,"timeout_ms":1000,"vms":[{"image":"x","memory_mib":4}]}"#).unwrap();
-    let r = vmm(&["run", "--config", cfg.to_str().unwrap(), "--out", "/nonexistent-dir/r.json"]);
+    std::fs::write(
+        &cfg,
+        r#"{"version":1,"timeout_ms":1000,"vms":[{"image":"x","memory_mib":4}]}"#,
+    )
+    .unwrap();
+    let r = vmm(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        "/nonexistent-dir/r.json",
+    ]);
     assert_eq!(r.status.code(), Some(2));
-    assert!(stderr(&r).contains("cannot write result /nonexistent-dir/r.json"), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("cannot write result /nonexistent-dir/r.json"),
+        "{}",
+        stderr(&r)
+    );
 }
 
 fn children_max_rss_kib() -> i64 {
@@ -68,11 +91,20 @@ fn rss_grows_with_touched_memory_not_configured_size() {
     let path = dir.path().join("c.json");
     std::fs::write(&path, serde_json::to_string(&cfg).unwrap()).unwrap();
     let out = dir.path().join("r.json");
-    let r = vmm(&["run", "--config", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let r = vmm(&[
+        "run",
+        "--config",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
     let rss = children_max_rss_kib();
     eprintln!("VMM max RSS with two 64 MiB VMs: {rss} KiB");
-    assert!(rss < 64 * 1024, "max RSS {rss} KiB is as large as a whole VM's memory");
+    assert!(
+        rss < 64 * 1024,
+        "max RSS {rss} KiB is as large as a whole VM's memory"
+    );
 }
 
 #[test]
@@ -82,7 +114,24 @@ fn host_reports_flavour_and_counters() {
     assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
     let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     let flavour = v["host"]["kvm_flavour"].as_str().unwrap();
-    assert!(["kvm_intel", "kvm_amd", "kvm_pvm"].contains(&flavour), "{flavour}");
+    assert!(
+        ["kvm_intel", "kvm_amd", "kvm_pvm"].contains(&flavour),
+        "{flavour}"
+    );
     let vcpu = v["binary_stats"]["vcpu"].as_array().unwrap();
     assert!(vcpu.iter().any(|n| n == "exits"), "{vcpu:?}");
+}
+
+#[test]
+fn usage_errors_are_one_line() {
+    for args in [vec!["run"], vec!["bogus"], vec!["run", "--config"]] {
+        let r = vmm(&args);
+        assert_eq!(r.status.code(), Some(2), "{args:?}");
+        let e = stderr(&r);
+        assert_eq!(e.trim().lines().count(), 1, "{args:?}: {e}");
+        assert!(
+            e.starts_with("pageflip-vmm: error: ") && e.contains("--help"),
+            "{e}"
+        );
+    }
 }

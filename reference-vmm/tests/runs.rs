@@ -14,9 +14,22 @@ fn hello_runs_at_cpl3_and_reports() {
     let r = pageflip_vmm::runner::run(&cfg, Instant::now()).unwrap();
     assert_eq!(r.outcome, RunOutcome::Completed);
     let vm = &r.vms[0];
-    assert_eq!(vm.status, VmStatus::Done { exit_code: 0 }, "console: {}", vm.console);
-    assert!(vm.console.contains("hello from VM 0 of 1"), "{}", vm.console);
-    assert!(vm.summary.pass >= 2 && vm.summary.fail == 0, "{:?}", vm.records);
+    assert_eq!(
+        vm.status,
+        VmStatus::Done { exit_code: 0 },
+        "console: {}",
+        vm.console
+    );
+    assert!(
+        vm.console.contains("hello from VM 0 of 1"),
+        "{}",
+        vm.console
+    );
+    assert!(
+        vm.summary.pass >= 2 && vm.summary.fail == 0,
+        "{:?}",
+        vm.records
+    );
     assert!(vm.boot_us.is_some() && vm.first_record_us >= vm.boot_us);
     assert!(vm.stats.available, "this host has binary stats");
     let run = vm.stats.run.as_ref().unwrap();
@@ -38,7 +51,10 @@ fn stop_on_failure_stops_the_others_quickly() {
     assert_eq!(r.outcome, RunOutcome::Completed);
     assert_eq!(r.vms[0].status, VmStatus::Shutdown);
     assert_eq!(r.vms[1].status, VmStatus::Stopped);
-    assert!(t.elapsed().as_secs() < 30, "the spinning VM was not stopped");
+    assert!(
+        t.elapsed().as_secs() < 30,
+        "the spinning VM was not stopped"
+    );
     let death = r.vms[0].death.as_ref().unwrap();
     assert!(death.registers["rip"] >= pageflip_abi::IMAGE_BASE);
     assert_eq!(death.registers["cpl"], 3, "the guest runs at CPL3");

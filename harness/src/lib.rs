@@ -1,0 +1,17 @@
+//! pageflip's conformance harness: the `conform` runner and what it is made of.
+//!
+//! `conform` runs a table of conformance [`cases`] against any VMM build that implements the
+//! VMM-build interface (`docs/vmm-interface.md`), each case as a separate VMM process
+//! ([`vmm`]), checks what the VMM did against the case's [`expect`]ations and reports the
+//! verdicts in one of several [`report`] formats. A case is data; one [`driver`] runs them all,
+//! so a new check is a new row in the table, not new code.
+
+pub mod app;
+pub mod bad_elf;
+pub mod cases;
+pub mod cli;
+pub mod driver;
+pub mod expect;
+pub mod images;
+pub mod report;
+pub mod vmm;
