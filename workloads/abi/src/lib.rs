@@ -6,6 +6,7 @@
 //! and use only integer fields, so the host may read them from guest memory byte by byte.
 #![no_std]
 
+pub mod ipc;
 pub mod layout;
 pub mod mmio;
 pub mod probes;

@@ -25,6 +25,14 @@ pub const DONE: u64 = 0x38;
 /// (VMs that finished or died leave the barrier).
 pub const BARRIER: u64 = 0x40;
 
+/// W: the remap-IPC send instruction's exit: [`crate::ipc::DOORBELL_SEND`] (drain if the ring
+/// holds a batch or an urgent descriptor) or [`crate::ipc::DOORBELL_FLUSH`] (drain all).
+/// Every other exit of the VM to the VMM drains its send ring too, before it is handled.
+pub const IPC_DOORBELL: u64 = 0x48;
+/// R: blocking receive: returns the number of entries in the VM's receive ring once it is
+/// non-empty, or 0 after the header's `wait_timeout_us`.
+pub const IPC_RECV_WAIT: u64 = 0x50;
+
 /// Value of the [`MAGIC`] register: "PGFLIP01" in little-endian bytes.
 pub const MAGIC_VALUE: u64 = u64::from_le_bytes(*b"PGFLIP01");
 /// [`PHASE`] value that starts the measured phase.
@@ -111,6 +119,8 @@ pub const fn register_name(offset: u64) -> &'static str {
         DOORBELL => "doorbell",
         DONE => "done",
         BARRIER => "barrier",
+        IPC_DOORBELL => "ipc_doorbell",
+        IPC_RECV_WAIT => "ipc_recv_wait",
         _ => "unknown",
     }
 }
