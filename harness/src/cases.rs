@@ -800,6 +800,7 @@ mod tests {
                     stats: Stats::default(),
                 })
                 .collect(),
+            transport: None,
         }
     }
 

@@ -12,6 +12,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use pageflip_interface::{exit, RunConfig};
 
+use crate::ipc::Fault;
 use crate::runner::{self, VMM_NAME};
 
 /// pageflip's reference KVM VMM: runs 1 to 8 CPL3 guests as described by a JSON run config.
@@ -35,6 +36,10 @@ enum Command {
         /// Where to write the result (JSON); `-` for standard output.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Inject one fault into remap IPC, to check that a test suite catches it
+        /// (`conform --mutants`). Never use it for measurements.
+        #[arg(long, value_name = "FAULT")]
+        inject_fault: Option<Fault>,
     },
     /// Print this host's KVM flavour and the KVM statistics it exposes, as JSON.
     Host,
@@ -64,7 +69,11 @@ where
         .format_target(false)
         .try_init();
     let code = match cli.command {
-        Command::Run { config, out } => run(&config, &out, started),
+        Command::Run {
+            config,
+            out,
+            inject_fault,
+        } => run(&config, &out, started, inject_fault),
         Command::Host => host(),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
@@ -93,7 +102,7 @@ pub fn usage_error_line(clap_message: &str, program: &str) -> String {
     parts.join("; ")
 }
 
-fn run(config_path: &Path, out: &Path, started: Instant) -> i32 {
+fn run(config_path: &Path, out: &Path, started: Instant, fault: Option<Fault>) -> i32 {
     let text = match std::fs::read_to_string(config_path) {
         Ok(t) => t,
         Err(e) => {
@@ -126,7 +135,10 @@ fn run(config_path: &Path, out: &Path, started: Instant) -> i32 {
             }
         }
     };
-    let result = match runner::run(&config, started) {
+    if let Some(f) = fault {
+        log::warn!("injected fault: {f} (this run is a mutant, not a measurement)");
+    }
+    let result = match runner::run(&config, started, fault) {
         Ok(r) => r,
         Err(e) => {
             // Leave no empty result behind for a run that did not happen.

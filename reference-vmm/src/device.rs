@@ -32,6 +32,8 @@ pub enum Action {
     Barrier,
     /// The guest is done with this exit code.
     Done(u64),
+    /// A remap-IPC doorbell with this value.
+    IpcDoorbell(u64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +47,7 @@ enum Phase {
 #[derive(Debug)]
 pub struct Device {
     name: String,
+    ipc: bool,
     ram: Arc<GuestRam>,
     status: Status,
     phase: Phase,
@@ -72,9 +75,10 @@ fn text(bytes: &[u8]) -> String {
 
 impl Device {
     /// A device for VM `name` over its memory.
-    pub fn new(name: &str, ram: Arc<GuestRam>) -> Device {
+    pub fn new(name: &str, ram: Arc<GuestRam>, ipc: bool) -> Device {
         Device {
             name: name.into(),
+            ipc,
             ram,
             status: Status::Ok,
             phase: Phase::NotStarted,
@@ -98,7 +102,8 @@ impl Device {
             .collect()
     }
 
-    fn refuse(&mut self, offset: u64, status: Status, detail: String) {
+    /// Refuses a request: sets STATUS, logs, and lists it in the result.
+    pub fn refuse(&mut self, offset: u64, status: Status, detail: String) {
         self.status = status;
         self.guest_errors_total += 1;
         let register = mmio::register_name(offset);
@@ -121,7 +126,8 @@ impl Device {
         }
     }
 
-    fn touch(&mut self) {
+    /// Notes the guest's first access.
+    pub fn touch(&mut self) {
         self.first_access.get_or_insert_with(Instant::now);
     }
 
@@ -133,6 +139,14 @@ impl Device {
             mmio::MAGIC => {
                 self.status = Status::Ok;
                 mmio::MAGIC_VALUE
+            }
+            mmio::IPC_RECV_WAIT if !self.ipc => {
+                self.refuse(
+                    offset,
+                    Status::BadRegister,
+                    "read: no remap-IPC transport in this run".into(),
+                );
+                0
             }
             _ => {
                 let what = if mmio::register_name(offset) == "unknown" {
@@ -163,7 +177,15 @@ impl Device {
                 self.status = Status::Ok;
                 return Action::Barrier;
             }
-            mmio::MAGIC | mmio::STATUS => {
+            mmio::IPC_DOORBELL if self.ipc => {
+                self.status = Status::Ok;
+                return Action::IpcDoorbell(value);
+            }
+            mmio::IPC_DOORBELL => Err((
+                Status::BadRegister,
+                "no remap-IPC transport in this run".into(),
+            )),
+            mmio::MAGIC | mmio::STATUS | mmio::IPC_RECV_WAIT => {
                 Err((Status::BadRegister, "write: register is read-only".into()))
             }
             _ => Err((
@@ -351,7 +373,7 @@ mod tests {
     const MEM: u64 = 4 << 20;
 
     fn dev() -> Device {
-        Device::new("t", Arc::new(GuestRam::new("t", MEM).unwrap()))
+        Device::new("t", Arc::new(GuestRam::new("t", MEM).unwrap()), false)
     }
 
     fn status(d: &mut Device) -> Status {

@@ -9,6 +9,7 @@ pub mod control;
 pub mod device;
 pub mod elf;
 pub mod host;
+pub mod ipc;
 pub mod kvm_stats;
 pub mod memory;
 pub mod runner;

@@ -7,6 +7,7 @@ use std::fs::File;
 use std::os::fd::FromRawFd;
 use std::sync::Arc;
 
+use pageflip_abi::ipc::{IpcHeader, RecvEntry, SendDesc};
 use pageflip_abi::{BootInfo, ResultRecord, SampleDesc};
 use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
@@ -24,34 +25,55 @@ pub enum MemoryError {
     Map(String),
 }
 
+/// A zero-filled memfd of a given size: the page pool of a run, of which every VM's memory is
+/// one range (so a page can be remapped from one VM into another).
+pub fn create_memfd(name: &str, size: u64) -> Result<Arc<File>, MemoryError> {
+    let cname = CString::new(format!("pageflip-{name}")).unwrap_or_default();
+    // SAFETY: `cname` is a valid NUL-terminated string; the flags are valid.
+    let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(MemoryError::Memfd(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` is a fresh fd that nothing else owns.
+    let file = unsafe { File::from_raw_fd(fd) };
+    file.set_len(size).map_err(|e| MemoryError::Size(size, e))?;
+    Ok(Arc::new(file))
+}
+
 /// The memory of one VM: `[0, size)` in guest physical addresses.
 #[derive(Debug)]
 pub struct GuestRam {
     mem: GuestMemoryMmap,
     size: u64,
     memfd: Arc<File>,
+    offset: u64,
 }
 
 impl GuestRam {
     /// Creates `size` bytes of zeroed guest memory backed by a new memfd named `name`.
     pub fn new(name: &str, size: u64) -> Result<GuestRam, MemoryError> {
-        let cname = CString::new(format!("pageflip-{name}")).unwrap_or_default();
-        // SAFETY: `cname` is a valid NUL-terminated string; the flags are valid.
-        let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(MemoryError::Memfd(std::io::Error::last_os_error()));
-        }
-        // SAFETY: `fd` is a fresh fd that nothing else owns.
-        let file = unsafe { File::from_raw_fd(fd) };
-        file.set_len(size).map_err(|e| MemoryError::Size(size, e))?;
-        let memfd = Arc::new(file);
+        GuestRam::map(create_memfd(name, size)?, 0, size)
+    }
+
+    /// Maps `[offset, offset + size)` of `memfd` as guest memory `[0, size)`.
+    pub fn map(memfd: Arc<File>, offset: u64, size: u64) -> Result<GuestRam, MemoryError> {
         let mem = GuestMemoryMmap::from_ranges_with_files([(
             GuestAddress(0),
             size as usize,
-            Some(FileOffset::from_arc(memfd.clone(), 0)),
+            Some(FileOffset::from_arc(memfd.clone(), offset)),
         )])
         .map_err(|e| MemoryError::Map(e.to_string()))?;
-        Ok(GuestRam { mem, size, memfd })
+        Ok(GuestRam {
+            mem,
+            size,
+            memfd,
+            offset,
+        })
+    }
+
+    /// Offset of GPA 0 in the memfd (where this VM's own pages started).
+    pub fn memfd_offset(&self) -> u64 {
+        self.offset
     }
 
     /// The vm-memory view (bounds-checked accesses).
@@ -140,10 +162,37 @@ unsafe impl AbiPod for ResultRecord {
         ResultRecord::zeroed()
     }
 }
+// SAFETY: repr(C), integer fields only, no padding (size asserted in pageflip-abi).
+unsafe impl AbiPod for IpcHeader {
+    fn zeroed() -> Self {
+        // SAFETY: all-integer repr(C) struct: zero is a valid value.
+        unsafe { std::mem::zeroed() }
+    }
+}
+// SAFETY: repr(C), integer fields only, no padding (size asserted in pageflip-abi).
+unsafe impl AbiPod for SendDesc {
+    fn zeroed() -> Self {
+        // SAFETY: all-integer repr(C) struct: zero is a valid value.
+        unsafe { std::mem::zeroed() }
+    }
+}
+// SAFETY: repr(C), integer fields only, no padding (size asserted in pageflip-abi).
+unsafe impl AbiPod for RecvEntry {
+    fn zeroed() -> Self {
+        // SAFETY: all-integer repr(C) struct: zero is a valid value.
+        unsafe { std::mem::zeroed() }
+    }
+}
 // SAFETY: repr(C), two u64 fields.
 unsafe impl AbiPod for SampleDesc {
     fn zeroed() -> Self {
         SampleDesc { gpa: 0, count: 0 }
+    }
+}
+// SAFETY: a plain integer.
+unsafe impl AbiPod for u32 {
+    fn zeroed() -> Self {
+        0
     }
 }
 // SAFETY: a plain integer.

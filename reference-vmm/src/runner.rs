@@ -9,14 +9,18 @@ use std::time::{Duration, Instant};
 
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::Kvm;
+use pageflip_abi::PAGE_SIZE;
 use pageflip_interface::{
-    exit, RunConfig, RunOutcome, RunResult, Summary, VmResult, VmmIdentity, INTERFACE_VERSION,
+    exit, RunConfig, RunOutcome, RunResult, Summary, TransportConfig, VmResult, VmmIdentity,
+    INTERFACE_VERSION,
 };
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
 use crate::control::{RunBarrier, StopFlag, StopReason};
 use crate::elf::{GuestImage, ImageError};
 use crate::host;
+use crate::ipc::{Fault, FrameTable, IpcEngine, Movement};
+use crate::memory::create_memfd;
 use crate::vcpu::{self, VcpuContext, VmOutcome};
 use crate::vm::{Vm, VmSetupError, VmSpec};
 
@@ -90,8 +94,17 @@ fn open_kvm() -> Result<Kvm, RunError> {
     })
 }
 
+/// Free pages in a remap run's pool beyond the VMs' memory. Each remap takes one fresh page
+/// and frees the receiver's old landing page, so the pool never runs dry in steady state.
+pub const POOL_PAGES: u32 = 256;
+
 /// Carries out the run `config`; `started` is when the VMM process started (for boot times).
-pub fn run(config: &RunConfig, started: Instant) -> Result<RunResult, RunError> {
+/// `fault` injects one fault into remap IPC (mutation testing only).
+pub fn run(
+    config: &RunConfig,
+    started: Instant,
+    fault: Option<Fault>,
+) -> Result<RunResult, RunError> {
     // Everything the user can get wrong is checked before any VM exists.
     let allowed = host::allowed_cpus();
     for (i, vm) in config.vms.iter().enumerate() {
@@ -118,6 +131,34 @@ pub fn run(config: &RunConfig, started: Instant) -> Result<RunResult, RunError> 
         .map_err(RunError::Kvm)?;
 
     let n = config.vms.len();
+    let movement = match config.transport {
+        TransportConfig::None => None,
+        TransportConfig::Remap => Some(Movement::Remap),
+        TransportConfig::Copy => Some(Movement::Copy),
+    };
+    // One memfd for the run: every VM's memory is a range of it, then the free pool.
+    let sizes: Vec<u64> = config.vms.iter().map(|v| v.memory_mib << 20).collect();
+    let offsets: Vec<u64> = sizes
+        .iter()
+        .scan(0, |at, s| {
+            let o = *at;
+            *at += s;
+            Some(o)
+        })
+        .collect();
+    let vm_bytes: u64 = sizes.iter().sum();
+    let pool_pages = if movement == Some(Movement::Remap) {
+        POOL_PAGES
+    } else {
+        0
+    };
+    let memfd =
+        create_memfd("pool", vm_bytes + u64::from(pool_pages) * PAGE_SIZE).map_err(|e| {
+            RunError::Setup {
+                vm: 0,
+                source: e.into(),
+            }
+        })?;
     let mut vms = Vec::with_capacity(n);
     for (i, (vm, image)) in config.vms.iter().zip(&images).enumerate() {
         let spec = VmSpec {
@@ -128,12 +169,36 @@ pub fn run(config: &RunConfig, started: Instant) -> Result<RunResult, RunError> 
             peers: (0..n as u32).filter(|&p| p != i as u32).collect(),
             num_vms: n as u32,
             params: &vm.params,
+            memfd: memfd.clone(),
+            memfd_offset: offsets[i],
+            readonly_ipc_header: movement.is_some() && fault == Some(Fault::ExitEveryDeferredSend),
         };
         vms.push(
             Vm::create(&kvm, &cpuid, &spec).map_err(|source| RunError::Setup { vm: i, source })?,
         );
     }
     let tsc_khz = vms.iter().find_map(|v| v.tsc_khz);
+    let ipc = movement.map(|m| {
+        let frames = (m == Movement::Remap).then(|| {
+            let layout: Vec<(String, u32, u32)> = vms
+                .iter()
+                .zip(offsets.iter().zip(&sizes))
+                .map(|(v, (o, s))| {
+                    (
+                        v.name.clone(),
+                        (o / PAGE_SIZE) as u32,
+                        (s / PAGE_SIZE) as u32,
+                    )
+                })
+                .collect();
+            FrameTable::new(&layout, (vm_bytes / PAGE_SIZE) as u32, pool_pages)
+        });
+        let rams = vms
+            .iter()
+            .map(|v| (v.name.clone(), v.ram.clone()))
+            .collect();
+        Arc::new(IpcEngine::new(m, rams, frames, memfd.clone(), fault))
+    });
     let names: Vec<String> = vms.iter().map(|v| v.name.clone()).collect();
 
     register_signal_handler(SIGRTMIN(), kick_handler)
@@ -144,8 +209,10 @@ pub fn run(config: &RunConfig, started: Instant) -> Result<RunResult, RunError> 
     let mut threads: Vec<Option<JoinHandle<VmOutcome>>> = Vec::with_capacity(n);
     for (i, vm) in vms.into_iter().enumerate() {
         let ctx = VcpuContext {
+            index: i,
             stop: stops[i].clone(),
             barrier: barrier.clone(),
+            ipc: ipc.clone(),
         };
         let tx = tx.clone();
         let cpu = config.vms[i].cpu;
@@ -227,6 +294,7 @@ pub fn run(config: &RunConfig, started: Instant) -> Result<RunResult, RunError> 
         outcome,
         wall_us: started.elapsed().as_micros() as u64,
         vms: results,
+        transport: ipc.map(|e| e.report()),
     })
 }
 

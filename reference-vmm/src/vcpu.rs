@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kvm_ioctls::VcpuExit;
-use pageflip_abi::{MMIO_BASE, MMIO_SIZE};
+use pageflip_abi::ipc::IPC_HEADER_GPA;
+use pageflip_abi::{mmio, MMIO_BASE, MMIO_SIZE, PAGE_SIZE};
 use pageflip_interface::{DeathReport, Stats, StatsDelta, VmStatus};
 
 use crate::control::{RunBarrier, StopFlag, StopReason};
 use crate::device::{Action, Device};
+use crate::ipc::IpcEngine;
 use crate::kvm_stats::{Snapshot, WELL_KNOWN_VCPU, WELL_KNOWN_VM};
 use crate::vm::{Vm, VmStats};
 
@@ -52,10 +54,14 @@ fn delta(stats: &VmStats, a: &Snapshots, b: &Snapshots) -> StatsDelta {
 /// Shared handles a vCPU thread needs.
 #[derive(Debug, Clone)]
 pub struct VcpuContext {
+    /// This VM's index in the run.
+    pub index: usize,
     /// This VM's stop request.
     pub stop: Arc<StopFlag>,
     /// The run's barrier.
     pub barrier: Arc<RunBarrier>,
+    /// The run's remap-IPC engine, if the run has that transport.
+    pub ipc: Option<Arc<IpcEngine>>,
 }
 
 fn is_device(addr: u64) -> bool {
@@ -71,7 +77,16 @@ enum Ended {
 
 /// Runs the VM until it is done, dies, or is stopped.
 pub fn run(mut vm: Vm, ctx: VcpuContext) -> VmOutcome {
-    let mut device = Device::new(&vm.name, vm.ram.clone());
+    let mut device = Device::new(&vm.name, vm.ram.clone(), ctx.ipc.is_some());
+    let ipc = ctx.ipc.clone();
+    // Every exit to the VMM drains the VM's send ring, except the IPC doorbell, which
+    // drains by its own rule (a batch, an urgent descriptor, or a flush).
+    let drain = || {
+        if let Some(e) = &ipc {
+            e.drain(ctx.index);
+        }
+    };
+    let header = IPC_HEADER_GPA..IPC_HEADER_GPA + PAGE_SIZE;
     let run_start = vm.stats.as_ref().and_then(snapshot);
     let mut phase_start: Option<Snapshots> = None;
     let mut measured: Option<StatsDelta> = None;
@@ -96,9 +111,33 @@ pub fn run(mut vm: Vm, ctx: VcpuContext) -> VmOutcome {
             VcpuExit::MmioWrite(addr, data) if is_device(addr) && data.len() <= 8 => {
                 let mut v = [0u8; 8];
                 v[..data.len()].copy_from_slice(data);
+                if addr - MMIO_BASE != mmio::IPC_DOORBELL {
+                    drain();
+                }
                 device.write(addr - MMIO_BASE, u64::from_le_bytes(v))
             }
+            VcpuExit::MmioRead(addr, data)
+                if addr == MMIO_BASE + mmio::IPC_RECV_WAIT && data.len() <= 8 && ipc.is_some() =>
+            {
+                drain();
+                device.touch();
+                let n = ipc
+                    .as_ref()
+                    .map_or(0, |e| e.recv_wait(ctx.index, &ctx.stop));
+                let v = n.to_le_bytes();
+                let len = data.len();
+                data.copy_from_slice(&v[..len]);
+                Action::Continue
+            }
+            VcpuExit::MmioWrite(addr, data) if header.contains(&addr) && ipc.is_some() => {
+                // Only with the read-only header fault: emulate the guest's store, then
+                // handle the exit like any other (drain).
+                vm.ram.write_bytes(addr, data);
+                drain();
+                Action::Continue
+            }
             VcpuExit::MmioRead(addr, data) if is_device(addr) && data.len() <= 8 => {
+                drain();
                 let v = device.read(addr - MMIO_BASE).to_le_bytes();
                 let n = data.len();
                 data.copy_from_slice(&v[..n]);
@@ -157,6 +196,16 @@ pub fn run(mut vm: Vm, ctx: VcpuContext) -> VmOutcome {
                 }
             }
             Action::Done(code) => break Ended::Done(code),
+            Action::IpcDoorbell(value) => {
+                let known = ipc.as_ref().is_some_and(|e| e.doorbell(ctx.index, value));
+                if !known {
+                    device.refuse(
+                        mmio::IPC_DOORBELL,
+                        mmio::Status::BadValue,
+                        format!("doorbell value {value} is not 1 (send) or 2 (flush)"),
+                    );
+                }
+            }
         }
     };
     ctx.barrier.leave();

@@ -1,9 +1,12 @@
 //! One VM: its KVM VM fd, memory, vCPU and stats files, set up to enter its guest at CPL3.
 
+use std::fs::File;
 use std::sync::Arc;
 
-use kvm_bindings::{kvm_userspace_memory_region, CpuId, KVM_CAP_BINARY_STATS_FD};
+use kvm_bindings::{kvm_userspace_memory_region, CpuId, KVM_CAP_BINARY_STATS_FD, KVM_MEM_READONLY};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use pageflip_abi::ipc::IPC_HEADER_GPA;
+use pageflip_abi::PAGE_SIZE;
 use pageflip_abi::{BootInfo, ABI_VERSION, BOOT_INFO_GPA, BOOT_INFO_MAGIC, MMIO_BASE};
 
 use crate::boot;
@@ -32,6 +35,12 @@ pub struct VmSpec<'a> {
     pub num_vms: u32,
     /// Run parameters for the guest.
     pub params: &'a [u64],
+    /// The run's page pool, of which this VM's memory is `[memfd_offset, + mem_size)`.
+    pub memfd: Arc<File>,
+    /// Where this VM's memory starts in the pool.
+    pub memfd_offset: u64,
+    /// Map the IPC header page read-only, so that guest stores to it exit (an injected fault).
+    pub readonly_ipc_header: bool,
 }
 
 /// Why a VM could not be set up.
@@ -98,19 +107,25 @@ impl Vm {
                 spec.name
             );
         }
-        let ram = Arc::new(GuestRam::new(&spec.name, spec.mem_size)?);
-        let region = kvm_userspace_memory_region {
-            slot: 0,
-            flags: 0,
-            guest_phys_addr: 0,
-            memory_size: spec.mem_size,
-            userspace_addr: ram.host_base(),
-        };
-        // SAFETY: the region is the whole mapping of `ram`, which lives in `Vm` as long as
-        // the VM fd does (fields drop in order: the VM fd goes last but KVM only touches
-        // guest memory while a vCPU runs, which `Vm` owns too).
-        unsafe { vm_fd.set_user_memory_region(region) }
-            .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+        let ram = Arc::new(GuestRam::map(
+            spec.memfd.clone(),
+            spec.memfd_offset,
+            spec.mem_size,
+        )?);
+        for (slot, (gpa, size, flags)) in memslots(spec).into_iter().enumerate() {
+            let region = kvm_userspace_memory_region {
+                slot: slot as u32,
+                flags,
+                guest_phys_addr: gpa,
+                memory_size: size,
+                userspace_addr: ram.host_base() + gpa,
+            };
+            // SAFETY: the region lies inside the mapping of `ram`, which lives in `Vm` as
+            // long as the VM fd does (KVM only touches guest memory while a vCPU runs, and
+            // `Vm` owns the vCPU too).
+            unsafe { vm_fd.set_user_memory_region(region) }
+                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+        }
         if !boot::write_system_tables(&ram) {
             return Err(VmSetupError::Tables);
         }
@@ -157,6 +172,20 @@ impl Vm {
             _vm_fd: vm_fd,
         })
     }
+}
+
+/// The memslots of a VM as (GPA, size, flags): all of memory in one slot, or three with the
+/// IPC header page read-only.
+fn memslots(spec: &VmSpec) -> Vec<(u64, u64, u32)> {
+    if !spec.readonly_ipc_header {
+        return vec![(0, spec.mem_size, 0)];
+    }
+    let end = IPC_HEADER_GPA + PAGE_SIZE;
+    vec![
+        (0, IPC_HEADER_GPA, 0),
+        (IPC_HEADER_GPA, PAGE_SIZE, KVM_MEM_READONLY),
+        (end, spec.mem_size - end, 0),
+    ]
 }
 
 fn open_stats(kvm: &Kvm, vm: &VmFd, vcpu: &VcpuFd) -> Result<Option<VmStats>, StatsError> {

@@ -58,6 +58,20 @@ pub enum TransportConfig {
     /// No transport: the VMs share nothing.
     #[default]
     None,
+    /// Remap IPC (`docs/remap-ipc.md`), moving data by remapping pages: a sent page leaves
+    /// the sender's address space (which gets a fresh zeroed page) and appears in the
+    /// receiver's at a page it posted.
+    Remap,
+    /// Remap IPC's queues, moving data by copying: the VMM copies the message into pages the
+    /// receiver posted; no mapping changes.
+    Copy,
+}
+
+impl TransportConfig {
+    /// Whether the run has remap-IPC queues (remap or copy).
+    pub fn has_ipc(&self) -> bool {
+        matches!(self, TransportConfig::Remap | TransportConfig::Copy)
+    }
 }
 
 /// Why a config was refused.

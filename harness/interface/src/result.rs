@@ -22,6 +22,55 @@ pub struct RunResult {
     pub wall_us: u64,
     /// One entry per configured VM, in config order.
     pub vms: Vec<VmResult>,
+    /// What the transport did, for runs with one (`null` for transport `none`).
+    #[serde(default)]
+    pub transport: Option<TransportReport>,
+}
+
+/// What a run's transport did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransportReport {
+    /// The transport's kind, as in the config (`remap`, `copy`).
+    pub kind: String,
+    /// Per VM, in config order.
+    pub vms: Vec<TransportVmReport>,
+    /// The page-ownership audit taken at the end of the run (remap IPC).
+    pub ownership: Option<OwnershipAudit>,
+}
+
+/// Transport counters of one VM.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransportVmReport {
+    /// Messages this VM sent that were delivered.
+    pub sent: u64,
+    /// Messages delivered to this VM.
+    pub received: u64,
+    /// Pages moved out of this VM by remapping.
+    pub pages_remapped: u64,
+    /// Bytes copied out of this VM (copy transport).
+    pub bytes_copied: u64,
+    /// Drains of this VM's send ring that consumed at least one descriptor.
+    pub drains: u64,
+    /// Doorbell writes by kind (`send`, `flush`).
+    pub doorbells: BTreeMap<String, u64>,
+    /// This VM's refused descriptors by status name (`queue_full`, `bad_address`, ...).
+    pub refused: BTreeMap<String, u64>,
+}
+
+/// Who owns every page of the run's page pool, checked at the end of the run: every page
+/// belongs to exactly one VM or to the free list, and no page is mapped twice.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnershipAudit {
+    /// Pages per owner: VM names and `free`.
+    pub pages_per_owner: BTreeMap<String, u64>,
+    /// Pages in the pool in all (their sum).
+    pub total_pages: u64,
+    /// Every inconsistency found (a page mapped twice, mapped by a VM that does not own it,
+    /// owned but mapped nowhere, ...); must be empty.
+    pub violations: Vec<String>,
 }
 
 /// Name and version of a VMM build.

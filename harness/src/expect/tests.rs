@@ -88,6 +88,7 @@ fn fixture() -> Fixture {
             outcome: RunOutcome::Completed,
             wall_us: 5000,
             vms: vec![vm],
+            transport: None,
         },
         elapsed: Duration::from_millis(300),
     }

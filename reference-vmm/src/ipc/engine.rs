@@ -1,0 +1,523 @@
+//! The remap-IPC engine of a run (`docs/remap-ipc.md`): drains a VM's send ring, checks every
+//! descriptor, moves the pages (remap or copy) and enqueues entries in the receivers' rings.
+//!
+//! One lock serializes every transfer of the run. The engine keeps its own copy of every ring
+//! index it owns (send tail, receive head, post tail) and writes it to the guest after each
+//! change, so a guest that scribbles over its header cannot make the VMM consume twice or
+//! skip; indices the guest owns are read once per drain and checked.
+
+use std::fs::File;
+use std::mem::offset_of;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use pageflip_abi::ipc::*;
+use pageflip_abi::{IMAGE_BASE, PAGE_SIZE};
+use pageflip_interface::{TransportReport, TransportVmReport};
+
+use super::faults::Fault;
+use super::frames::{FrameTable, Remap};
+use crate::control::StopFlag;
+use crate::memory::GuestRam;
+
+/// How message data moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Movement {
+    /// Pages are remapped from the sender into the receiver.
+    Remap,
+    /// Bytes are copied into the receiver's posted pages.
+    Copy,
+}
+
+/// The VMM's side of one VM's control structure.
+#[derive(Debug)]
+struct VmIpc {
+    name: String,
+    ram: Arc<GuestRam>,
+    send_tail: u32,
+    recv_head: u32,
+    post_tail: u32,
+    deliveries: u64,
+    held: Option<RecvEntry>,
+    report: TransportVmReport,
+}
+
+#[derive(Debug)]
+struct Inner {
+    vms: Vec<VmIpc>,
+    frames: Option<FrameTable>,
+    host_errors: Vec<String>,
+    leaked: bool,
+}
+
+/// The remap-IPC engine of a run.
+#[derive(Debug)]
+pub struct IpcEngine {
+    movement: Movement,
+    memfd: Arc<File>,
+    fault: Option<Fault>,
+    inner: Mutex<Inner>,
+    arrived: Condvar,
+}
+
+fn read_u32(ram: &GuestRam, gpa: u64) -> u32 {
+    ram.read_pod::<u32>(gpa).unwrap_or(0)
+}
+
+fn write_u32(ram: &GuestRam, gpa: u64, v: u32) {
+    ram.write_pod(gpa, &v);
+}
+
+fn write_u64(ram: &GuestRam, gpa: u64, v: u64) {
+    ram.write_pod(gpa, &v);
+}
+
+/// GPA of a header field.
+macro_rules! hdr {
+    ($f:ident) => {
+        IPC_HEADER_GPA + offset_of!(IpcHeader, $f) as u64
+    };
+}
+
+impl IpcEngine {
+    /// Sets up the control structures of `vms` (name, memory) for a run. `frames` is the
+    /// run's frame table (remap only), `memfd` the run's page pool.
+    pub fn new(
+        movement: Movement,
+        vms: Vec<(String, Arc<GuestRam>)>,
+        frames: Option<FrameTable>,
+        memfd: Arc<File>,
+        fault: Option<Fault>,
+    ) -> IpcEngine {
+        let vms = vms
+            .into_iter()
+            .map(|(name, ram)| {
+                write_u64(&ram, hdr!(magic), IPC_MAGIC);
+                VmIpc {
+                    name,
+                    ram,
+                    send_tail: 0,
+                    recv_head: 0,
+                    post_tail: 0,
+                    deliveries: 0,
+                    held: None,
+                    report: TransportVmReport::default(),
+                }
+            })
+            .collect();
+        IpcEngine {
+            movement,
+            memfd,
+            fault,
+            inner: Mutex::new(Inner {
+                vms,
+                frames,
+                host_errors: Vec::new(),
+                leaked: false,
+            }),
+            arrived: Condvar::new(),
+        }
+    }
+
+    /// The injected fault, if any.
+    pub fn fault(&self) -> Option<Fault> {
+        self.fault
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A doorbell write of `value` by VM `vm`. Returns false for a value that is not a
+    /// doorbell kind (the device refuses it).
+    pub fn doorbell(&self, vm: usize, value: u64) -> bool {
+        let mut inner = self.lock();
+        let kind = match value {
+            DOORBELL_SEND => "send",
+            DOORBELL_FLUSH => "flush",
+            _ => return false,
+        };
+        *inner.vms[vm]
+            .report
+            .doorbells
+            .entry(kind.into())
+            .or_default() += 1;
+        let drain = value == DOORBELL_FLUSH || self.batch_ready(&inner.vms[vm]);
+        if drain {
+            self.drain_locked(&mut inner, vm);
+        }
+        true
+    }
+
+    /// Whether a send doorbell drains: the ring holds a batch, or an urgent descriptor, or
+    /// the batch size is 1 (immediate).
+    fn batch_ready(&self, v: &VmIpc) -> bool {
+        let ram = &v.ram;
+        let batch = read_u32(ram, hdr!(batch)).max(1);
+        let pending = read_u32(ram, hdr!(send_head)).wrapping_sub(v.send_tail);
+        if batch == 1 || pending >= batch {
+            return true;
+        }
+        if self.fault == Some(Fault::IgnoreUrgent) || pending > SEND_RING_LEN {
+            return false;
+        }
+        (0..pending).any(|i| {
+            let slot = send_slot(v.send_tail.wrapping_add(i));
+            read_u32(ram, slot + offset_of!(SendDesc, flags) as u64) & FLAG_URGENT != 0
+        })
+    }
+
+    /// Drains VM `vm`'s send ring (every exit of the VM to the VMM does this first).
+    pub fn drain(&self, vm: usize) {
+        let mut inner = self.lock();
+        self.drain_locked(&mut inner, vm);
+    }
+
+    fn drain_locked(&self, inner: &mut Inner, vm: usize) {
+        let ram = inner.vms[vm].ram.clone();
+        let head = read_u32(&ram, hdr!(send_head));
+        let tail = inner.vms[vm].send_tail;
+        let pending = head.wrapping_sub(tail);
+        if pending == 0 {
+            return;
+        }
+        if pending > SEND_RING_LEN {
+            log::warn!(
+                "{}: malformed send ring: head {head} is {pending} ahead of tail {tail} (ring of {SEND_RING_LEN}); nothing consumed",
+                inner.vms[vm].name
+            );
+            write_u32(&ram, hdr!(ring_error), IpcStatus::BadRing as u32);
+            return;
+        }
+        for i in 0..pending {
+            let idx = tail.wrapping_add(i);
+            let slot_gpa = send_slot(idx);
+            // One copy of the descriptor: later guest writes cannot change what is checked.
+            let status = match ram.read_pod::<SendDesc>(slot_gpa) {
+                Some(desc) => match self.check(inner, vm, &desc) {
+                    Ok(()) => self.deliver(inner, vm, &desc),
+                    Err(s) => s,
+                },
+                None => IpcStatus::BadAddress,
+            };
+            let v = &mut inner.vms[vm];
+            if status == IpcStatus::Ok {
+                v.report.sent += 1;
+            } else {
+                *v.report.refused.entry(status.name().into()).or_default() += 1;
+                if status != IpcStatus::QueueFull {
+                    log::warn!(
+                        "{}: refused send descriptor {idx}: {}",
+                        v.name,
+                        status.name()
+                    );
+                }
+            }
+            write_u32(
+                &ram,
+                slot_gpa + offset_of!(SendDesc, status) as u64,
+                status as u32,
+            );
+        }
+        let v = &mut inner.vms[vm];
+        v.send_tail = head;
+        v.report.drains += 1;
+        write_u32(&ram, hdr!(send_tail), head);
+        write_u64(&ram, hdr!(drains), v.report.drains);
+        write_u64(&ram, hdr!(sent), v.report.sent);
+        write_u64(&ram, hdr!(refused), v.report.refused.values().sum());
+    }
+
+    /// Checks a descriptor of `src` (everything but the receiver's capacity).
+    fn check(&self, inner: &Inner, src: usize, d: &SendDesc) -> Result<(), IpcStatus> {
+        let n = d.npages as usize;
+        if n == 0 || n > MAX_MSG_PAGES {
+            return Err(IpcStatus::TooManyPages);
+        }
+        if d.len == 0 || u64::from(d.len) > n as u64 * PAGE_SIZE {
+            return Err(IpcStatus::BadLength);
+        }
+        let dst = d.dst as usize;
+        if dst >= inner.vms.len() {
+            return Err(IpcStatus::UnknownDest);
+        }
+        if dst == src {
+            return Err(IpcStatus::SelfSend);
+        }
+        let ram = &inner.vms[src].ram;
+        for (i, &p) in d.pages[..n].iter().enumerate() {
+            if p % PAGE_SIZE != 0 || !ram.contains(p, PAGE_SIZE) {
+                return Err(IpcStatus::BadAddress);
+            }
+            if p < IMAGE_BASE {
+                return Err(IpcStatus::NotOwned);
+            }
+            if d.pages[..i].contains(&p) {
+                return Err(IpcStatus::DuplicatePage);
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes `n` landing pages from `dst`'s post ring (skipping invalid ones), or None if it
+    /// has not posted enough; consumes nothing then.
+    fn take_landing(&self, inner: &mut Inner, dst: usize, n: usize) -> Option<Vec<u64>> {
+        let v = &inner.vms[dst];
+        let ram = &v.ram;
+        let posted = read_u32(ram, hdr!(post_head)).wrapping_sub(v.post_tail);
+        if posted > POST_RING_LEN {
+            write_u32(ram, hdr!(ring_error), IpcStatus::BadRing as u32);
+            return None;
+        }
+        let mut pages = Vec::with_capacity(n);
+        let mut used = 0;
+        while pages.len() < n && used < posted {
+            let gpa = ram
+                .read_pod::<u64>(
+                    POST_RING_GPA + u64::from(v.post_tail.wrapping_add(used) % POST_RING_LEN) * 8,
+                )
+                .unwrap_or(1);
+            used += 1;
+            if gpa % PAGE_SIZE == 0
+                && gpa >= IMAGE_BASE
+                && ram.contains(gpa, PAGE_SIZE)
+                && !pages.contains(&gpa)
+            {
+                pages.push(gpa);
+            } else {
+                log::warn!("{}: skipped invalid posted page {gpa:#x}", v.name);
+            }
+        }
+        if pages.len() < n {
+            return None;
+        }
+        let v = &mut inner.vms[dst];
+        v.post_tail = v.post_tail.wrapping_add(used);
+        write_u32(&v.ram, hdr!(post_tail), v.post_tail);
+        Some(pages)
+    }
+
+    fn deliver(&self, inner: &mut Inner, src: usize, d: &SendDesc) -> IpcStatus {
+        let dst = d.dst as usize;
+        let n = d.npages as usize;
+        {
+            let v = &inner.vms[dst];
+            let used = v.recv_head.wrapping_sub(read_u32(&v.ram, hdr!(recv_tail)));
+            if used >= RECV_RING_LEN {
+                if used > RECV_RING_LEN {
+                    write_u32(&v.ram, hdr!(ring_error), IpcStatus::BadRing as u32);
+                }
+                return IpcStatus::QueueFull;
+            }
+        }
+        let data_pages = match self.movement {
+            Movement::Remap => n,
+            Movement::Copy => (d.len as u64).div_ceil(PAGE_SIZE) as usize,
+        };
+        let Some(landing) = self.take_landing(inner, dst, data_pages) else {
+            return IpcStatus::QueueFull;
+        };
+        match self.movement {
+            Movement::Remap if self.fault != Some(Fault::CopyInsteadOfRemap) => {
+                for (&from, &to) in d.pages[..n].iter().zip(&landing) {
+                    self.remap_page(inner, src, from, dst, to);
+                }
+                inner.vms[src].report.pages_remapped += n as u64;
+            }
+            _ => {
+                let mut left = d.len as usize;
+                for (&from, &to) in d.pages.iter().zip(&landing) {
+                    let len = left.min(PAGE_SIZE as usize);
+                    if let Some(bytes) = inner.vms[src].ram.read_bytes(from, len) {
+                        inner.vms[dst].ram.write_bytes(to, &bytes);
+                    }
+                    left -= len;
+                    if left == 0 {
+                        break;
+                    }
+                }
+                inner.vms[src].report.bytes_copied += u64::from(d.len);
+            }
+        }
+        let mut entry = RecvEntry {
+            seq: d.seq,
+            src: src as u32,
+            dst: dst as u32,
+            len: d.len,
+            npages: landing.len() as u32,
+            pages: [0; MAX_MSG_PAGES],
+        };
+        entry.pages[..landing.len()].copy_from_slice(&landing);
+        if self.fault == Some(Fault::SwapSourceId) {
+            entry.src = dst as u32;
+        }
+        self.enqueue(inner, dst, entry);
+        IpcStatus::Ok
+    }
+
+    fn enqueue(&self, inner: &mut Inner, dst: usize, entry: RecvEntry) {
+        let v = &mut inner.vms[dst];
+        v.deliveries += 1;
+        let k = v.deliveries;
+        match self.fault {
+            Some(Fault::DropEveryNth) if k % 97 == 0 => return,
+            Some(Fault::ReorderTwo) if k == 5 => {
+                v.held = Some(entry);
+                return;
+            }
+            _ => {}
+        }
+        let mut entries = vec![entry];
+        if self.fault == Some(Fault::ReorderTwo) && k == 6 {
+            entries.extend(v.held.take());
+        }
+        for e in entries {
+            v.ram.write_pod(
+                RECV_RING_GPA
+                    + u64::from(v.recv_head % RECV_RING_LEN)
+                        * std::mem::size_of::<RecvEntry>() as u64,
+                &e,
+            );
+            v.recv_head = v.recv_head.wrapping_add(1);
+            v.report.received += 1;
+        }
+        write_u32(&v.ram, hdr!(recv_head), v.recv_head);
+        write_u64(&v.ram, hdr!(received), v.report.received);
+        self.arrived.notify_all();
+    }
+
+    /// Moves one page: the sender's GPA gets a fresh frame first, then the receiver's landing
+    /// GPA gets the moved frame, so the frame is never mapped in both.
+    fn remap_page(&self, inner: &mut Inner, src: usize, from: u64, dst: usize, to: u64) {
+        let frames = inner
+            .frames
+            .as_mut()
+            .expect("remap runs have a frame table");
+        let r: Remap = match frames.remap(src, from, dst, to) {
+            Ok(r) => r,
+            Err(e) => {
+                inner
+                    .host_errors
+                    .push(format!("remap {from:#x} -> {to:#x}: {e}"));
+                return;
+            }
+        };
+        let src_ram = inner.vms[src].ram.clone();
+        let dst_ram = inner.vms[dst].ram.clone();
+        match self.fault {
+            Some(Fault::SkipUnmap) => {
+                // the sender keeps its mapping, and the table says so
+                frames.alias(src, from, r.moved);
+            }
+            Some(Fault::MapBoth) => {}
+            _ => self.map_frame(&mut inner.host_errors, &src_ram, from, r.fresh),
+        }
+        self.map_frame(&mut inner.host_errors, &dst_ram, to, r.moved);
+        self.release_frame(&mut inner.host_errors, r.freed);
+        if self.fault == Some(Fault::LeakPage) && !inner.leaked {
+            inner.leaked = true;
+            inner.frames.as_mut().and_then(|f| f.leak());
+        }
+    }
+
+    /// Maps pool frame `frame` at `gpa` of `ram` (KVM's MMU notifier zaps the old mapping).
+    fn map_frame(&self, errors: &mut Vec<String>, ram: &GuestRam, gpa: u64, frame: u32) {
+        let hva = ram.host_base() + gpa;
+        // SAFETY: `hva` is a page-aligned address inside the VMM's mapping of this VM's
+        // memory (gpa was checked against its size), which this process owns; MAP_FIXED
+        // replaces exactly that page with a page of the same memfd, so the mapping stays
+        // valid for vm-memory and KVM.
+        let ret = unsafe {
+            libc::mmap(
+                hva as *mut libc::c_void,
+                PAGE_SIZE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_FIXED,
+                self.memfd.as_raw_fd(),
+                (u64::from(frame) * PAGE_SIZE) as libc::off_t,
+            )
+        };
+        if ret == libc::MAP_FAILED {
+            let e = std::io::Error::last_os_error();
+            log::error!("mmap of frame {frame} at GPA {gpa:#x} failed: {e}");
+            errors.push(format!(
+                "host mmap of frame {frame} at GPA {gpa:#x} failed: {e}"
+            ));
+        }
+    }
+
+    /// Zeroes a freed frame and gives its memory back to the host.
+    fn release_frame(&self, errors: &mut Vec<String>, frame: u32) {
+        // SAFETY: fallocate on our own memfd with a valid range; no memory is accessed.
+        let ret = unsafe {
+            libc::fallocate(
+                self.memfd.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                (u64::from(frame) * PAGE_SIZE) as libc::off_t,
+                PAGE_SIZE as libc::off_t,
+            )
+        };
+        if ret != 0 {
+            errors.push(format!(
+                "zeroing freed frame {frame} failed: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+
+    /// Blocking receive of VM `vm`: the number of queued entries once there is one, or 0
+    /// after the guest's timeout (or when the VM is asked to stop).
+    pub fn recv_wait(&self, vm: usize, stop: &StopFlag) -> u64 {
+        let mut inner = self.lock();
+        let ram = inner.vms[vm].ram.clone();
+        let timeout_us = ram.read_pod::<u64>(hdr!(wait_timeout_us)).unwrap_or(0);
+        let timeout = Duration::from_micros(if timeout_us == 0 {
+            1_000_000
+        } else {
+            timeout_us.min(60_000_000)
+        });
+        let deadline = Instant::now() + timeout;
+        loop {
+            let queued = inner.vms[vm]
+                .recv_head
+                .wrapping_sub(read_u32(&ram, hdr!(recv_tail)));
+            if queued > 0 {
+                return u64::from(queued.min(RECV_RING_LEN));
+            }
+            let now = Instant::now();
+            if now >= deadline || stop.get().is_some() {
+                return 0;
+            }
+            let wait = (deadline - now).min(Duration::from_millis(20));
+            inner = self
+                .arrived
+                .wait_timeout(inner, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// The transport report with the ownership audit (remap runs).
+    pub fn report(&self) -> TransportReport {
+        let inner = self.lock();
+        let ownership = inner.frames.as_ref().map(|f| {
+            let mut a = f.audit();
+            a.violations.extend(inner.host_errors.iter().cloned());
+            a
+        });
+        TransportReport {
+            kind: match self.movement {
+                Movement::Remap => "remap",
+                Movement::Copy => "copy",
+            }
+            .into(),
+            vms: inner.vms.iter().map(|v| v.report.clone()).collect(),
+            ownership,
+        }
+    }
+}
+
+fn send_slot(idx: u32) -> u64 {
+    SEND_RING_GPA + u64::from(idx % SEND_RING_LEN) * std::mem::size_of::<SendDesc>() as u64
+}

@@ -1,0 +1,95 @@
+//! Faults that can be injected into the reference VMM's remap IPC, one at a time, to prove
+//! that the conformance suite catches a broken implementation (`conform --mutants`).
+//! They are set only on the VMM's command line (`--inject-fault NAME`); no guest and no run
+//! config can turn one on, and normal runs have none.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One injected fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Remap leaves the page mapped in the sender too (and says so in its table).
+    SkipUnmap,
+    /// Remap copies the bytes instead: the sender keeps its page, no mapping changes.
+    CopyInsteadOfRemap,
+    /// Every 97th delivery is reported Ok to the sender but never enqueued.
+    DropEveryNth,
+    /// Entries name the receiver as their source.
+    SwapSourceId,
+    /// The 5th delivery to each VM is held back and enqueued after the 6th.
+    ReorderTwo,
+    /// The first remap leaks a pool page (it leaves the free list, no one maps it).
+    LeakPage,
+    /// Remap updates the ownership table but leaves the host mapping in the sender: the
+    /// page is mapped into both VMs while the table looks clean.
+    MapBoth,
+    /// A send doorbell drains only when the ring holds a full batch, ignoring FLAG_URGENT.
+    IgnoreUrgent,
+    /// The control structure's header page is write-protected: every guest store to it
+    /// (each deferred send's head update) exits to the VMM, which emulates it and drains.
+    ExitEveryDeferredSend,
+}
+
+/// Every fault, in the order `conform --mutants` runs them.
+pub const ALL_FAULTS: &[Fault] = &[
+    Fault::SkipUnmap,
+    Fault::CopyInsteadOfRemap,
+    Fault::DropEveryNth,
+    Fault::SwapSourceId,
+    Fault::ReorderTwo,
+    Fault::LeakPage,
+    Fault::MapBoth,
+    Fault::IgnoreUrgent,
+    Fault::ExitEveryDeferredSend,
+];
+
+impl Fault {
+    /// The fault's command-line name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Fault::SkipUnmap => "skip-unmap",
+            Fault::CopyInsteadOfRemap => "copy-instead-of-remap",
+            Fault::DropEveryNth => "drop-every-nth",
+            Fault::SwapSourceId => "swap-source-id",
+            Fault::ReorderTwo => "reorder-two",
+            Fault::LeakPage => "leak-page",
+            Fault::MapBoth => "map-both",
+            Fault::IgnoreUrgent => "ignore-urgent",
+            Fault::ExitEveryDeferredSend => "exit-every-deferred-send",
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Fault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Fault, String> {
+        ALL_FAULTS
+            .iter()
+            .copied()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = ALL_FAULTS.iter().map(|f| f.name()).collect();
+                format!("unknown fault {s:?}; one of: {}", names.join(", "))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for f in ALL_FAULTS {
+            assert_eq!(f.name().parse::<Fault>(), Ok(*f));
+        }
+        assert!("nope".parse::<Fault>().unwrap_err().contains("skip-unmap"));
+    }
+}
