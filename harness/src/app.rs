@@ -9,6 +9,7 @@ use crate::cases::{self, Case};
 use crate::cli::Options;
 use crate::driver::{self, Bench, DriverError};
 use crate::images::{ImageError, ImageSet};
+use crate::mutants;
 use crate::report::{Counts, Reporter};
 use crate::vmm::{Vmm, VmmError};
 
@@ -22,6 +23,8 @@ pub enum Finished {
     Listed,
     /// The suite ran with these verdicts.
     Ran(Counts),
+    /// Mutation testing ran: whether every mutant was killed (and the baseline passed).
+    Mutants(bool),
 }
 
 impl Finished {
@@ -29,6 +32,7 @@ impl Finished {
     pub fn exit_code(self) -> u8 {
         match self {
             Finished::Ran(counts) if counts.failed > 0 => 1,
+            Finished::Mutants(false) => 1,
             _ => 0,
         }
     }
@@ -94,6 +98,16 @@ pub fn run(options: &Options) -> Result<Finished, AppError> {
         work_dir: &work_dir,
         timeout: options.timeout,
     };
+    if options.mutants {
+        let ipc: Vec<Case> = selected.into_iter().filter(Case::uses_ipc).collect();
+        if ipc.is_empty() {
+            return Err(AppError::NoMatch("a remap-IPC case (for --mutants)".into()));
+        }
+        let names = mutants::fault_names();
+        let matrix = mutants::run(&ipc, &bench, &names, &mut io::stderr())?;
+        mutants::write(&matrix, &mut out).map_err(AppError::List)?;
+        return Ok(Finished::Mutants(matrix.all_killed()));
+    }
     let mut reporter = Reporter::new(options.format, out, Box::new(io::stderr()));
     let suite = driver::run_suite(&selected, &bench, &mut reporter)?;
     Ok(Finished::Ran(suite.counts()))

@@ -61,6 +61,8 @@ pub struct Layout {
     pub timeout_ms: u64,
     /// Stop the other VMs when one fails.
     pub stop_on_failure: bool,
+    /// The transport between the VMs.
+    pub transport: TransportConfig,
 }
 
 /// One VM of a [`Layout`].
@@ -97,7 +99,13 @@ impl Layout {
             vms,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             stop_on_failure: true,
+            transport: TransportConfig::None,
         }
+    }
+
+    /// The same layout with `transport`.
+    pub fn with_transport(self, transport: TransportConfig) -> Layout {
+        Layout { transport, ..self }
     }
 
     /// The run config for this layout, with image paths from `images`.
@@ -115,7 +123,7 @@ impl Layout {
                     cpu: None,
                 })
                 .collect(),
-            transport: TransportConfig::None,
+            transport: self.transport.clone(),
             timeout_ms: self.timeout_ms,
             stop_on_failure: self.stop_on_failure,
         }
@@ -123,6 +131,11 @@ impl Layout {
 }
 
 impl Case {
+    /// Whether the case runs VMs with a remap-IPC transport (what `--mutants` runs).
+    pub fn uses_ipc(&self) -> bool {
+        matches!(&self.input, Input::Run(l) if l.transport.has_ipc())
+    }
+
     /// The images this case's VMs boot.
     pub fn images(&self) -> Vec<Image> {
         match &self.input {
@@ -332,11 +345,10 @@ pub fn all() -> Vec<Case> {
             "with stop_on_failure, one VM's death stops the others at once",
             Layout {
                 timeout_ms: 30_000,
-                stop_on_failure: true,
-                vms: vec![
+                ..Layout::of(vec![
                     VmSpec::guest("fault", 16, &[fault::NULL_WRITE]),
                     VmSpec::guest("spin", 16, &[]),
-                ],
+                ])
             },
             vec![
                 Check::Outcome(RunOutcome::Completed),

@@ -42,6 +42,11 @@ pub struct Options {
     /// Keep each case's config, result and VMM output under DIR (and the guest images)
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
+    /// Mutation testing: run the remap-IPC cases once per fault the reference VMM can inject
+    /// (`run --inject-fault NAME`) and print a mutant x case kill matrix; exit 1 if a mutant
+    /// survives (no case fails against it)
+    #[arg(long)]
+    pub mutants: bool,
 }
 
 /// What the command line asks for.

@@ -13,5 +13,6 @@ pub mod cli;
 pub mod driver;
 pub mod expect;
 pub mod images;
+pub mod mutants;
 pub mod report;
 pub mod vmm;

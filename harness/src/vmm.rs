@@ -22,6 +22,7 @@ const POLL: Duration = Duration::from_millis(2);
 pub struct Vmm {
     program: PathBuf,
     leading_args: Vec<OsString>,
+    run_args: Vec<OsString>,
     description: String,
 }
 
@@ -95,6 +96,7 @@ impl Vmm {
             description: "the built-in reference VMM (conform __vmm)".to_string(),
             program,
             leading_args: vec![VMM_SUBCOMMAND.into()],
+            run_args: Vec::new(),
         })
     }
 
@@ -122,7 +124,17 @@ impl Vmm {
             description: program.display().to_string(),
             program,
             leading_args: Vec::new(),
+            run_args: Vec::new(),
         })
+    }
+
+    /// The same VMM with one fault injected (`run ... --inject-fault NAME`), as the
+    /// reference VMM offers for mutation testing.
+    pub fn with_fault(&self, fault: &str) -> Vmm {
+        let mut v = self.clone();
+        v.run_args = vec!["--inject-fault".into(), fault.into()];
+        v.description = format!("{} with fault {fault}", self.description);
+        v
     }
 
     /// What this VMM is, for messages.
@@ -148,6 +160,7 @@ impl Vmm {
             .arg(config)
             .arg("--out")
             .arg(out)
+            .args(&self.run_args)
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr);
