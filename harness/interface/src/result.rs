@@ -51,6 +51,8 @@ pub struct TransportVmReport {
     pub pages_remapped: u64,
     /// Bytes copied out of this VM (copy transport).
     pub bytes_copied: u64,
+    /// Nanoseconds the VMM spent moving this VM's outgoing messages (host remaps, or copies).
+    pub move_ns: u64,
     /// Drains of this VM's send ring that consumed at least one descriptor.
     pub drains: u64,
     /// Doorbell writes by kind (`send`, `flush`).

@@ -318,6 +318,7 @@ impl IpcEngine {
         let Some(landing) = self.take_landing(inner, dst, data_pages) else {
             return IpcStatus::QueueFull;
         };
+        let started = Instant::now();
         match self.movement {
             Movement::Remap if self.fault != Some(Fault::CopyInsteadOfRemap) => {
                 for (&from, &to) in d.pages[..n].iter().zip(&landing) {
@@ -340,6 +341,7 @@ impl IpcEngine {
                 inner.vms[src].report.bytes_copied += u64::from(d.len);
             }
         }
+        inner.vms[src].report.move_ns += started.elapsed().as_nanos() as u64;
         let mut entry = RecvEntry {
             seq: d.seq,
             src: src as u32,
