@@ -156,15 +156,20 @@ fn case(name: &'static str, description: &'static str, input: Input, expect: Exp
     }
 }
 
-fn run(name: &'static str, description: &'static str, layout: Layout, checks: Vec<Check>) -> Case {
+pub(crate) fn run(
+    name: &'static str,
+    description: &'static str,
+    layout: Layout,
+    checks: Vec<Check>,
+) -> Case {
     case(name, description, Input::Run(layout), Expect::Run(checks))
 }
 
-fn status(vm: usize, is: StatusIs) -> Check {
+pub(crate) fn status(vm: usize, is: StatusIs) -> Check {
     Check::Status { vm, is }
 }
 
-fn record(vm: usize, name: &'static str, status: RecordStatus) -> Check {
+pub(crate) fn record(vm: usize, name: &'static str, status: RecordStatus) -> Check {
     Check::Record {
         vm,
         name,
@@ -471,6 +476,7 @@ pub fn all() -> Vec<Case> {
             },
         ],
     ));
+    cases.extend(crate::ipc_cases::all());
     cases
 }
 
@@ -649,7 +655,7 @@ mod tests {
     use pageflip_interface::{HostInfo, Stats, Summary, VmResult, VmStatus, VmmIdentity};
 
     use super::*;
-    use crate::images::GUESTS;
+    use crate::images::guests;
 
     fn vm_count(case: &Case) -> Option<usize> {
         match &case.input {
@@ -682,7 +688,11 @@ mod tests {
         for c in all() {
             for image in c.images() {
                 if let Image::Guest(name) = image {
-                    assert!(GUESTS.contains(&name), "{}: {name} not in GUESTS", c.name);
+                    assert!(
+                        guests().any(|g| g == name),
+                        "{}: {name} is not embedded",
+                        c.name
+                    );
                     assert!(
                         pageflip_workloads::image(name).is_some(),
                         "{}: {name} is not embedded",
@@ -691,7 +701,7 @@ mod tests {
                 }
             }
         }
-        for name in GUESTS {
+        for name in guests() {
             assert!(pageflip_workloads::image(name).is_some(), "{name}");
         }
     }

@@ -114,6 +114,22 @@ pub fn run_case(case: &Case, bench: &Bench<'_>) -> Result<CaseReport, DriverErro
         report.verdict = Verdict::Skip(why.to_string());
         return Ok(report);
     }
+    let (planned, seen) = execute(case, bench)?;
+    if let ResultFile::Parsed(r) = &seen.result {
+        report.vmm = Some(r.vmm.clone());
+        report.host = Some(r.host.clone());
+    }
+    let reasons = evaluate(&case.expect, &planned, &seen);
+    if !reasons.is_empty() {
+        report.verdict = Verdict::Fail(reasons);
+    }
+    report.duration = start.elapsed();
+    Ok(report)
+}
+
+/// Runs a case's VMM process in `<work_dir>/<case name>` and collects what it did (a VMM
+/// reporting a host problem is an error: no case can run here).
+pub fn execute(case: &Case, bench: &Bench<'_>) -> Result<(Planned, Observed), DriverError> {
     let dir = bench.work_dir.join(case.name);
     fresh_dir(&dir)?;
     let (text, planned) = plan(case, bench.images)?;
@@ -145,21 +161,14 @@ pub fn run_case(case: &Case, bench: &Bench<'_>) -> Result<CaseReport, DriverErro
         });
     }
     let result = read_result(&result_path);
-    if let ResultFile::Parsed(r) = &result {
-        report.vmm = Some(r.vmm.clone());
-        report.host = Some(r.host.clone());
-    }
-    let seen = Observed {
-        run,
-        stderr,
-        result,
-    };
-    let reasons = evaluate(&case.expect, &planned, &seen);
-    if !reasons.is_empty() {
-        report.verdict = Verdict::Fail(reasons);
-    }
-    report.duration = start.elapsed();
-    Ok(report)
+    Ok((
+        planned,
+        Observed {
+            run,
+            stderr,
+            result,
+        },
+    ))
 }
 
 /// The config text a case hands to the VMM, and what the driver planned.

@@ -8,15 +8,9 @@ use std::path::{Path, PathBuf};
 use crate::bad_elf::{BadElf, ElfError};
 
 /// The guests `pageflip_workloads` embeds.
-pub const GUESTS: [&str; 7] = [
-    "hello",
-    "fault",
-    "spin",
-    "isolation",
-    "doorbell",
-    "panic",
-    "hostile",
-];
+pub fn guests() -> impl Iterator<Item = &'static str> {
+    pageflip_workloads::names()
+}
 
 /// The guest the bad images are made from.
 pub const BAD_ELF_BASE: &str = "hello";
@@ -24,7 +18,7 @@ pub const BAD_ELF_BASE: &str = "hello";
 /// The guest image of one VM of a case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Image {
-    /// An embedded guest, by name (one of [`GUESTS`]).
+    /// An embedded guest, by name (one of [`guests`]).
     Guest(&'static str),
     /// A bad image made from [`BAD_ELF_BASE`].
     BadElf(BadElf),
@@ -77,7 +71,7 @@ impl ImageSet {
     /// Writes every embedded guest and every bad image into `dir` (which must exist).
     pub fn write(dir: &Path) -> Result<ImageSet, ImageError> {
         let set = ImageSet::at(dir);
-        for name in GUESTS {
+        for name in guests() {
             set.put(Image::Guest(name), embedded(name)?)?;
         }
         let base = embedded(BAD_ELF_BASE)?;
@@ -130,7 +124,7 @@ mod tests {
     fn writes_every_image_and_no_missing_one() {
         let dir = tempfile::tempdir().unwrap();
         let set = ImageSet::write(dir.path()).unwrap();
-        for name in GUESTS {
+        for name in guests() {
             let on_disk = fs::read(set.path(Image::Guest(name))).unwrap();
             assert_eq!(on_disk, embedded(name).unwrap(), "{name}");
         }

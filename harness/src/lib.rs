@@ -13,6 +13,8 @@ pub mod cli;
 pub mod driver;
 pub mod expect;
 pub mod images;
+pub mod ipc_bench;
+pub mod ipc_cases;
 pub mod mutants;
 pub mod report;
 pub mod vmm;

@@ -26,6 +26,20 @@ pub const DOORBELL: &str = "doorbell";
 pub const PANIC: &str = "panic";
 /// `hostile`: makes requests the VMM must refuse and checks the statuses.
 pub const HOSTILE: &str = "hostile";
+/// `stream`: remap IPC, VM0 sends `count` messages to VM1, which checks them all.
+pub const STREAM: &str = "stream";
+/// `pingpong`: remap IPC, VM0 and VM1 exchange messages; VM0 samples round trips.
+pub const PINGPONG: &str = "pingpong";
+/// `fanin`: remap IPC, VMs 1..n-1 each send `count` messages to VM0.
+pub const FANIN: &str = "fanin";
+/// `ipc_security`: after a remap send the sender cannot see what the receiver writes.
+pub const IPC_SECURITY: &str = "ipc_security";
+/// `ipc_semantics`: exact exits of immediate, deferred, urgent and unrelated-exit drains.
+pub const IPC_SEMANTICS: &str = "ipc_semantics";
+/// `ipc_hostile`: bad descriptors get their statuses; backpressure loses nothing.
+pub const IPC_HOSTILE: &str = "ipc_hostile";
+/// `ipc_forward`: a received page forwarded to a third VM arrives intact.
+pub const IPC_FORWARD: &str = "ipc_forward";
 
 /// The ELF image of the guest `name`, if there is one.
 pub fn image(name: &str) -> Option<&'static [u8]> {
@@ -113,7 +127,22 @@ mod tests {
     #[test]
     fn every_guest_has_an_image() {
         let names: Vec<_> = names().collect();
-        let mut want = [HELLO, FAULT, SPIN, ISOLATION, DOORBELL, PANIC, HOSTILE];
+        let mut want = [
+            HELLO,
+            FAULT,
+            SPIN,
+            ISOLATION,
+            DOORBELL,
+            PANIC,
+            HOSTILE,
+            STREAM,
+            PINGPONG,
+            FANIN,
+            IPC_SECURITY,
+            IPC_SEMANTICS,
+            IPC_HOSTILE,
+            IPC_FORWARD,
+        ];
         want.sort_unstable();
         assert_eq!(names, want);
         for name in want {

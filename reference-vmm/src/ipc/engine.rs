@@ -190,13 +190,21 @@ impl IpcEngine {
             write_u32(&ram, hdr!(ring_error), IpcStatus::BadRing as u32);
             return;
         }
+        // Once a destination refuses with QueueFull, every later descriptor of this drain to
+        // it is refused too: the sender resends them in order, so FIFO per sender holds.
+        let mut full = vec![false; inner.vms.len()];
         for i in 0..pending {
             let idx = tail.wrapping_add(i);
             let slot_gpa = send_slot(idx);
             // One copy of the descriptor: later guest writes cannot change what is checked.
             let status = match ram.read_pod::<SendDesc>(slot_gpa) {
                 Some(desc) => match self.check(inner, vm, &desc) {
-                    Ok(()) => self.deliver(inner, vm, &desc),
+                    Ok(()) if full[desc.dst as usize] => IpcStatus::QueueFull,
+                    Ok(()) => {
+                        let s = self.deliver(inner, vm, &desc);
+                        full[desc.dst as usize] = s == IpcStatus::QueueFull;
+                        s
+                    }
                     Err(s) => s,
                 },
                 None => IpcStatus::BadAddress,

@@ -54,4 +54,278 @@ pub mod isolation {
 pub mod doorbell {
     /// Doorbell writes the guest makes before the measured phase, to warm up.
     pub const WARMUP: u64 = 1;
+    /// Sample index: TSC ticks from before the PHASE begin write to after the end write,
+    /// K + 2 MMIO exit round trips.
+    pub const S_PHASE_TSC: usize = 0;
+}
+
+/// Names of the records the remap-IPC guests write (`stream`, `pingpong`, `fanin` and the
+/// `ipc_*` probes), for the host to look for.
+pub mod ipc_records {
+    /// Receiver: every byte of every message matches its sender's pattern (and the length
+    /// and page count are the ones sent).
+    pub const DELIVERY_INTEGRITY: &str = "delivery-integrity";
+    /// Receiver: each sender's sequence numbers arrive in increasing order.
+    pub const FIFO_PER_SENDER: &str = "fifo-per-sender";
+    /// Receiver: each sender's sequence numbers arrive as 0, 1, 2, ... with no gap.
+    pub const GAP_FREE: &str = "gap-free";
+    /// Receiver: no message twice, nothing after the last expected one.
+    pub const NO_DUPLICATES: &str = "no-duplicates";
+    /// Receiver: the entry's source is a legitimate sender and its destination this VM.
+    pub const IDS: &str = "ids";
+    /// Receiver: every expected message arrived.
+    pub const COUNT: &str = "count";
+    /// Receiver: every entry's pages are the next pages this VM posted, in posting order.
+    pub const LANDING_PAGES: &str = "landing-pages";
+    /// Sender: every message was eventually delivered (status Ok), in order; retries after
+    /// QueueFull are allowed and counted in the message.
+    pub const ALL_DELIVERED: &str = "all-delivered";
+    /// Any IPC guest: the run has an IPC transport (the header's magic is set). A FAIL here
+    /// means the guest ran with transport `none` and did nothing else.
+    pub const TRANSPORT: &str = "ipc-transport";
+    /// Any IPC guest: the run parameters are valid (FAIL says which is not).
+    pub const PARAMS: &str = "params";
+    /// Any IPC guest: guest memory is large enough for its buffers (FAIL says how much).
+    pub const MEMORY_SIZE: &str = "memory-size";
+}
+
+/// The remap-IPC workloads `stream`, `pingpong` and `fanin`: one parameter layout, one
+/// sample layout.
+///
+/// Roles by VM id: `stream`: VM0 sends `count` messages to VM1; `pingpong`: VM0 sends
+/// message r to VM1, VM1 answers with a message of the same size, `count` rounds; `fanin`:
+/// VMs 1..n-1 each send `count` messages to VM0. Other VMs exit at once with code 0. Give
+/// every VM the same parameters.
+///
+/// Every receiver records the checks of [`super::ipc_records`] (`delivery-integrity`,
+/// `fifo-per-sender`, `gap-free`, `no-duplicates`, `ids`, `landing-pages`, `count`), every
+/// sender `all-delivered`. Each VM marks a measured phase around its transfer loop (after a
+/// barrier that follows the receivers' posting of landing pages); a second barrier follows
+/// the phase, after which the receivers check that nothing more arrives.
+pub mod ipc_workloads {
+    /// `params[COUNT]`: messages per sender (`stream`, `fanin`) or rounds (`pingpong`);
+    /// 0 = [`DEFAULT_COUNT`].
+    pub const COUNT: usize = 0;
+    /// `params[SIZE]`: message size in bytes, [`MIN_SIZE`] to [`MAX_SIZE`]; 0 =
+    /// [`DEFAULT_SIZE`]. A message has `ceil(size / 4096)` pages.
+    pub const SIZE: usize = 1;
+    /// `params[BATCH]`: batch size B of the deferred sends: 0 or 1 = immediate (every send
+    /// exits), 2..=64 = deferred (the send that fills a batch exits).
+    pub const BATCH: usize = 2;
+    /// `params[RECV_MODE]`: [`RECV_POLL`] or [`RECV_BLOCK`].
+    pub const RECV_MODE: usize = 3;
+    /// `params[URGENT_EVERY]`: N > 0 flags every Nth message (sequence numbers N-1, 2N-1,
+    /// ...) urgent; 0 = none.
+    pub const URGENT_EVERY: usize = 4;
+    /// `params[CHECK]`: [`CHECK_FULL`] or [`CHECK_LIGHT`]: how much of each payload the
+    /// sender writes and the receiver checks.
+    pub const CHECK: usize = 5;
+    /// `params[WAIT_TIMEOUT_US]`: the blocking receive's timeout written to the header
+    /// (0 = the VMM's default, 1 s); the receiver reads `IPC_RECV_WAIT` again after one.
+    pub const WAIT_TIMEOUT_US: usize = 6;
+    /// `params[IDLE_TIMEOUT_MS]`: a VM gives up (and records failures) after this many
+    /// milliseconds without progress; 0 = [`DEFAULT_IDLE_TIMEOUT_MS`].
+    pub const IDLE_TIMEOUT_MS: usize = 7;
+
+    /// Default of `params[COUNT]`.
+    pub const DEFAULT_COUNT: u64 = 1000;
+    /// Default of `params[SIZE]`.
+    pub const DEFAULT_SIZE: u64 = 4096;
+    /// Smallest message size.
+    pub const MIN_SIZE: u64 = 64;
+    /// Largest message size (16 pages).
+    pub const MAX_SIZE: u64 = 64 * 1024;
+    /// Default of `params[IDLE_TIMEOUT_MS]`.
+    pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 10_000;
+    /// `params[RECV_MODE]`: poll the receive ring (no exits while waiting).
+    pub const RECV_POLL: u64 = 0;
+    /// `params[RECV_MODE]`: block in `IPC_RECV_WAIT` reads (the read's exit also drains the
+    /// VM's own send ring).
+    pub const RECV_BLOCK: u64 = 1;
+    /// `params[CHECK]`: every byte is written and checked.
+    pub const CHECK_FULL: u64 = 0;
+    /// `params[CHECK]`: only the first 8 bytes of each page and the last 8 bytes of the
+    /// message are written and checked (the pages are otherwise not touched: for
+    /// benchmarks of the data movement itself).
+    pub const CHECK_LIGHT: u64 = 1;
+    /// Guest memory (MiB) that is always enough for the largest messages and up to 1,000,000
+    /// messages per sender (smaller runs fit in less; a VM that does not fit records a FAIL
+    /// `memory-size`).
+    pub const MIN_MEMORY_MIB: u64 = 16;
+
+    /// Sample index: TSC ticks of the measured loop (from just after the PHASE begin write
+    /// to just before the end write).
+    pub const S_LOOP_TSC: usize = 0;
+    /// Sample index: messages this VM sent that were delivered.
+    pub const S_SENT: usize = 1;
+    /// Sample index: messages this VM received (entries taken, in the loop).
+    pub const S_RECEIVED: usize = 2;
+    /// Sample index: sends repeated after QueueFull (backpressure retries).
+    pub const S_RETRIES: usize = 3;
+    /// Sample index: the VMM's `drains` of this VM's send ring at the end.
+    pub const S_DRAINS: usize = 4;
+    /// Sample index: n, the number of per-message samples that follow the header.
+    pub const S_PER_MESSAGE: usize = 5;
+    /// Samples before the per-message ones.
+    pub const S_HEADER: usize = 6;
+    /// Most per-message samples (those of the first messages or rounds). They are: the
+    /// receiver's inter-arrival TSC ticks in `stream` and `fanin` (the first from the phase
+    /// begin), VM0's round-trip TSC ticks in `pingpong`; none for the other roles.
+    pub const PER_MESSAGE_MAX: usize = 65536;
+}
+
+/// The `ipc_security` probe (2 VMs): after a send, the sender must not see what the
+/// receiver writes into the received page.
+///
+/// VM1 posts landing pages; barrier; VM0 fills a page g of its free memory with its pattern
+/// (src 0, seq 0, 4096 bytes) and sends it to VM1 (immediate); VM1 receives it (poll),
+/// checks it (`received-intact`), fills the page with [`ipc_security::SECRET`]; barrier; VM0
+/// records `send-ok`, scans g and all of its free memory for the secret
+/// (`sender-cannot-see-secret`) and checks g (`sender-page-after-send`): all zero with remap,
+/// still the pattern with copy.
+pub mod ipc_security {
+    /// `params[MODE]` (both VMs): [`MODE_REMAP`] or [`MODE_COPY`]: which page-after-send
+    /// check VM0 makes (0: none, recorded as SKIP).
+    pub const MODE: usize = 0;
+    /// The run's transport is remap: g must read all zero after the send.
+    pub const MODE_REMAP: u64 = 1;
+    /// The run's transport is copy: g must still hold the pattern after the send.
+    pub const MODE_COPY: u64 = 2;
+    /// The word VM1 writes across the received page.
+    pub const SECRET: u64 = 0x5ec2_e7a1_b0b1_d00d;
+}
+
+/// The `ipc_semantics` probe (2 VMs, the same params for both): exact exit counts of
+/// immediate, deferred and urgent sends. VM1 receives (poll), checks and counts the
+/// messages; VM0 sends 1-page messages inside its measured phase, where nothing else exits.
+///
+/// Records on VM0 (per test): 1 `complete-at-doorbell`; 2 `deferred-until-batch`,
+/// `batch-drained`; 3 `normal-stays-pending`, `urgent-drains`; 4 `unrelated-exit-drains`;
+/// all: `all-delivered`. VM1: the receiver checks of [`super::ipc_records`].
+///
+/// Flow control: with N > [`WINDOW`] messages VM1 sends VM0 acknowledgements (1-page
+/// messages whose seq is the number of messages VM1 has taken so far), which VM0 reads by
+/// polling (no exit) so that it never has more than [`WINDOW`] messages unacknowledged and
+/// VM1's receive ring never overflows. With remap their delivery into VM0 may show in VM0's
+/// non-MMIO exits and TLB counters, never in `mmio_exits`.
+pub mod ipc_semantics {
+    /// `params[TEST]`: which test ([`TEST_IMMEDIATE`] ...).
+    pub const TEST: usize = 0;
+    /// `params[N]`: messages (tests 1 and 2); a multiple of `params[BATCH]` for test 2.
+    pub const N: usize = 1;
+    /// `params[BATCH]`: batch size B of test 2 (2..=64).
+    pub const BATCH: usize = 2;
+
+    /// Test 1: N sends with batch 1, each Ok when its doorbell returns.
+    pub const TEST_IMMEDIATE: u64 = 1;
+    /// Test 2: N sends with batch B: no exit until a batch is full, one drain per batch.
+    pub const TEST_DEFERRED: u64 = 2;
+    /// Test 3: batch [`URGENT_BATCH`]: [`URGENT_NORMAL`] normal sends stay pending, one
+    /// urgent send drains them all.
+    pub const TEST_URGENT: u64 = 3;
+    /// Test 4: batch [`URGENT_BATCH`]: one send stays pending, a `DOORBELL` write drains it.
+    pub const TEST_UNRELATED_EXIT: u64 = 4;
+    /// Batch size of tests 3 and 4.
+    pub const URGENT_BATCH: u32 = 8;
+    /// Normal sends before the urgent one in test 3.
+    pub const URGENT_NORMAL: u64 = 3;
+    /// Most messages VM0 has sent and VM1 has not acknowledged.
+    pub const WINDOW: u64 = 64;
+
+    /// Sample index (VM0): the VMM's `drains` of VM0's send ring at the end.
+    pub const S_DRAINS: usize = 0;
+    /// Sample index (VM0): messages sent in the phase.
+    pub const S_SENT: usize = 1;
+    /// Sample index (VM0): the VMM's `sent` counter at the end.
+    pub const S_VMM_SENT: usize = 2;
+    /// Sample index (VM0): the VMM's `refused` counter at the end.
+    pub const S_VMM_REFUSED: usize = 3;
+
+    /// The `mmio_exits` VM0's measured phase must show for `test` with `n` messages and
+    /// batch `batch`: one per exiting send plus the PHASE end write (`None` for an unknown
+    /// test or an `n` that is not a multiple of `batch` in test 2).
+    pub const fn expected_mmio_exits(test: u64, n: u64, batch: u64) -> Option<u64> {
+        match test {
+            TEST_IMMEDIATE => Some(n + 1),
+            TEST_DEFERRED => {
+                if batch == 0 || n % batch != 0 {
+                    None
+                } else {
+                    Some(n / batch + 1)
+                }
+            }
+            TEST_URGENT | TEST_UNRELATED_EXIT => Some(2),
+            _ => None,
+        }
+    }
+
+    /// The VMM's `drains` of VM0's send ring the whole run must show (see
+    /// [`expected_mmio_exits`]).
+    pub const fn expected_drains(test: u64, n: u64, batch: u64) -> Option<u64> {
+        match test {
+            TEST_IMMEDIATE => Some(n),
+            TEST_DEFERRED => {
+                if batch == 0 || n % batch != 0 {
+                    None
+                } else {
+                    Some(n / batch)
+                }
+            }
+            TEST_URGENT | TEST_UNRELATED_EXIT => Some(1),
+            _ => None,
+        }
+    }
+}
+
+/// The `ipc_hostile` probe (2 VMs): bad descriptors get their statuses, backpressure stalls
+/// and loses nothing.
+///
+/// VM1 posts [`BACKPRESSURE_POSTED`] pages; barrier. VM0 places one bad descriptor per case
+/// (each breaking one rule, every other field valid: dst 1, 64 bytes, one page of its free
+/// memory) and flushes, and records the case by name with the status it saw:
+/// `not-owned` (page 0x10_0000), `outside-memory` (page = mem_size), `unaligned` (page + 8),
+/// `unknown-dest` (dst max(7, num_vms)), `self-send`, `len-zero`, `len-beyond-pages`
+/// (4097 bytes in 1 page), `npages-zero`, `npages-too-many` (17), `duplicate-page`,
+/// `bad-ring` (send_head = send_tail + 65: header `ring_error` BadRing, send_tail
+/// unchanged; then send_head is restored). Then `backpressure-full`: 8 one-page messages
+/// placed and flushed at once, exactly the first 4 Ok and the last 4 QueueFull;
+/// `refused-pages-untouched`: the refused messages' pages still hold their payload; barrier;
+/// VM1 posts more pages and receives; VM0 sends the refused messages again, one at a time,
+/// until Ok (`backpressure-resent`), then one more message (`still-works`); VM1 checks the 9
+/// messages with the receiver checks of [`super::ipc_records`] and records
+/// `backpressure-nothing-lost` (seqs 0..8 intact and in order) and `still-works-received`;
+/// final barrier. VM0 records `refused-count` (the header's `refused` equals the
+/// descriptors it saw refused).
+pub mod ipc_hostile {
+    /// Pages VM1 posts before the backpressure test.
+    pub const BACKPRESSURE_POSTED: u64 = 4;
+    /// Messages VM0 sends at once in the backpressure test.
+    pub const BACKPRESSURE_SENT: u64 = 8;
+    /// Messages VM1 receives in all.
+    pub const MESSAGES: u64 = BACKPRESSURE_SENT + 1;
+    /// Sample index (VM0): descriptors VM0 saw refused (any status other than Ok; the bad
+    /// ring is not a descriptor and not counted).
+    pub const S_REFUSED: usize = 0;
+    /// Sample index (VM0): the header's `refused` counter at the end.
+    pub const S_VMM_REFUSED: usize = 1;
+    /// Sample index (VM0): of [`S_REFUSED`], those refused with QueueFull.
+    pub const S_QUEUE_FULL: usize = 2;
+}
+
+/// The `ipc_forward` probe (3 VMs): VM0 sends a message to VM1, VM1 forwards the received
+/// pages unchanged (same GPAs, same length and seq) to VM2.
+///
+/// VM1 and VM2 post landing pages; barrier; VM0 sends (records `send-ok`,
+/// `sender-page-after-send`); VM1 receives it (`received-intact`: VM0's pattern), forwards it
+/// (`forward-ok`) and checks its pages afterwards (`forwarder-page-after-send`: zero with
+/// remap, unchanged with copy); VM2 receives it and records `forwarded-intact` (the payload
+/// is VM0's pattern for seq 0) and `forward-ids` (src 1, dst 2, seq 0, the length sent).
+pub mod ipc_forward {
+    /// `params[MODE]` (all VMs): [`super::ipc_security::MODE_REMAP`] or
+    /// [`super::ipc_security::MODE_COPY`] (0: the page-after-send checks are SKIPs).
+    pub const MODE: usize = 0;
+    /// `params[SIZE]` (all VMs): message size in bytes, 1 to 65536; 0 = 4096.
+    pub const SIZE: usize = 1;
+    /// Default of `params[SIZE]`.
+    pub const DEFAULT_SIZE: u64 = 4096;
 }

@@ -10,6 +10,7 @@
 //! - MMIO access ([`mmio_write`], [`mmio_read`], [`status`], [`doorbell`], ...);
 //! - a line-buffered console ([`print!`], [`println!`]);
 //! - result records ([`pass`], [`fail`], [`skip`], [`check!`]) and samples ([`sample`]);
+//! - [`ipc`]: remap IPC (send and receive rings, payload patterns, checked streams);
 //! - [`rdtsc`], the `mem*` functions the compiler needs, and a panic handler.
 //!
 //! When `main` returns, the runtime flushes the samples, prints
@@ -26,6 +27,7 @@ pub mod boot;
 pub mod console;
 pub mod entry;
 mod global;
+pub mod ipc;
 pub mod mem;
 pub mod mmio;
 mod panic;

@@ -1,5 +1,6 @@
 //! `doorbell`: exactly K = `params[0]` doorbell writes inside the measured phase and nothing
-//! else, so that the VMM's exit counts can be checked against K.
+//! else, so that the VMM's exit counts can be checked against K. Sample 0: the TSC ticks of
+//! the phase (K + 2 exit round trips), the floor that benchmarks compare with.
 //!
 //! The measured phase runs in `pageflip_doorbell_burst`, a routine of at most 64 bytes that
 //! starts on a 64-byte boundary, so it lies on one code page. The warm-up runs the same
@@ -16,7 +17,7 @@ use core::arch::global_asm;
 use pageflip_guest::abi::mmio::{DOORBELL, PHASE, PHASE_BEGIN, PHASE_END};
 use pageflip_guest::abi::probes::doorbell::WARMUP;
 use pageflip_guest::abi::MMIO_BASE;
-use pageflip_guest::{boot_info, pass_with, println};
+use pageflip_guest::{boot_info, pass_with, println, rdtsc, sample};
 
 pageflip_guest::entry!(main);
 
@@ -62,8 +63,12 @@ fn main() -> u64 {
     // SAFETY: the routine only writes device registers (no memory of this program) and
     // follows the SysV ABI; `doorbell` is the DOORBELL register, 0 = no phase writes.
     unsafe { pageflip_doorbell_burst(doorbell, 0, WARMUP) };
+    // The TSC is read outside the phase (rdtsc does not exit): the ticks cover the
+    // PHASE_BEGIN write, the K doorbells and the PHASE_END write, K + 2 exit round trips.
+    let t0 = rdtsc();
     // SAFETY: as above; `phase` is the PHASE register.
     unsafe { pageflip_doorbell_burst(doorbell, phase, k) };
+    sample(rdtsc() - t0);
     pass_with("doorbells", format_args!("K={k}"));
     println!("rang the doorbell {WARMUP} + {k} times");
     0

@@ -1,0 +1,366 @@
+//! The remap-IPC conformance cases (`docs/remap-ipc.md`): delivery, identification,
+//! ownership transfer, immediate and deferred exit semantics, TLB flushes, hostile
+//! descriptors and backpressure, each with the remap and the copy data movement where both
+//! apply. `conform --mutants` runs exactly these.
+
+use pageflip_abi::probes::{ipc_hostile, ipc_security, ipc_semantics, ipc_workloads as w};
+use pageflip_interface::{RunConfig, RunResult, TransportConfig};
+
+use crate::cases::{run, status, Case, Layout, VmSpec};
+use crate::expect::{Check, StatusIs};
+
+/// Guest memory of the IPC cases' VMs.
+const MIB: u64 = w::MIN_MEMORY_MIB;
+
+fn both(n: usize) -> Vec<Check> {
+    (0..n)
+        .flat_map(|vm| {
+            [
+                status(vm, StatusIs::Success),
+                Check::AllRecordsPass { vm, at_least: 1 },
+            ]
+        })
+        .collect()
+}
+
+fn custom(name: &'static str, check: fn(&RunConfig, &RunResult) -> Result<(), String>) -> Check {
+    Check::Custom { name, check }
+}
+
+/// Every remap run ends with a clean ownership audit; every IPC run reports its transport.
+pub fn audit_clean(config: &RunConfig, result: &RunResult) -> Result<(), String> {
+    let t = result
+        .transport
+        .as_ref()
+        .ok_or("the result has no `transport` report")?;
+    if t.vms.len() != config.vms.len() {
+        return Err(format!(
+            "transport report for {} VMs, config has {}",
+            t.vms.len(),
+            config.vms.len()
+        ));
+    }
+    match (&config.transport, &t.ownership) {
+        (TransportConfig::Remap, None) => Err("a remap run without an ownership audit".into()),
+        (_, Some(a)) if !a.violations.is_empty() => Err(format!(
+            "ownership audit: {} violations, first: {}",
+            a.violations.len(),
+            a.violations[0]
+        )),
+        (_, Some(a)) => {
+            let sum: u64 = a.pages_per_owner.values().sum();
+            if sum != a.total_pages {
+                return Err(format!(
+                    "pages per owner add up to {sum}, the pool has {}",
+                    a.total_pages
+                ));
+            }
+            // Remapping never changes how many pages a VM has.
+            for (i, vm) in config.vms.iter().enumerate() {
+                let name = config.vm_name(i);
+                let want = (vm.memory_mib << 20) / 4096;
+                let got = a.pages_per_owner.get(&name).copied().unwrap_or(0);
+                if got != want {
+                    return Err(format!(
+                        "{name} owns {got} pages at the end, expected its {want}"
+                    ));
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The VMM's message counts agree with the workload's: every sender's `count` messages
+/// were delivered, every receiver got them.
+pub fn workload_counts(config: &RunConfig, result: &RunResult) -> Result<(), String> {
+    audit_clean(config, result)?;
+    let t = result.transport.as_ref().expect("checked");
+    let sent: u64 = t.vms.iter().map(|v| v.sent).sum();
+    let received: u64 = t.vms.iter().map(|v| v.received).sum();
+    let count = config.vms[0].params.get(w::COUNT).copied().unwrap_or(0);
+    let senders = match config.vms.len() {
+        2 => 1,
+        n => n as u64 - 1,
+    };
+    let want = count * senders;
+    if sent != want || received != want {
+        return Err(format!(
+            "VMM counts {sent} sent and {received} received, expected {want} each"
+        ));
+    }
+    Ok(())
+}
+
+fn semantics_params(config: &RunConfig) -> (u64, u64, u64) {
+    let p = &config.vms[0].params;
+    let get = |i| p.get(i).copied().unwrap_or(0);
+    (
+        get(ipc_semantics::TEST),
+        get(ipc_semantics::N),
+        get(ipc_semantics::BATCH),
+    )
+}
+
+/// VM0's measured phase shows exactly one MMIO exit per exiting send (plus the PHASE end),
+/// and the VMM drained its ring exactly once per batch.
+pub fn semantics_exits(config: &RunConfig, result: &RunResult) -> Result<(), String> {
+    audit_clean(config, result)?;
+    let (test, n, batch) = semantics_params(config);
+    let want_exits = ipc_semantics::expected_mmio_exits(test, n, batch).ok_or("bad test params")?;
+    let want_drains = ipc_semantics::expected_drains(test, n, batch).ok_or("bad test params")?;
+    let vm0 = &result.vms[0];
+    let measured = vm0
+        .stats
+        .measured
+        .as_ref()
+        .ok_or("VM0 has no measured-phase stats")?;
+    let mmio = *measured
+        .vcpu
+        .get("mmio_exits")
+        .ok_or("the host does not maintain mmio_exits (unavailable)")?;
+    if mmio != want_exits {
+        return Err(format!(
+            "VM0 measured mmio_exits {mmio}, expected {want_exits} (test {test}, N {n}, B {batch})"
+        ));
+    }
+    let drains = result.transport.as_ref().expect("checked").vms[0].drains;
+    if drains != want_drains {
+        return Err(format!(
+            "VMM drained VM0's ring {drains} times, expected {want_drains}"
+        ));
+    }
+    let guest_drains = vm0.samples.get(ipc_semantics::S_DRAINS).copied();
+    if guest_drains != Some(want_drains) {
+        return Err(format!(
+            "VM0's header showed drains {guest_drains:?}, expected {want_drains}"
+        ));
+    }
+    Ok(())
+}
+
+/// The refused descriptors the guest saw are the ones the VMM counted.
+pub fn hostile_counts(config: &RunConfig, result: &RunResult) -> Result<(), String> {
+    audit_clean(config, result)?;
+    let seen = result.vms[0]
+        .samples
+        .get(ipc_hostile::S_REFUSED)
+        .copied()
+        .ok_or("VM0 reported no refused count")?;
+    let counted: u64 = result.transport.as_ref().expect("checked").vms[0]
+        .refused
+        .values()
+        .sum();
+    if seen != counted {
+        return Err(format!(
+            "VM0 saw {seen} refused descriptors, the VMM counted {counted}"
+        ));
+    }
+    Ok(())
+}
+
+/// Remap: KVM flushes the TLBs of both VMs for every page moved, exactly as measured on the
+/// host (`docs/remap-ipc.md`, "TLB flushes"); copy: no flush at all.
+pub fn tlb_per_page(config: &RunConfig, result: &RunResult) -> Result<(), String> {
+    workload_counts(config, result)?;
+    let t = result.transport.as_ref().expect("checked");
+    let pages = t.vms[0].pages_remapped;
+    let remap = config.transport == TransportConfig::Remap;
+    let expect = |v: u64| if remap { v * pages } else { 0 };
+    if remap && pages == 0 {
+        return Err("no page was remapped".into());
+    }
+    for (vm, name, counter, per_page) in [
+        (
+            0,
+            "sender",
+            "remote_tlb_flush_requests",
+            TLB_SENDER_REQUESTS_PER_PAGE,
+        ),
+        (
+            1,
+            "receiver",
+            "remote_tlb_flush_requests",
+            TLB_RECEIVER_REQUESTS_PER_PAGE,
+        ),
+    ] {
+        let m = result.vms[vm]
+            .stats
+            .measured
+            .as_ref()
+            .ok_or_else(|| format!("VM{vm} has no measured-phase stats"))?;
+        let v = *m
+            .vm
+            .get(counter)
+            .ok_or_else(|| format!("the host does not maintain {counter} (unavailable)"))?;
+        if v != expect(per_page) {
+            return Err(format!(
+                "{name} VM: measured {counter} {v} for {pages} pages moved, expected {}",
+                expect(per_page)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Remote TLB flush requests on the sender's VM per page remapped out of it.
+pub const TLB_SENDER_REQUESTS_PER_PAGE: u64 = 1;
+/// Remote TLB flush requests on the receiver's VM per page remapped into it.
+pub const TLB_RECEIVER_REQUESTS_PER_PAGE: u64 = 1;
+
+fn ipc_layout(transport: &TransportConfig, vms: Vec<VmSpec>) -> Layout {
+    Layout {
+        timeout_ms: 120_000,
+        ..Layout::of(vms).with_transport(transport.clone())
+    }
+}
+
+fn stream(params: &[u64], n: usize, image: &'static str) -> Vec<VmSpec> {
+    (0..n).map(|_| VmSpec::guest(image, MIB, params)).collect()
+}
+
+/// Params of a workload: count, size, batch, receive mode, urgent-every, check.
+fn wl(count: u64, size: u64, batch: u64, recv: u64, check: u64) -> Vec<u64> {
+    let mut p = vec![0; 8];
+    p[w::COUNT] = count;
+    p[w::SIZE] = size;
+    p[w::BATCH] = batch;
+    p[w::RECV_MODE] = recv;
+    p[w::CHECK] = check;
+    p
+}
+
+/// The remap-IPC cases.
+pub fn all() -> Vec<Case> {
+    let remap = TransportConfig::Remap;
+    let copy = TransportConfig::Copy;
+    let mut cases = Vec::new();
+    for (t, delivery, multipage, fanin, security, forward, hostile, tlb, mode) in [
+        (
+            &remap,
+            "ipc-delivery-remap",
+            "ipc-multipage-remap",
+            "ipc-fanin-remap",
+            "ipc-security-remap",
+            "ipc-forward-remap",
+            "ipc-hostile-remap",
+            "ipc-tlb-remap",
+            ipc_security::MODE_REMAP,
+        ),
+        (
+            &copy,
+            "ipc-delivery-copy",
+            "ipc-multipage-copy",
+            "ipc-fanin-copy",
+            "ipc-security-copy",
+            "ipc-forward-copy",
+            "ipc-hostile-copy",
+            "ipc-tlb-copy",
+            ipc_security::MODE_COPY,
+        ),
+    ] {
+        cases.push(run(
+            delivery,
+            "100,000 deferred messages (B = 32): every byte intact, FIFO, gap-free, no duplicates, nothing lost",
+            ipc_layout(t, stream(&wl(100_000, 64, 32, w::RECV_POLL, w::CHECK_FULL), 2, "stream")),
+            [both(2), vec![custom("transport counts", workload_counts)]].concat(),
+        ));
+        cases.push(run(
+            multipage,
+            "immediate 16-page (64 KiB) messages with a blocking receiver arrive whole",
+            ipc_layout(
+                t,
+                stream(
+                    &wl(500, 64 * 1024, 1, w::RECV_BLOCK, w::CHECK_FULL),
+                    2,
+                    "stream",
+                ),
+            ),
+            [both(2), vec![custom("transport counts", workload_counts)]].concat(),
+        ));
+        cases.push(run(
+            fanin,
+            "three senders, one receiver: every entry names the right source and destination",
+            ipc_layout(
+                t,
+                stream(&wl(2000, 4096, 8, w::RECV_POLL, w::CHECK_FULL), 4, "fanin"),
+            ),
+            [both(4), vec![custom("transport counts", workload_counts)]].concat(),
+        ));
+        cases.push(run(
+            security,
+            "after a send the sender cannot see what the receiver writes into the page",
+            ipc_layout(t, stream(&[mode], 2, "ipc_security")),
+            [both(2), vec![custom("ownership audit", audit_clean)]].concat(),
+        ));
+        cases.push(run(
+            forward,
+            "a received page forwarded to a third VM arrives intact with the forwarder's id",
+            ipc_layout(t, stream(&[mode, 3 * 4096], 3, "ipc_forward")),
+            [both(3), vec![custom("ownership audit", audit_clean)]].concat(),
+        ));
+        cases.push(run(
+            hostile,
+            "every bad descriptor gets its status, backpressure stalls and loses nothing, the audit stays clean",
+            ipc_layout(t, stream(&[], 2, "ipc_hostile")),
+            [both(2), vec![custom("refused counts", hostile_counts)]].concat(),
+        ));
+        cases.push(run(
+            tlb,
+            "remap: KVM flushes both VMs' TLBs once per page moved; copy: never",
+            ipc_layout(
+                t,
+                stream(
+                    &wl(2000, 4096, 1, w::RECV_POLL, w::CHECK_LIGHT),
+                    2,
+                    "stream",
+                ),
+            ),
+            [both(2), vec![custom("TLB flushes per page", tlb_per_page)]].concat(),
+        ));
+    }
+    for (names, test, n, batch, description) in SEMANTICS {
+        for (t, name) in [(&remap, names[0]), (&copy, names[1])] {
+            cases.push(run(
+                name,
+                description,
+                ipc_layout(t, stream(&[test, n, batch], 2, "ipc_semantics")),
+                [both(2), vec![custom("exits and drains", semantics_exits)]].concat(),
+            ));
+        }
+    }
+    cases
+}
+
+/// The exit-semantics cases: names (remap, copy), test, N, B, description.
+const SEMANTICS: [([&str; 2], u64, u64, u64, &str); 4] = [
+    (
+        ["ipc-immediate-remap", "ipc-immediate-copy"],
+        ipc_semantics::TEST_IMMEDIATE,
+        100,
+        1,
+        "an immediate send costs exactly one exit and is complete when its doorbell returns",
+    ),
+    (
+        ["ipc-deferred-remap", "ipc-deferred-copy"],
+        ipc_semantics::TEST_DEFERRED,
+        256,
+        32,
+        "deferred sends: no exit until B are queued, then one exit and one drain per batch",
+    ),
+    (
+        ["ipc-urgent-remap", "ipc-urgent-copy"],
+        ipc_semantics::TEST_URGENT,
+        0,
+        0,
+        "an urgent descriptor in a deferred stream drains the ring at once",
+    ),
+    (
+        ["ipc-unrelated-exit-remap", "ipc-unrelated-exit-copy"],
+        ipc_semantics::TEST_UNRELATED_EXIT,
+        0,
+        0,
+        "any other exit of the sender drains its deferred descriptors",
+    ),
+];

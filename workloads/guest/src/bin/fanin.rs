@@ -1,0 +1,85 @@
+//! `fanin`: VMs 1..n-1 each send `count` messages to VM0, which receives and checks them
+//! all, per sender (parameters and samples: [`pageflip_guest::abi::probes::ipc_workloads`]).
+//!
+//! VM0 posts its landing pages; all VMs meet at a barrier and mark a measured phase around
+//! the transfer (senders: the send loop and the final flush; VM0: the receive loop). A
+//! second barrier follows; then VM0 checks that nothing more arrives, and all record their
+//! checks and report samples (VM0: the inter-arrival TSC ticks of the first messages).
+#![no_std]
+#![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+use pageflip_guest::abi::probes::ipc_records::PARAMS;
+use pageflip_guest::ipc::workload::Workload;
+use pageflip_guest::{barrier, boot_info, fail, phase_begin, phase_end, println, rdtsc};
+
+pageflip_guest::entry!(main);
+
+fn main() -> u64 {
+    let bi = boot_info();
+    if bi.num_vms < 2 {
+        fail(
+            PARAMS,
+            "fanin needs 2 or more VMs (VM0 receives from all others)",
+        );
+        return 1;
+    }
+    let Some(mut w) = Workload::setup() else {
+        return 1;
+    };
+    let count = w.params.count;
+    if bi.vm_id != 0 {
+        let Some(mut s) = w.sender(0) else { return 1 };
+        w.prefault();
+        barrier();
+        phase_begin();
+        let t0 = rdtsc();
+        for seq in 0..count {
+            if !s.send(&mut w.ipc, seq) {
+                break;
+            }
+        }
+        s.finish(&mut w.ipc);
+        let t = rdtsc().wrapping_sub(t0);
+        phase_end();
+        barrier();
+        let st = s.stats();
+        s.record(count);
+        w.report(t, st.delivered, 0, st.retries);
+    } else {
+        let senders = ((1u32 << bi.num_vms) - 1) & !1;
+        let Some(mut r) = w.receiver(senders) else {
+            return 1;
+        };
+        w.prefault();
+        println!(
+            "fanin: receiving {count} messages from each of VMs 1..{}",
+            bi.num_vms - 1
+        );
+        barrier();
+        phase_begin();
+        let t0 = rdtsc();
+        let mut prev = t0;
+        let mut deadline = w.idle_deadline();
+        while !r.complete() {
+            let Some(e) = w.receive(&deadline) else { break };
+            let now = rdtsc();
+            w.per_message(now.wrapping_sub(prev));
+            prev = now;
+            r.handle(&mut w.ipc, &e);
+            deadline = w.idle_deadline();
+        }
+        let t = rdtsc().wrapping_sub(t0);
+        phase_end();
+        let received = r.received();
+        barrier();
+        let extra = r.drain_extra(&mut w.ipc);
+        if extra != 0 {
+            println!("fanin: {extra} entries arrived after the last expected message");
+        }
+        r.record();
+        w.report(t, 0, received, 0);
+    }
+    0
+}

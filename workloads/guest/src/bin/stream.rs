@@ -1,0 +1,85 @@
+//! `stream`: VM0 sends `count` messages to VM1, which receives and checks them all
+//! (parameters and samples: [`pageflip_guest::abi::probes::ipc_workloads`]).
+//!
+//! VM1 posts its landing pages; both VMs meet at a barrier and mark a measured phase around
+//! the transfer: VM0's is the send loop and the final flush (until every message is
+//! delivered), VM1's the receive loop. A second barrier follows; then VM1 checks that
+//! nothing more arrives, and both record their checks and report samples (VM1: the
+//! inter-arrival TSC ticks of the first messages). Other VMs exit at once.
+#![no_std]
+#![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+use pageflip_guest::ipc::workload::Workload;
+use pageflip_guest::{barrier, boot_info, phase_begin, phase_end, println, rdtsc};
+
+pageflip_guest::entry!(main);
+
+fn main() -> u64 {
+    let bi = boot_info();
+    if bi.vm_id > 1 {
+        println!(
+            "stream: VM {} has no role (VM0 sends, VM1 receives)",
+            bi.vm_id
+        );
+        return 0;
+    }
+    let Some(mut w) = Workload::setup() else {
+        return 1;
+    };
+    let count = w.params.count;
+    if bi.vm_id == 0 {
+        let Some(mut s) = w.sender(1) else { return 1 };
+        w.prefault();
+        println!(
+            "stream: sending {count} messages of {} bytes to VM1",
+            w.params.size
+        );
+        barrier();
+        phase_begin();
+        let t0 = rdtsc();
+        for seq in 0..count {
+            if !s.send(&mut w.ipc, seq) {
+                break;
+            }
+        }
+        s.finish(&mut w.ipc);
+        let t = rdtsc().wrapping_sub(t0);
+        phase_end();
+        barrier();
+        let st = s.stats();
+        s.record(count);
+        w.report(t, st.delivered, 0, st.retries);
+    } else {
+        let Some(mut r) = w.receiver(1 << 0) else {
+            return 1;
+        };
+        w.prefault();
+        println!("stream: receiving {count} messages from VM0");
+        barrier();
+        phase_begin();
+        let t0 = rdtsc();
+        let mut prev = t0;
+        let mut deadline = w.idle_deadline();
+        while !r.complete() {
+            let Some(e) = w.receive(&deadline) else { break };
+            let now = rdtsc();
+            w.per_message(now.wrapping_sub(prev));
+            prev = now;
+            r.handle(&mut w.ipc, &e);
+            deadline = w.idle_deadline();
+        }
+        let t = rdtsc().wrapping_sub(t0);
+        phase_end();
+        let received = r.received();
+        barrier();
+        let extra = r.drain_extra(&mut w.ipc);
+        if extra != 0 {
+            println!("stream: {extra} entries arrived after the last expected message");
+        }
+        r.record();
+        w.report(t, 0, received, 0);
+    }
+    0
+}

@@ -1,0 +1,724 @@
+//! Remap IPC for guests: the control structure the VMM shares with this VM
+//! ([`pageflip_abi::ipc`], `docs/remap-ipc.md`), as a safe API.
+//!
+//! [`Ipc`] owns the guest side of the rings: it places [`SendDesc`]s in the send ring and rings
+//! [`IPC_DOORBELL`] when a send requires an immediate exit, posts landing pages, and consumes the
+//! receive ring (by polling, or blocking in an [`IPC_RECV_WAIT`] read). Around it:
+//!
+//! - [`payload`]: message payloads filled with a pattern derived from (source VM, sequence
+//!   number, offset), and their verification;
+//! - [`stream`]: a sender that retries refused messages in order ([`StreamSender`]) and a
+//!   receiver that checks every message ([`StreamReceiver`]);
+//! - [`Arena`] and [`PagePool`]: pages of free memory for buffers and landing pages;
+//! - [`workload`]: what the `stream`, `pingpong` and `fanin` guests share.
+//!
+//! # Memory ordering
+//!
+//! The control structure is ordinary guest memory (identity mapped). The guest writes its
+//! indices and descriptors with volatile stores and reads the VMM's with volatile loads, with
+//! fences between, so that the compiler neither caches nor reorders them:
+//!
+//! - a descriptor is written completely before `send_head` is advanced (release fence);
+//! - the VMM reads the send ring only while this vCPU is stopped in an exit, and writes
+//!   `send_tail` and the statuses only then, so volatile reads after an exit see them;
+//! - the receive ring is written by *other* VMs' vCPU threads while this VM runs: the guest
+//!   reads `recv_head`, then (acquire fence) the entries, and publishes `recv_tail` only after
+//!   reading them (release fence). On x86 these fences emit no instruction (TSO); they keep
+//!   the compiler from reordering the accesses.
+
+use core::ptr::{self, addr_of, addr_of_mut};
+use core::sync::atomic::{compiler_fence, fence, Ordering};
+
+use pageflip_abi::ipc::{
+    IpcHeader, IpcStatus, RecvEntry, SendDesc, DOORBELL_FLUSH, DOORBELL_SEND, FLAG_URGENT,
+    IPC_HEADER_GPA, IPC_MAGIC, MAX_MSG_PAGES, POST_RING_GPA, POST_RING_LEN, RECV_RING_GPA,
+    RECV_RING_LEN, SEND_RING_GPA, SEND_RING_LEN,
+};
+use pageflip_abi::mmio::{IPC_DOORBELL, IPC_RECV_WAIT};
+use pageflip_abi::{IMAGE_BASE, PAGE_SIZE};
+
+use crate::global::Global;
+use crate::mmio::{mmio_read, mmio_write};
+
+pub mod payload;
+pub mod stream;
+pub mod workload;
+
+pub use payload::{fill_payload, pattern_word, verify_payload, Coverage, Mismatch};
+pub use stream::{
+    receive, RecvMode, SendStats, StatusName, StreamReceiver, StreamSender, Tally, Text, Verdict,
+};
+
+/// Set once [`Ipc::init`] has handed out the one [`Ipc`].
+static TAKEN: Global<bool> = Global::new(false);
+
+/// Flushes of a full send ring [`Ipc::place`] makes before it gives up on a VMM that does not
+/// consume descriptors (and panics).
+const FULL_RING_FLUSHES: u32 = 1000;
+
+/// Reads a field of the [`IpcHeader`] with a volatile load.
+macro_rules! header_get {
+    ($field:ident) => {{
+        // SAFETY: the header page at IPC_HEADER_GPA is guest memory, mapped read-write at
+        // CPL3 (abi layout: reserved for transports' control structures) and holds no Rust
+        // object; the field pointer is derived without creating a reference, and a volatile
+        // load of an integer field is valid for any bytes.
+        unsafe { ptr::read_volatile(addr_of!((*header()).$field)) }
+    }};
+}
+
+/// Writes a field of the [`IpcHeader`] with a volatile store.
+macro_rules! header_set {
+    ($field:ident, $value:expr) => {{
+        let value = $value;
+        // SAFETY: as in `header_get`; the guest may write the fields it owns, and a store to
+        // this page changes no Rust object.
+        unsafe { ptr::write_volatile(addr_of_mut!((*header()).$field), value) }
+    }};
+}
+
+/// The header of this VM's control structure.
+fn header() -> *mut IpcHeader {
+    IPC_HEADER_GPA as *mut IpcHeader
+}
+
+/// The send-ring slot of descriptor index `index`.
+fn send_slot_ptr(index: u32) -> *mut SendDesc {
+    (SEND_RING_GPA as *mut SendDesc).wrapping_add((index % SEND_RING_LEN) as usize)
+}
+
+/// The receive-ring slot of entry index `index`.
+fn recv_slot_ptr(index: u32) -> *const RecvEntry {
+    (RECV_RING_GPA as *const RecvEntry).wrapping_add((index % RECV_RING_LEN) as usize)
+}
+
+/// The post-ring slot of post index `index`.
+fn post_slot_ptr(index: u32) -> *mut u64 {
+    (POST_RING_GPA as *mut u64).wrapping_add((index % POST_RING_LEN) as usize)
+}
+
+/// Pages needed for a message of `len` bytes (at least 1).
+pub const fn pages_for(len: u64) -> u64 {
+    if len == 0 {
+        1
+    } else {
+        len.div_ceil(PAGE_SIZE)
+    }
+}
+
+/// Whether `gpa` is a whole page of this VM's free memory (`[free_start, mem_size)`), the only
+/// memory the IPC helpers write or hand to the VMM.
+pub fn is_free_page(gpa: u64) -> bool {
+    let bi = crate::boot_info();
+    gpa % PAGE_SIZE == 0
+        && gpa >= bi.free_start
+        && gpa
+            .checked_add(PAGE_SIZE)
+            .is_some_and(|end| end <= bi.mem_size)
+}
+
+/// A descriptor's place in the send ring: its free-running index (valid for [`Ipc::status`]
+/// until [`SEND_RING_LEN`] later descriptors have been placed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SendSlot(pub u32);
+
+/// How a received entry's pages compare with the pages this VM posted (see
+/// [`Ipc::last_landing`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Landing {
+    /// Every page of the entry is the next page this VM posted, in posting order.
+    pub ok: bool,
+    /// The first page that differs: its index in the entry (0 if `ok`).
+    pub index: u32,
+    /// The GPA this VM posted there (0 if `ok`).
+    pub posted: u64,
+    /// The GPA the entry names there (0 if `ok`).
+    pub got: u64,
+}
+
+/// The guest side of this VM's remap-IPC control structure (one per VM: [`Ipc::init`]).
+///
+/// `Ipc` keeps its own copies of the indices the guest owns (`send_head`, `recv_tail`,
+/// `post_head`) and writes them to the header when they change; it reads the VMM's
+/// (`send_tail`, `recv_head`, `post_tail`, statuses, counters) from memory each time.
+#[derive(Debug)]
+pub struct Ipc {
+    vm_id: u32,
+    batch: u32,
+    send_head: u32,
+    recv_tail: u32,
+    post_head: u32,
+    /// Posted pages accounted for by the entries this VM has read.
+    post_seen: u32,
+    last_landing: Landing,
+    landing_mismatches: u64,
+    wait_mismatches: u64,
+}
+
+impl Ipc {
+    /// Takes over this VM's control structure: `None` if the run has no IPC transport (the
+    /// header's magic is not [`IPC_MAGIC`]).
+    ///
+    /// Writes the batch size B of deferred sends (0 or 1: every send exits at once; at most
+    /// [`SEND_RING_LEN`]) and the blocking-receive timeout (`wait_timeout_us`, 0 = the VMM's
+    /// default of 1 s). The header's `reserved0` is left alone (`docs/remap-ipc.md` gives it
+    /// no meaning: blocking receive needs no setup).
+    ///
+    /// Panics if called a second time (two `Ipc`s would place descriptors over each other).
+    pub fn init(batch: u32, wait_timeout_us: u64) -> Option<Ipc> {
+        if header_get!(magic) != IPC_MAGIC {
+            return None;
+        }
+        // SAFETY: TAKEN is only accessed here, by value, with no reference kept.
+        let taken = unsafe { core::mem::replace(&mut *TAKEN.as_ptr(), true) };
+        assert!(!taken, "Ipc::init called twice");
+        let batch = batch.min(SEND_RING_LEN);
+        header_set!(batch, batch);
+        header_set!(wait_timeout_us, wait_timeout_us);
+        let post_head = header_get!(post_head);
+        let ipc = Ipc {
+            vm_id: crate::boot_info().vm_id,
+            batch,
+            send_head: header_get!(send_head),
+            recv_tail: header_get!(recv_tail),
+            post_head,
+            post_seen: header_get!(post_tail),
+            last_landing: Landing {
+                ok: true,
+                index: 0,
+                posted: 0,
+                got: 0,
+            },
+            landing_mismatches: 0,
+            wait_mismatches: 0,
+        };
+        compiler_fence(Ordering::SeqCst);
+        Some(ipc)
+    }
+
+    /// This VM's id.
+    pub fn vm_id(&self) -> u32 {
+        self.vm_id
+    }
+
+    /// The batch size B written to the header.
+    pub fn batch(&self) -> u32 {
+        self.batch
+    }
+
+    /// Changes the batch size B (0 or 1 = immediate). Descriptors already in the ring stay
+    /// there until the next drain.
+    pub fn set_batch(&mut self, batch: u32) {
+        self.batch = batch.min(SEND_RING_LEN);
+        header_set!(batch, self.batch);
+    }
+
+    /// A copy of the whole header, read field by field (volatile).
+    pub fn header(&self) -> IpcHeader {
+        IpcHeader {
+            magic: header_get!(magic),
+            batch: header_get!(batch),
+            reserved0: header_get!(reserved0),
+            wait_timeout_us: header_get!(wait_timeout_us),
+            send_head: header_get!(send_head),
+            send_tail: header_get!(send_tail),
+            recv_head: header_get!(recv_head),
+            recv_tail: header_get!(recv_tail),
+            post_head: header_get!(post_head),
+            post_tail: header_get!(post_tail),
+            drains: header_get!(drains),
+            sent: header_get!(sent),
+            received: header_get!(received),
+            refused: header_get!(refused),
+            ring_error: header_get!(ring_error),
+            reserved1: header_get!(reserved1),
+        }
+    }
+
+    /// The guest's `send_head`: descriptors placed so far.
+    pub fn send_head(&self) -> u32 {
+        self.send_head
+    }
+
+    /// The VMM's `send_tail`: descriptors it has consumed.
+    pub fn send_tail(&self) -> u32 {
+        header_get!(send_tail)
+    }
+
+    /// Descriptors placed and not yet consumed by the VMM.
+    pub fn pending(&self) -> u32 {
+        self.send_head.wrapping_sub(self.send_tail())
+    }
+
+    /// Whether the VMM has consumed the descriptor in `slot` (its status is final).
+    pub fn consumed(&self, slot: SendSlot) -> bool {
+        let tail = self.send_tail();
+        // Free-running indices: `slot` is consumed iff it lies in [tail - 2^31, tail).
+        (tail.wrapping_sub(slot.0) as i32) > 0
+    }
+
+    /// The VMM's drains of this VM's send ring that consumed at least one descriptor.
+    pub fn drains(&self) -> u64 {
+        header_get!(drains)
+    }
+
+    /// The last ring-level error the VMM reported ([`IpcStatus`] value, 0 = none).
+    pub fn ring_error(&self) -> u32 {
+        header_get!(ring_error)
+    }
+
+    /// Places `desc` in the send ring (its status set to [`IpcStatus::Pending`]) and advances
+    /// `send_head`, **without** ringing the doorbell. If the ring is full, flushes it first
+    /// ([`DOORBELL_FLUSH`]) until the VMM has consumed a descriptor (panics if it never does).
+    ///
+    /// The descriptor is taken as is: hostile probes use this to place descriptors that break
+    /// the rules.
+    pub fn place(&mut self, desc: &SendDesc) -> SendSlot {
+        let mut flushes = 0;
+        while self.pending() >= SEND_RING_LEN {
+            assert!(
+                flushes < FULL_RING_FLUSHES,
+                "the send ring stays full: {flushes} flushes consumed no descriptor \
+                 (send_head {}, send_tail {})",
+                self.send_head,
+                self.send_tail()
+            );
+            self.flush();
+            flushes += 1;
+        }
+        let index = self.send_head;
+        let p = send_slot_ptr(index);
+        // SAFETY: `p` is a slot of the send ring (inside [SEND_RING_GPA, RECV_RING_GPA),
+        // guest memory mapped read-write, no Rust object). The slot is free: the VMM consumed
+        // its previous descriptor (pending < SEND_RING_LEN) and reads the ring only while
+        // this vCPU is stopped in an exit, so nothing reads it concurrently.
+        unsafe {
+            ptr::write_volatile(addr_of_mut!((*p).seq), desc.seq);
+            ptr::write_volatile(addr_of_mut!((*p).dst), desc.dst);
+            ptr::write_volatile(addr_of_mut!((*p).flags), desc.flags);
+            ptr::write_volatile(addr_of_mut!((*p).len), desc.len);
+            ptr::write_volatile(addr_of_mut!((*p).npages), desc.npages);
+            ptr::write_volatile(addr_of_mut!((*p).status), IpcStatus::Pending as u32);
+            ptr::write_volatile(addr_of_mut!((*p).reserved), desc.reserved);
+            for (i, &page) in desc.pages.iter().enumerate() {
+                ptr::write_volatile(addr_of_mut!((*p).pages[i]), page);
+            }
+        }
+        // The descriptor is complete before the VMM can see the new head.
+        fence(Ordering::Release);
+        self.send_head = index.wrapping_add(1);
+        header_set!(send_head, self.send_head);
+        compiler_fence(Ordering::SeqCst);
+        SendSlot(index)
+    }
+
+    /// Sends a message of `len` bytes in `pages` (GPAs of this VM, at most
+    /// [`MAX_MSG_PAGES`]) to VM `dst` with sequence number `seq` and `flags`
+    /// ([`FLAG_URGENT`] or 0): places the descriptor ([`Ipc::place`]), then rings
+    /// [`DOORBELL_SEND`] iff the send requires an immediate exit — the batch size is 0 or 1,
+    /// the descriptor is urgent, or the ring now holds at least a batch.
+    ///
+    /// After an immediate send the descriptor's status is final when this returns; after a
+    /// deferred one it is [`IpcStatus::Pending`] until the VMM drains the ring at the next
+    /// exit. Panics if `pages` has more than [`MAX_MSG_PAGES`] entries.
+    pub fn send(&mut self, dst: u32, pages: &[u64], len: u32, seq: u64, flags: u32) -> SendSlot {
+        assert!(
+            pages.len() <= MAX_MSG_PAGES,
+            "a message has at most {MAX_MSG_PAGES} pages, not {}",
+            pages.len()
+        );
+        let mut desc = SendDesc {
+            seq,
+            dst,
+            flags,
+            len,
+            npages: pages.len() as u32,
+            status: IpcStatus::Pending as u32,
+            reserved: 0,
+            pages: [0; MAX_MSG_PAGES],
+        };
+        desc.pages[..pages.len()].copy_from_slice(pages);
+        let slot = self.place(&desc);
+        if self.batch <= 1 || flags & FLAG_URGENT != 0 || self.pending() >= self.batch {
+            mmio_write(IPC_DOORBELL, DOORBELL_SEND);
+        }
+        slot
+    }
+
+    /// Rings [`DOORBELL_FLUSH`]: the VMM drains whatever the send ring holds.
+    pub fn flush(&mut self) {
+        mmio_write(IPC_DOORBELL, DOORBELL_FLUSH);
+    }
+
+    /// Rings [`DOORBELL_SEND`] without placing anything (the VMM drains only if the ring
+    /// holds a batch or an urgent descriptor).
+    pub fn ring_send_doorbell(&mut self) {
+        mmio_write(IPC_DOORBELL, DOORBELL_SEND);
+    }
+
+    /// The raw status word of the descriptor in `slot` (an [`IpcStatus`] value if the VMM
+    /// keeps to the ABI). Panics if the slot has been reused by a later descriptor.
+    pub fn status_raw(&self, slot: SendSlot) -> u32 {
+        let age = self.send_head.wrapping_sub(slot.0);
+        assert!(
+            (1..=SEND_RING_LEN).contains(&age),
+            "send slot {} is not among the last {SEND_RING_LEN} descriptors (send_head {})",
+            slot.0,
+            self.send_head
+        );
+        let p = send_slot_ptr(slot.0);
+        compiler_fence(Ordering::SeqCst);
+        // SAFETY: `p` is a send-ring slot (see `place`); the status is a u32, valid for any
+        // bytes, and the VMM writes it only while this vCPU is in an exit.
+        unsafe { ptr::read_volatile(addr_of!((*p).status)) }
+    }
+
+    /// The status of the descriptor in `slot` ([`IpcStatus::Pending`] until the VMM consumed
+    /// it). Panics if the VMM wrote a value that is no [`IpcStatus`] (an ABI violation; see
+    /// [`Ipc::status_raw`]) or the slot has been reused.
+    pub fn status(&self, slot: SendSlot) -> IpcStatus {
+        let raw = self.status_raw(slot);
+        match IpcStatus::from_u32(raw) {
+            Some(s) => s,
+            None => panic!(
+                "send slot {} has status {raw}, which is no IpcStatus",
+                slot.0
+            ),
+        }
+    }
+
+    /// Writes `value` to the header's `send_head` without placing anything (for hostile
+    /// probes: malformed ring indices). [`Ipc::restore_send_head`] undoes it.
+    pub fn write_send_head_raw(&mut self, value: u32) {
+        compiler_fence(Ordering::SeqCst);
+        header_set!(send_head, value);
+        compiler_fence(Ordering::SeqCst);
+    }
+
+    /// Writes this `Ipc`'s own `send_head` back to the header.
+    pub fn restore_send_head(&mut self) {
+        compiler_fence(Ordering::SeqCst);
+        header_set!(send_head, self.send_head);
+        compiler_fence(Ordering::SeqCst);
+    }
+
+    /// Entries waiting in the receive ring (0 if none). Panics if the VMM's `recv_head` is
+    /// more than [`RECV_RING_LEN`] ahead of `recv_tail` (an ABI violation).
+    pub fn recv_queued(&self) -> u32 {
+        let head = header_get!(recv_head);
+        fence(Ordering::Acquire);
+        let queued = head.wrapping_sub(self.recv_tail);
+        assert!(
+            queued <= RECV_RING_LEN,
+            "the VMM's recv_head {head} is {queued} entries ahead of recv_tail {} \
+             (the ring holds {RECV_RING_LEN})",
+            self.recv_tail
+        );
+        queued
+    }
+
+    /// Takes the next entry of the receive ring, if there is one, without an exit.
+    ///
+    /// Also compares the entry's pages with the pages this VM posted (they must be the next
+    /// posted pages, in order): see [`Ipc::last_landing`].
+    pub fn recv_poll(&mut self) -> Option<RecvEntry> {
+        if self.recv_queued() == 0 {
+            return None;
+        }
+        let p = recv_slot_ptr(self.recv_tail);
+        // SAFETY: `p` is a receive-ring slot (inside [RECV_RING_GPA, POST_RING_GPA), guest
+        // memory, no Rust object). The VMM filled it before advancing recv_head (read above,
+        // acquire fence), and does not touch it again until recv_tail passes it.
+        // RecvEntry is made of integers: any bytes are a valid value.
+        let entry = unsafe { ptr::read_volatile(p) };
+        // The entry is read before the VMM may reuse its slot.
+        fence(Ordering::Release);
+        self.recv_tail = self.recv_tail.wrapping_add(1);
+        header_set!(recv_tail, self.recv_tail);
+        compiler_fence(Ordering::SeqCst);
+        self.account_landing(&entry);
+        Some(entry)
+    }
+
+    /// Takes the next entry of the receive ring, blocking in the VMM if there is none: reads
+    /// [`IPC_RECV_WAIT`] (one exit), which returns once an entry is queued or after the
+    /// header's `wait_timeout_us`. `None` after a timeout.
+    pub fn recv_wait(&mut self) -> Option<RecvEntry> {
+        if let Some(entry) = self.recv_poll() {
+            return Some(entry);
+        }
+        let queued = mmio_read(IPC_RECV_WAIT);
+        let entry = self.recv_poll();
+        if (queued != 0) != entry.is_some() {
+            self.wait_mismatches += 1;
+        }
+        entry
+    }
+
+    /// How often [`IPC_RECV_WAIT`] returned a count that disagreed with the ring (nonzero
+    /// with an empty ring, or 0 with an entry queued).
+    pub fn wait_mismatches(&self) -> u64 {
+        self.wait_mismatches
+    }
+
+    /// How the pages of the entry last returned by [`Ipc::recv_poll`]/[`Ipc::recv_wait`]
+    /// compare with the pages this VM posted.
+    pub fn last_landing(&self) -> Landing {
+        self.last_landing
+    }
+
+    /// Entries so far whose pages were not the next posted pages.
+    pub fn landing_mismatches(&self) -> u64 {
+        self.landing_mismatches
+    }
+
+    fn account_landing(&mut self, entry: &RecvEntry) {
+        let npages = (entry.npages as usize).min(MAX_MSG_PAGES);
+        let mut landing = Landing {
+            ok: true,
+            index: 0,
+            posted: 0,
+            got: 0,
+        };
+        for (i, &got) in entry.pages[..npages].iter().enumerate() {
+            let index = self.post_seen.wrapping_add(i as u32);
+            let posted = if index.wrapping_sub(self.post_head) as i32 >= 0 {
+                // Not posted at all.
+                0
+            } else {
+                // SAFETY: a post-ring slot (inside [POST_RING_GPA, IPC_END_GPA), guest
+                // memory); `post` never overwrites a slot this VM has not accounted for
+                // here, so it still holds what was posted.
+                unsafe { ptr::read_volatile(post_slot_ptr(index)) }
+            };
+            if landing.ok && posted != got {
+                landing = Landing {
+                    ok: false,
+                    index: i as u32,
+                    posted,
+                    got,
+                };
+            }
+        }
+        if !landing.ok {
+            self.landing_mismatches += 1;
+        }
+        self.post_seen = self.post_seen.wrapping_add(npages as u32);
+        // A VMM that used more pages than were posted must not make `post` overwrite
+        // unposted slots.
+        if self.post_seen.wrapping_sub(self.post_head) as i32 > 0 {
+            self.post_seen = self.post_head;
+        }
+        self.last_landing = landing;
+    }
+
+    /// Makes the send ring and the post ring present and writable before a measured phase:
+    /// flushes the send ring if it holds anything (one exit), then rewrites one word of
+    /// every send-ring slot and reads the post ring. No descriptor is placed.
+    pub fn prefault_rings(&mut self) {
+        if self.pending() != 0 {
+            self.flush();
+        }
+        for index in 0..SEND_RING_LEN {
+            let p = send_slot_ptr(index);
+            // SAFETY: `p` is a send-ring slot; no descriptor is pending (flushed above), so
+            // every slot is the guest's, and the VMM reads none while this vCPU runs.
+            unsafe {
+                let v = ptr::read_volatile(addr_of!((*p).reserved));
+                ptr::write_volatile(addr_of_mut!((*p).reserved), v);
+            }
+        }
+        for index in 0..POST_RING_LEN {
+            // SAFETY: a post-ring slot (guest memory); a read changes nothing.
+            unsafe { ptr::read_volatile(post_slot_ptr(index)) };
+        }
+        compiler_fence(Ordering::SeqCst);
+    }
+
+    /// Free slots in the post ring: pages that can be posted now.
+    pub fn post_room(&self) -> u32 {
+        // Counted from the pages this VM has seen used (`post_seen`), which the VMM's
+        // post_tail can only be ahead of: slots not yet accounted for are not overwritten.
+        POST_RING_LEN.saturating_sub(self.post_head.wrapping_sub(self.post_seen))
+    }
+
+    /// Posted pages not yet used, as far as this VM has seen.
+    pub fn posted(&self) -> u32 {
+        self.post_head.wrapping_sub(self.post_seen)
+    }
+
+    /// Posts the page `gpa` as a landing page (remap) or buffer (copy); `false` (and nothing
+    /// posted) if the post ring is full. Panics if `gpa` is not a page of free memory.
+    ///
+    /// A posted page belongs to the VMM until it comes back in a received entry: in remap
+    /// mode its contents are discarded, in copy mode overwritten.
+    pub fn post(&mut self, gpa: u64) -> bool {
+        assert!(
+            is_free_page(gpa),
+            "{gpa:#x} is not a page of free memory: it cannot be posted"
+        );
+        if self.post_room() == 0 {
+            return false;
+        }
+        // SAFETY: a post-ring slot (guest memory, no Rust object); it is free (post_room).
+        unsafe { ptr::write_volatile(post_slot_ptr(self.post_head), gpa) };
+        fence(Ordering::Release);
+        self.post_head = self.post_head.wrapping_add(1);
+        header_set!(post_head, self.post_head);
+        compiler_fence(Ordering::SeqCst);
+        true
+    }
+
+    /// Posts the first `npages` pages of `entry` again (the pages a received message landed
+    /// in), skipping any that are not pages of free memory; returns how many were posted.
+    pub fn repost(&mut self, entry: &RecvEntry) -> u32 {
+        let npages = (entry.npages as usize).min(MAX_MSG_PAGES);
+        let mut posted = 0;
+        for &gpa in &entry.pages[..npages] {
+            if is_free_page(gpa) && self.post(gpa) {
+                posted += 1;
+            }
+        }
+        posted
+    }
+
+    /// Posts pages from `pool` until the post ring is full or the pool is empty; returns
+    /// how many were posted.
+    pub fn post_from(&mut self, pool: &mut PagePool) -> u32 {
+        let mut posted = 0;
+        while self.post_room() > 0 {
+            let Some(gpa) = pool.take() else { break };
+            self.post(gpa);
+            posted += 1;
+        }
+        posted
+    }
+}
+
+/// Pages of free memory handed out one at a time (landing pages to post).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PagePool {
+    next: u64,
+    end: u64,
+}
+
+impl PagePool {
+    /// The `npages` pages from `base` (page aligned).
+    pub const fn new(base: u64, npages: u64) -> PagePool {
+        PagePool {
+            next: base,
+            end: base + npages * PAGE_SIZE,
+        }
+    }
+
+    /// The next page, if any is left.
+    pub fn take(&mut self) -> Option<u64> {
+        if self.next >= self.end {
+            return None;
+        }
+        let gpa = self.next;
+        self.next += PAGE_SIZE;
+        Some(gpa)
+    }
+
+    /// Pages left.
+    pub fn left(&self) -> u64 {
+        (self.end - self.next) / PAGE_SIZE
+    }
+}
+
+/// A bump allocator over this VM's free memory (`[free_start, mem_size)`), in pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arena {
+    next: u64,
+    end: u64,
+}
+
+impl Arena {
+    /// All of this VM's free memory.
+    pub fn new() -> Arena {
+        let bi = crate::boot_info();
+        Arena {
+            next: bi.free_start.next_multiple_of(PAGE_SIZE),
+            end: bi.mem_size & !(PAGE_SIZE - 1),
+        }
+    }
+
+    /// `npages` contiguous pages, or `None` if they do not fit.
+    pub fn alloc(&mut self, npages: u64) -> Option<u64> {
+        let bytes = npages.checked_mul(PAGE_SIZE)?;
+        let end = self.next.checked_add(bytes)?;
+        if end > self.end {
+            return None;
+        }
+        let gpa = self.next;
+        self.next = end;
+        Some(gpa)
+    }
+
+    /// Bytes left.
+    pub fn left(&self) -> u64 {
+        self.end - self.next
+    }
+}
+
+impl Default for Arena {
+    fn default() -> Arena {
+        Arena::new()
+    }
+}
+
+/// Zeroes `npages` pages from `gpa` (which also makes them present before a measured phase).
+/// Panics unless they are pages of free memory.
+pub fn zero_pages(gpa: u64, npages: u64) {
+    for i in 0..npages {
+        let page = gpa + i * PAGE_SIZE;
+        assert!(is_free_page(page), "{page:#x} is not a page of free memory");
+        // SAFETY: a page of free memory (checked): no Rust object, stack or image lies there.
+        unsafe { ptr::write_bytes(page as *mut u8, 0, PAGE_SIZE as usize) };
+    }
+    compiler_fence(Ordering::SeqCst);
+}
+
+/// Touches every page of the guest image (`[IMAGE_BASE, free_start)`) and of the control
+/// structure with a read, and `stack_bytes` of stack below the caller with writes, so that a
+/// measured phase that follows takes no page faults for them.
+#[inline(never)]
+pub fn prefault(stack_bytes: usize) {
+    let bi = crate::boot_info();
+    let mut gpa = IMAGE_BASE;
+    while gpa < bi.free_start {
+        // SAFETY: the image is loaded at [IMAGE_BASE, free_start) and mapped at CPL3; a read
+        // changes nothing.
+        unsafe { ptr::read_volatile(gpa as *const u8) };
+        gpa += PAGE_SIZE;
+    }
+    let mut gpa = IPC_HEADER_GPA;
+    while gpa < pageflip_abi::ipc::IPC_END_GPA {
+        // SAFETY: the control structure is guest memory mapped at CPL3; a read changes
+        // nothing.
+        unsafe { ptr::read_volatile(gpa as *const u8) };
+        gpa += PAGE_SIZE;
+    }
+    touch_stack(stack_bytes);
+}
+
+/// Writes to `bytes` of stack below the caller (a local array, rounded to pages).
+#[inline(never)]
+fn touch_stack(bytes: usize) {
+    const CHUNK: usize = 16 * 1024;
+    let mut left = bytes;
+    let mut buf = [0u8; CHUNK];
+    let mut i = 0;
+    while i < CHUNK {
+        // SAFETY: `i < CHUNK`: inside the local array.
+        unsafe { ptr::write_volatile(buf.as_mut_ptr().add(i), 1) };
+        i += PAGE_SIZE as usize;
+    }
+    left = left.saturating_sub(CHUNK);
+    if left > 0 {
+        touch_stack(left);
+    }
+    // Keeps the array (and the recursion) from being optimised away.
+    core::hint::black_box(&buf);
+}
