@@ -24,7 +24,8 @@ pub fn fault_names() -> Vec<&'static str> {
 pub struct KillMatrix {
     /// The cases, in order.
     pub cases: Vec<String>,
-    /// Per mutant (fault name): for each case, whether it failed (killed the mutant).
+    /// Per mutant (fault name): for each case, whether it failed against the mutant while it
+    /// passed without a fault (killed the mutant).
     pub rows: Vec<(String, Vec<bool>)>,
     /// Cases that failed against the VMM without any fault (the matrix means nothing then).
     pub baseline_failures: Vec<String>,
@@ -141,7 +142,12 @@ pub fn run(
             vmm: &vmm,
             ..*bench
         };
-        let kills = failed_cases(cases, &mutant)?;
+        // A case that fails without the fault proves nothing about the fault.
+        let kills: Vec<bool> = failed_cases(cases, &mutant)?
+            .into_iter()
+            .zip(&baseline)
+            .map(|(failed, failed_before)| failed && !failed_before)
+            .collect();
         let killers: Vec<&str> = cases
             .iter()
             .zip(&kills)

@@ -55,8 +55,7 @@ pub struct IpcHeader {
     /// 0 = 1). The VMM drains at a send doorbell only when the ring holds at least B
     /// descriptors or one of them is urgent (a flush doorbell and other exits always drain).
     pub batch: u32,
-    /// Written by the guest: 1 = the VMM answers [`crate::mmio::IPC_RECV_WAIT`] reads only
-    /// when an entry is queued or `wait_timeout_us` passed.
+    /// Reserved, 0.
     pub reserved0: u32,
     /// Written by the guest: timeout of a blocking receive, microseconds (0 = 1 s).
     pub wait_timeout_us: u64,

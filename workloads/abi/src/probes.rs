@@ -97,11 +97,20 @@ pub mod ipc_records {
 /// VMs 1..n-1 each send `count` messages to VM0. Other VMs exit at once with code 0. Give
 /// every VM the same parameters.
 ///
-/// Every receiver records the checks of [`super::ipc_records`] (`delivery-integrity`,
-/// `fifo-per-sender`, `gap-free`, `no-duplicates`, `ids`, `landing-pages`, `count`), every
-/// sender `all-delivered`. Each VM marks a measured phase around its transfer loop (after a
-/// barrier that follows the receivers' posting of landing pages); a second barrier follows
-/// the phase, after which the receivers check that nothing more arrives.
+/// Every VM with a role records PASS `params` (the values it runs with), or FAIL `params`,
+/// `ipc-transport` or `memory-size` and exits 1. Every receiver records the checks of
+/// [`ipc_records`] (`delivery-integrity`, `fifo-per-sender`, `gap-free`,
+/// `no-duplicates`, `ids`, `landing-pages`, `count`), every sender `all-delivered`.
+///
+/// Each VM marks a measured phase around its transfer loop. The receivers post their landing
+/// pages, then all VMs meet at a start barrier: a VM that receives first (the receiver of
+/// `stream` and `fanin`, VM1 of `pingpong`) begins its phase *before* that barrier, a VM that
+/// sends first begins it *after*, so that every delivery into a VM (and the TLB flushes it
+/// causes) falls inside that VM's phase; a receiver's phase therefore also holds the
+/// barrier's exit (a polling receiver shows `mmio_exits` = 2: the barrier and the PHASE end
+/// write). A sender's phase ends once every message was delivered (after a final flush), a
+/// receiver's once every expected message arrived. A second barrier follows the phase, after
+/// which the receivers check that nothing more arrives.
 pub mod ipc_workloads {
     /// `params[COUNT]`: messages per sender (`stream`, `fanin`) or rounds (`pingpong`);
     /// 0 = [`DEFAULT_COUNT`].
@@ -153,8 +162,9 @@ pub mod ipc_workloads {
     /// `memory-size`).
     pub const MIN_MEMORY_MIB: u64 = 16;
 
-    /// Sample index: TSC ticks of the measured loop (from just after the PHASE begin write
-    /// to just before the end write).
+    /// Sample index: TSC ticks of the transfer loop (from just after the PHASE begin write,
+    /// or for a VM that receives first from just after the start barrier, to just before the
+    /// PHASE end write).
     pub const S_LOOP_TSC: usize = 0;
     /// Sample index: messages this VM sent that were delivered.
     pub const S_SENT: usize = 1;
@@ -169,8 +179,8 @@ pub mod ipc_workloads {
     /// Samples before the per-message ones.
     pub const S_HEADER: usize = 6;
     /// Most per-message samples (those of the first messages or rounds). They are: the
-    /// receiver's inter-arrival TSC ticks in `stream` and `fanin` (the first from the phase
-    /// begin), VM0's round-trip TSC ticks in `pingpong`; none for the other roles.
+    /// receiver's inter-arrival TSC ticks in `stream` and `fanin` (the first from the start
+    /// barrier), VM0's round-trip TSC ticks in `pingpong`; none for the other roles.
     pub const PER_MESSAGE_MAX: usize = 65536;
 }
 
@@ -201,11 +211,11 @@ pub mod ipc_security {
 ///
 /// Records on VM0 (per test): 1 `complete-at-doorbell`; 2 `deferred-until-batch`,
 /// `batch-drained`; 3 `normal-stays-pending`, `urgent-drains`; 4 `unrelated-exit-drains`;
-/// all: `all-delivered`. VM1: the receiver checks of [`super::ipc_records`].
+/// all: `all-delivered`. VM1: the receiver checks of [`ipc_records`].
 ///
-/// Flow control: with N > [`WINDOW`] messages VM1 sends VM0 acknowledgements (1-page
+/// Flow control: with N > [`WINDOW`](ipc_semantics::WINDOW) messages VM1 sends VM0 acknowledgements (1-page
 /// messages whose seq is the number of messages VM1 has taken so far), which VM0 reads by
-/// polling (no exit) so that it never has more than [`WINDOW`] messages unacknowledged and
+/// polling (no exit) so that it never has more than [`WINDOW`](ipc_semantics::WINDOW) messages unacknowledged and
 /// VM1's receive ring never overflows. With remap their delivery into VM0 may show in VM0's
 /// non-MMIO exits and TLB counters, never in `mmio_exits`.
 pub mod ipc_semantics {
@@ -280,19 +290,21 @@ pub mod ipc_semantics {
 /// The `ipc_hostile` probe (2 VMs): bad descriptors get their statuses, backpressure stalls
 /// and loses nothing.
 ///
-/// VM1 posts [`BACKPRESSURE_POSTED`] pages; barrier. VM0 places one bad descriptor per case
+/// VM1 posts [`BACKPRESSURE_POSTED`](ipc_hostile::BACKPRESSURE_POSTED) pages; barrier. VM0 places one bad descriptor per case
 /// (each breaking one rule, every other field valid: dst 1, 64 bytes, one page of its free
 /// memory) and flushes, and records the case by name with the status it saw:
 /// `not-owned` (page 0x10_0000), `outside-memory` (page = mem_size), `unaligned` (page + 8),
 /// `unknown-dest` (dst max(7, num_vms)), `self-send`, `len-zero`, `len-beyond-pages`
 /// (4097 bytes in 1 page), `npages-zero`, `npages-too-many` (17), `duplicate-page`,
 /// `bad-ring` (send_head = send_tail + 65: header `ring_error` BadRing, send_tail
-/// unchanged; then send_head is restored). Then `backpressure-full`: 8 one-page messages
-/// placed and flushed at once, exactly the first 4 Ok and the last 4 QueueFull;
+/// unchanged; then send_head is restored), `refused-page-untouched` (the page the bad
+/// descriptors named still holds its payload). Then `backpressure-full`: 8 one-page messages
+/// (100 bytes each) placed and flushed at once, exactly the first 4 Ok and the last 4
+/// QueueFull;
 /// `refused-pages-untouched`: the refused messages' pages still hold their payload; barrier;
 /// VM1 posts more pages and receives; VM0 sends the refused messages again, one at a time,
 /// until Ok (`backpressure-resent`), then one more message (`still-works`); VM1 checks the 9
-/// messages with the receiver checks of [`super::ipc_records`] and records
+/// messages with the receiver checks of [`ipc_records`] and records
 /// `backpressure-nothing-lost` (seqs 0..8 intact and in order) and `still-works-received`;
 /// final barrier. VM0 records `refused-count` (the header's `refused` equals the
 /// descriptors it saw refused).

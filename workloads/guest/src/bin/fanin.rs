@@ -1,8 +1,9 @@
 //! `fanin`: VMs 1..n-1 each send `count` messages to VM0, which receives and checks them
 //! all, per sender (parameters and samples: [`pageflip_guest::abi::probes::ipc_workloads`]).
 //!
-//! VM0 posts its landing pages; all VMs meet at a barrier and mark a measured phase around
-//! the transfer (senders: the send loop and the final flush; VM0: the receive loop). A
+//! VM0 posts its landing pages and begins its measured phase; all VMs meet at a barrier; the
+//! senders begin theirs (senders: the send loop and the final flush; VM0: the start barrier
+//! and the receive loop). A
 //! second barrier follows; then VM0 checks that nothing more arrives, and all record their
 //! checks and report samples (VM0: the inter-arrival TSC ticks of the first messages).
 #![no_std]
@@ -57,8 +58,10 @@ fn main() -> u64 {
             "fanin: receiving {count} messages from each of VMs 1..{}",
             bi.num_vms - 1
         );
-        barrier();
+        // The receiver's phase begins before the start barrier, so that every delivery into
+        // it (and its TLB flushes) falls inside the phase.
         phase_begin();
+        barrier();
         let t0 = rdtsc();
         let mut prev = t0;
         let mut deadline = w.idle_deadline();

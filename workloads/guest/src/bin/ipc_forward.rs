@@ -23,7 +23,7 @@ use pageflip_guest::{barrier, boot_info, check, fail, pass_with, skip};
 pageflip_guest::entry!(main);
 
 /// How long a VM waits without progress before it gives up.
-const IDLE_MS: u64 = 10_000;
+const IDLE_MS: u64 = 3_000;
 
 fn main() -> u64 {
     let bi = boot_info();

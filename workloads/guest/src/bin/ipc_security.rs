@@ -21,7 +21,7 @@ use pageflip_guest::{barrier, boot_info, check, fail, pass_with, println, skip};
 pageflip_guest::entry!(main);
 
 /// How long VM1 waits for the message.
-const RECV_TIMEOUT_MS: u64 = 10_000;
+const RECV_TIMEOUT_MS: u64 = 3_000;
 
 fn main() -> u64 {
     let bi = boot_info();

@@ -31,7 +31,7 @@ use pageflip_guest::{
 pageflip_guest::entry!(main);
 
 /// How long either VM waits without progress before it gives up.
-const IDLE_MS: u64 = 10_000;
+const IDLE_MS: u64 = 3_000;
 /// VM1 acknowledges at the latest after this many messages (and whenever it has caught up).
 const ACK_EVERY: u64 = 16;
 

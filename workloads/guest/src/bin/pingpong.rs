@@ -2,8 +2,8 @@
 //! for `count` rounds; VM0 samples each round trip in TSC ticks (parameters and samples:
 //! [`pageflip_guest::abi::probes::ipc_workloads`]).
 //!
-//! Both VMs post landing pages, meet at a barrier and mark a measured phase around their
-//! loop. With a deferred batch (B > 1) the sends do not exit: with blocking receive the
+//! Both VMs post landing pages and meet at a barrier; VM1 begins its measured phase before
+//! the barrier, VM0 after it, so that every delivery falls inside the receiving VM's phase. With a deferred batch (B > 1) the sends do not exit: with blocking receive the
 //! `IPC_RECV_WAIT` read that follows drains them; with polling each send is flushed at once
 //! (nothing else would exit). Both check every message they receive and record
 //! `all-delivered`. Other VMs exit at once.
@@ -83,8 +83,15 @@ fn main() -> u64 {
         "pingpong: VM{me} plays {count} rounds of {} bytes with VM{peer}",
         w.params.size
     );
-    barrier();
-    phase_begin();
+    // VM1 receives first: its phase begins before the start barrier, VM0's after it, so that
+    // every delivery into either VM falls inside its phase.
+    if me == 1 {
+        phase_begin();
+        barrier();
+    } else {
+        barrier();
+        phase_begin();
+    }
     let t0 = rdtsc();
     for round in 0..count {
         if me == 0 {

@@ -1,9 +1,9 @@
 //! `stream`: VM0 sends `count` messages to VM1, which receives and checks them all
 //! (parameters and samples: [`pageflip_guest::abi::probes::ipc_workloads`]).
 //!
-//! VM1 posts its landing pages; both VMs meet at a barrier and mark a measured phase around
-//! the transfer: VM0's is the send loop and the final flush (until every message is
-//! delivered), VM1's the receive loop. A second barrier follows; then VM1 checks that
+//! VM1 posts its landing pages and begins its measured phase; both VMs meet at a barrier;
+//! VM0 begins its phase. VM0's phase is the send loop and the final flush (until every
+//! message is delivered), VM1's the start barrier and the receive loop. A second barrier follows; then VM1 checks that
 //! nothing more arrives, and both record their checks and report samples (VM1: the
 //! inter-arrival TSC ticks of the first messages). Other VMs exit at once.
 #![no_std]
@@ -57,8 +57,10 @@ fn main() -> u64 {
         };
         w.prefault();
         println!("stream: receiving {count} messages from VM0");
-        barrier();
+        // The receiver's phase begins before the start barrier, so that every delivery into
+        // it (and its TLB flushes) falls inside the phase.
         phase_begin();
+        barrier();
         let t0 = rdtsc();
         let mut prev = t0;
         let mut deadline = w.idle_deadline();

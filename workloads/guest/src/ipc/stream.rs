@@ -219,8 +219,9 @@ impl StreamSender {
     }
 
     /// Looks at the consumed descriptors; if messages were refused, waits a little (longer
-    /// after each refusal, up to 200 us) and places them all again, in order, with one
-    /// flush. Makes exits only to resend.
+    /// after each refusal, up to 200 us) and places them again, in order, with one flush:
+    /// all of them, or, while the receiver keeps refusing, only the oldest (a probe). Makes
+    /// exits only to resend.
     pub fn pump(&mut self, ipc: &mut Ipc) {
         self.reap(ipc);
         if !self.has_resend() {
@@ -233,6 +234,9 @@ impl StreamSender {
             self.reap(ipc);
         }
         spin_ticks(self.backoff_us * ticks_per_us());
+        // After a round that was refused again, only the oldest refused message probes the
+        // receiver; once one gets through (backoff reset), all are sent again.
+        let probe = self.backoff_us > BACKOFF_MIN_US;
         for i in 0..self.count {
             let e = *self.entry(i);
             if e.state != State::Resend {
@@ -255,6 +259,9 @@ impl StreamSender {
             let entry = self.entry(i);
             entry.slot = slot;
             entry.state = State::Placed;
+            if probe {
+                break;
+            }
         }
         ipc.flush();
         let queue_full_before = self.stats.queue_full;
