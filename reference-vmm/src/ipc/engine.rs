@@ -531,3 +531,247 @@ impl IpcEngine {
 fn send_slot(idx: u32) -> u64 {
     SEND_RING_GPA + u64::from(idx % SEND_RING_LEN) * std::mem::size_of::<SendDesc>() as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::create_memfd;
+
+    const MEM: u64 = 4 << 20;
+    const POOL: u32 = 8;
+
+    /// Two VMs of 4 MiB on one memfd with a pool, as the runner lays them out.
+    fn engine(movement: Movement, fault: Option<Fault>) -> IpcEngine {
+        let memfd = create_memfd("test", 2 * MEM + u64::from(POOL) * PAGE_SIZE).unwrap();
+        let rams: Vec<(String, Arc<GuestRam>)> = (0..2)
+            .map(|i| {
+                let ram = GuestRam::map(memfd.clone(), i * MEM, MEM).unwrap();
+                (format!("vm{i}"), Arc::new(ram))
+            })
+            .collect();
+        let pages = (MEM / PAGE_SIZE) as u32;
+        let frames = (movement == Movement::Remap).then(|| {
+            FrameTable::new(
+                &[("vm0".into(), 0, pages), ("vm1".into(), pages, pages)],
+                2 * pages,
+                POOL,
+            )
+        });
+        IpcEngine::new(movement, rams, frames, memfd, fault)
+    }
+
+    fn ram(e: &IpcEngine, vm: usize) -> Arc<GuestRam> {
+        e.lock().vms[vm].ram.clone()
+    }
+
+    /// Places a one-page descriptor in VM0's ring (after filling the page) and returns its slot.
+    fn place(e: &IpcEngine, page: u64, dst: u32, seq: u64, fill: u8) -> u64 {
+        let r = ram(e, 0);
+        r.write_bytes(page, &[fill; PAGE_SIZE as usize]);
+        let head = read_u32(&r, hdr!(send_head));
+        let mut d: SendDesc = crate::memory::AbiPod::zeroed();
+        d.seq = seq;
+        d.dst = dst;
+        d.len = PAGE_SIZE as u32;
+        d.npages = 1;
+        d.pages[0] = page;
+        let slot = send_slot(head);
+        r.write_pod(slot, &d);
+        write_u32(&r, hdr!(send_head), head + 1);
+        slot
+    }
+
+    fn post(e: &IpcEngine, vm: usize, gpa: u64) {
+        let r = ram(e, vm);
+        let head = read_u32(&r, hdr!(post_head));
+        r.write_pod(POST_RING_GPA + u64::from(head % POST_RING_LEN) * 8, &gpa);
+        write_u32(&r, hdr!(post_head), head + 1);
+    }
+
+    fn status(e: &IpcEngine, slot: u64) -> IpcStatus {
+        IpcStatus::from_u32(read_u32(
+            &ram(e, 0),
+            slot + offset_of!(SendDesc, status) as u64,
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn remap_moves_the_page_and_zeroes_the_sender() {
+        let e = engine(Movement::Remap, None);
+        post(&e, 1, 0x30_0000);
+        ram(&e, 1).write_bytes(0x30_0000, &[9; 16]);
+        let slot = place(&e, 0x20_0000, 1, 7, 0xab);
+        e.drain(0);
+        assert_eq!(status(&e, slot), IpcStatus::Ok);
+        let entry: RecvEntry = ram(&e, 1).read_pod(RECV_RING_GPA).unwrap();
+        assert_eq!(
+            (entry.seq, entry.src, entry.dst, entry.pages[0]),
+            (7, 0, 1, 0x30_0000)
+        );
+        assert_eq!(
+            ram(&e, 1).read_bytes(0x30_0000, 4096).unwrap(),
+            vec![0xab; 4096]
+        );
+        assert_eq!(
+            ram(&e, 0).read_bytes(0x20_0000, 4096).unwrap(),
+            vec![0; 4096],
+            "sender sees a fresh zero page"
+        );
+        // The receiver's writes are not visible to the sender.
+        ram(&e, 1).write_bytes(0x30_0000, &[0x5e; 8]);
+        assert_eq!(ram(&e, 0).read_bytes(0x20_0000, 8).unwrap(), vec![0; 8]);
+        let report = e.report();
+        assert!(report.ownership.unwrap().violations.is_empty());
+        assert_eq!(report.vms[0].pages_remapped, 1);
+        assert_eq!(read_u32(&ram(&e, 0), hdr!(send_tail)), 1);
+        assert_eq!(read_u32(&ram(&e, 1), hdr!(recv_head)), 1);
+    }
+
+    #[test]
+    fn copy_keeps_the_sender_page() {
+        let e = engine(Movement::Copy, None);
+        post(&e, 1, 0x30_0000);
+        let slot = place(&e, 0x20_0000, 1, 0, 0xcd);
+        e.drain(0);
+        assert_eq!(status(&e, slot), IpcStatus::Ok);
+        assert_eq!(
+            ram(&e, 1).read_bytes(0x30_0000, 4096).unwrap(),
+            vec![0xcd; 4096]
+        );
+        assert_eq!(
+            ram(&e, 0).read_bytes(0x20_0000, 4096).unwrap(),
+            vec![0xcd; 4096]
+        );
+        assert!(e.report().ownership.is_none());
+    }
+
+    #[test]
+    fn bad_descriptors_get_their_status_and_move_nothing() {
+        let e = engine(Movement::Remap, None);
+        for _ in 0..4 {
+            post(&e, 1, 0x30_0000);
+        }
+        let cases: [(u64, u32, IpcStatus); 5] = [
+            (0x10_0000, 1, IpcStatus::NotOwned),
+            (MEM, 1, IpcStatus::BadAddress),
+            (0x20_0008, 1, IpcStatus::BadAddress),
+            (0x20_0000, 5, IpcStatus::UnknownDest),
+            (0x20_0000, 0, IpcStatus::SelfSend),
+        ];
+        for (page, dst, want) in cases {
+            let r = ram(&e, 0);
+            let head = read_u32(&r, hdr!(send_head));
+            let mut d: SendDesc = crate::memory::AbiPod::zeroed();
+            d.dst = dst;
+            d.len = 64;
+            d.npages = 1;
+            d.pages[0] = page;
+            r.write_pod(send_slot(head), &d);
+            write_u32(&r, hdr!(send_head), head + 1);
+            e.drain(0);
+            assert_eq!(
+                status(&e, send_slot(head)),
+                want,
+                "page {page:#x} dst {dst}"
+            );
+        }
+        assert_eq!(
+            read_u32(&ram(&e, 1), hdr!(recv_head)),
+            0,
+            "nothing delivered"
+        );
+        let report = e.report();
+        assert_eq!(report.vms[0].refused.values().sum::<u64>(), 5);
+        assert!(report.ownership.unwrap().violations.is_empty());
+    }
+
+    #[test]
+    fn queue_full_is_backpressure_and_keeps_order() {
+        let e = engine(Movement::Copy, None);
+        post(&e, 1, 0x30_0000);
+        let a = place(&e, 0x20_0000, 1, 0, 1);
+        let b = place(&e, 0x20_1000, 1, 1, 2);
+        e.drain(0);
+        assert_eq!(status(&e, a), IpcStatus::Ok);
+        assert_eq!(
+            status(&e, b),
+            IpcStatus::QueueFull,
+            "no page posted for the second"
+        );
+        // Room appears; a later descriptor in the same drain as a refused one is refused too.
+        post(&e, 1, 0x30_1000);
+        let c = place(&e, 0x20_1000, 1, 1, 2);
+        e.drain(0);
+        assert_eq!(status(&e, c), IpcStatus::Ok);
+        let second: RecvEntry = ram(&e, 1)
+            .read_pod(RECV_RING_GPA + std::mem::size_of::<RecvEntry>() as u64)
+            .unwrap();
+        assert_eq!(second.seq, 1);
+    }
+
+    #[test]
+    fn malformed_ring_consumes_nothing() {
+        let e = engine(Movement::Copy, None);
+        write_u32(&ram(&e, 0), hdr!(send_head), SEND_RING_LEN + 1);
+        e.drain(0);
+        assert_eq!(
+            read_u32(&ram(&e, 0), hdr!(ring_error)),
+            IpcStatus::BadRing as u32
+        );
+        assert_eq!(read_u32(&ram(&e, 0), hdr!(send_tail)), 0);
+    }
+
+    #[test]
+    fn send_doorbell_waits_for_a_batch_unless_urgent() {
+        let e = engine(Movement::Copy, None);
+        for i in 0..4 {
+            post(&e, 1, 0x30_0000 + i * PAGE_SIZE);
+        }
+        write_u32(&ram(&e, 0), hdr!(batch), 4);
+        let a = place(&e, 0x20_0000, 1, 0, 1);
+        assert!(e.doorbell(0, DOORBELL_SEND));
+        assert_eq!(status(&e, a), IpcStatus::Pending, "one of a batch of 4");
+        let b = place(&e, 0x20_1000, 1, 1, 1);
+        let flags = b + offset_of!(SendDesc, flags) as u64;
+        write_u32(&ram(&e, 0), flags, FLAG_URGENT);
+        assert!(e.doorbell(0, DOORBELL_SEND));
+        assert_eq!(
+            (status(&e, a), status(&e, b)),
+            (IpcStatus::Ok, IpcStatus::Ok)
+        );
+        assert!(!e.doorbell(0, 7), "unknown doorbell values are refused");
+        // The ignore-urgent fault does not drain on an urgent descriptor.
+        let e = engine(Movement::Copy, Some(Fault::IgnoreUrgent));
+        post(&e, 1, 0x30_0000);
+        write_u32(&ram(&e, 0), hdr!(batch), 4);
+        let u = place(&e, 0x20_0000, 1, 0, 1);
+        write_u32(
+            &ram(&e, 0),
+            u + offset_of!(SendDesc, flags) as u64,
+            FLAG_URGENT,
+        );
+        e.doorbell(0, DOORBELL_SEND);
+        assert_eq!(status(&e, u), IpcStatus::Pending);
+    }
+
+    #[test]
+    fn faults_break_what_they_say() {
+        // skip-unmap: the sender still sees the page, and the audit says so.
+        let e = engine(Movement::Remap, Some(Fault::SkipUnmap));
+        post(&e, 1, 0x30_0000);
+        place(&e, 0x20_0000, 1, 0, 0xab);
+        e.drain(0);
+        ram(&e, 1).write_bytes(0x30_0000, &[0x5e; 8]);
+        assert_eq!(ram(&e, 0).read_bytes(0x20_0000, 8).unwrap(), vec![0x5e; 8]);
+        assert!(!e.report().ownership.unwrap().violations.is_empty());
+        // map-both: the same leak, but the table looks clean.
+        let e = engine(Movement::Remap, Some(Fault::MapBoth));
+        post(&e, 1, 0x30_0000);
+        place(&e, 0x20_0000, 1, 0, 0xab);
+        e.drain(0);
+        ram(&e, 1).write_bytes(0x30_0000, &[0x5e; 8]);
+        assert_eq!(ram(&e, 0).read_bytes(0x20_0000, 8).unwrap(), vec![0x5e; 8]);
+        assert!(e.report().ownership.unwrap().violations.is_empty());
+    }
+}
