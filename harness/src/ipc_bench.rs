@@ -65,11 +65,15 @@ pub struct Row {
     pub messages: u64,
     /// Sender's MMIO exits per message (its measured phase).
     pub sender_mmio_exits: f64,
+    /// Sends repeated after `queue_full` (backpressure from a slower receiver) per message:
+    /// each costs the sender a flush exit.
+    pub retries: f64,
     /// Sender's exits of every kind per message.
     pub sender_exits: f64,
     /// Receiver's exits of every kind per message.
     pub receiver_exits: f64,
-    /// Page faults KVM took (`pf_taken`), sender + receiver, per message.
+    /// Page faults KVM fixed by mapping memory (`pf_fixed`: re-faults on remapped pages),
+    /// sender + receiver, per message. (`pf_taken` also counts every MMIO exit under kvm_pvm.)
     pub faults: f64,
     /// Remote TLB flush requests (both VMs) per remapped page; `None` for copy.
     pub tlb_requests_per_page: Option<f64>,
@@ -275,9 +279,15 @@ pub fn run(
             policy,
             messages: params.count,
             sender_mmio_exits: counter(s, "mmio_exits") / n,
+            retries: stream.vms[0]
+                .samples
+                .get(w::S_RETRIES)
+                .copied()
+                .unwrap_or(0) as f64
+                / n,
             sender_exits: counter(s, "exits") / n,
             receiver_exits: counter(r, "exits") / n,
-            faults: (counter(s, "pf_taken") + counter(r, "pf_taken")) / n,
+            faults: (counter(s, "pf_fixed") + counter(r, "pf_fixed")) / n,
             tlb_requests_per_page: (pages > 0).then(|| {
                 (s.vm.get("remote_tlb_flush_requests").copied().unwrap_or(0)
                     + r.vm.get("remote_tlb_flush_requests").copied().unwrap_or(0))
@@ -319,16 +329,17 @@ pub fn markdown(r: &Report) -> String {
         "floor (same run): bare MMIO exit round trip {:.0} ticks ({:.1} us), host page remap {:.0} ticks ({:.1} us)\n",
         r.floor.exit_ticks, us(r.floor.exit_ticks), r.floor.remap_ticks, us(r.floor.remap_ticks)
     );
-    let _ = writeln!(s, "| data | exit policy | sender MMIO exits/msg | sender exits/msg | receiver exits/msg | faults/msg | remote TLB flush req./page | vCPU TLB flushes/msg | stream time/msg ÷ floor | ping-pong one-way ÷ floor |");
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "| data | exit policy | sender MMIO exits/msg | of which retries/msg | sender exits/msg | receiver exits/msg | page faults fixed/msg | remote TLB flush req./page | vCPU TLB flushes/msg | stream time/msg ÷ floor | ping-pong one-way ÷ floor |");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in &r.rows {
         let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}"));
         let _ = writeln!(
             s,
-            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.2} | {} | {:.2} | {:.2} | {} |",
+            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} | {} | {:.2} | {:.2} | {} |",
             row.movement,
             row.policy,
             row.sender_mmio_exits,
+            row.retries,
             row.sender_exits,
             row.receiver_exits,
             row.faults,
