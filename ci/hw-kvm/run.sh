@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# The hardware-KVM lane: the full conform suite on kvm_amd (SVM + nested paging), on a machine
+# that has no hardware virtualization. QEMU emulates an AMD EPYC with SVM and NPT in software
+# (TCG), boots Debian's own kernel (the current linux-image-amd64, downloaded and unpacked, not
+# installed), loads kvm_amd from it and runs `conform --format tap` in an initramfs
+# (ci/hw-kvm/init). The TAP report and conform's exit code come back on a second serial port.
+#
+# Usage: ci/hw-kvm/run.sh [CONFORM]
+#   CONFORM   a prebuilt release `conform` binary; default: `cargo build --release --bin conform`
+# Environment:
+#   HWKVM_TIMEOUT  seconds the VM may run before the lane fails (default 900)
+#   HWKVM_MEM      the VM's memory in MiB (default 2048)
+#   HWKVM_CACHE    where unpacked kernel packages are kept and reused (default <target>/hw-kvm/cache)
+#   HWKVM_CASE_TIMEOUT  conform's per-case --timeout in seconds (default 600: the emulator runs
+#                  the guests several times slower than the test hosts; 60 s is conform's default)
+#   HWKVM_FILTER   by hand only: space-separated conform --filter patterns (default: the full suite)
+# Writes <target>/hw-kvm/: conform.tap (the report, also printed), results/ (each case's config,
+# result.json and VMM output, as `conform --keep` leaves them), console.log (the VM's console).
+# <target> is $CARGO_TARGET_DIR, else ./target.
+#
+# Exit code: 0 every case passed on kvm_amd; conform's exit code if it failed inside the VM (1: a
+# case failed); 2 if the lane could not run the suite (install, download, boot, kernel panic,
+# timeout, missing marker): never 0 then. Needs root for apt-get when a package is missing.
+set -euo pipefail
+
+invoked_from=$PWD
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+
+SECONDS=0
+timeout_s=${HWKVM_TIMEOUT:-900}
+mem_mib=${HWKVM_MEM:-2048}
+case_timeout_s=${HWKVM_CASE_TIMEOUT:-600}
+filters=${HWKVM_FILTER:-}
+target=${CARGO_TARGET_DIR:-target}
+case $target in /*) ;; *) target=$root/$target ;; esac
+out=$target/hw-kvm
+cache=${HWKVM_CACHE:-$out/cache}
+modules=(irqbypass ccp kvm kvm-amd)
+
+say() { echo "hw-kvm: $*"; }
+die() {
+  echo "hw-kvm: error: $*" >&2
+  exit 2
+}
+
+usage() { sed -n '8,24s/^# \{0,1\}//p' "$0"; }
+conform=
+case $# in
+  0) ;;
+  1)
+    case $1 in
+      -h | --help)
+        usage
+        exit 0
+        ;;
+      /*) conform=$1 ;;
+      *) conform=$invoked_from/$1 ;;
+    esac
+    ;;
+  *)
+    usage >&2
+    die "at most one argument (a conform binary), seen $#"
+    ;;
+esac
+if [ -n "$conform" ] && { [ ! -f "$conform" ] || [ ! -x "$conform" ]; }; then
+  die "$conform is not an executable file: give the path of a release conform binary"
+fi
+[[ $timeout_s =~ ^[1-9][0-9]*$ ]] || die "HWKVM_TIMEOUT=$timeout_s: give a whole number of seconds"
+[[ $mem_mib =~ ^[1-9][0-9]*$ ]] || die "HWKVM_MEM=$mem_mib: give the VM's memory in MiB"
+[[ $case_timeout_s =~ ^[1-9][0-9]*$ ]] || die "HWKVM_CASE_TIMEOUT=$case_timeout_s: give a whole number of seconds"
+[[ $filters =~ ^[a-z0-9\ -]*$ ]] || die "HWKVM_FILTER=$filters: give case-name patterns ([a-z0-9-]) separated by spaces"
+
+# --- tools, from Debian's packages ---------------------------------------------------------------
+
+if ! command -v apt-get >/dev/null || ! command -v dpkg >/dev/null; then
+  die "apt-get and dpkg are missing: this lane takes QEMU and the kernel from Debian's packages; run it on Debian or Ubuntu"
+fi
+
+apt_updated=false
+apt_update() {
+  $apt_updated && return 0
+  say "apt-get update"
+  apt-get update -qq || die "apt-get update failed: check the network and /etc/apt/sources.list"
+  apt_updated=true
+}
+
+install() {
+  [ "$(id -u)" = 0 ] || die "missing $*: install them (apt-get install $*) or run this script as root"
+  apt_update
+  say "installing $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null ||
+    die "apt-get install $* failed (see above)"
+}
+
+static_busybox() { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }
+
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+static_busybox || need+=(busybox-static)
+command -v cpio >/dev/null || need+=(cpio)
+command -v gzip >/dev/null || need+=(gzip)
+command -v base64 >/dev/null || need+=(coreutils)
+command -v awk >/dev/null || need+=(mawk)
+[ ${#need[@]} -eq 0 ] || install "${need[@]}"
+static_busybox || die "/bin/busybox is not a static binary: install busybox-static (apt-get install busybox-static)"
+
+# --- the kernel: Debian's current linux-image-amd64, unpacked into the cache ---------------------
+
+kernel_package() {
+  # The metapackage depends on the current kernel package, e.g. linux-image-6.1.0-56-amd64.
+  apt-cache depends linux-image-amd64 2>/dev/null |
+    sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n1
+}
+kpkg=$(kernel_package)
+if [ -z "$kpkg" ]; then
+  apt_update
+  kpkg=$(kernel_package)
+fi
+[ -n "$kpkg" ] || die "cannot resolve linux-image-amd64 to a kernel package (apt-cache depends linux-image-amd64 names none): check /etc/apt/sources.list"
+kpkg_version() { apt-cache show --no-all-versions "$kpkg" 2>/dev/null | sed -n 's/^Version: //p' | head -n1; }
+kvers=$(kpkg_version)
+[ -n "$kvers" ] || die "apt-cache knows no version of $kpkg"
+kdir=$cache/${kpkg}_$kvers
+
+if [ ! -f "$kdir/.unpacked" ]; then
+  mkdir -p "$cache"
+  tmp=$(mktemp -d "$cache/.download.XXXXXX")
+  say "downloading $kpkg $kvers (apt-get download)"
+  if ! (cd "$tmp" && apt-get download -qq "$kpkg=$kvers") 2>"$tmp/apt.err"; then
+    # Stale package lists name a version the mirror no longer has: update and resolve again.
+    if ! $apt_updated; then
+      apt_update
+      kpkg=$(kernel_package)
+      kvers=$(kpkg_version)
+      kdir=$cache/${kpkg}_$kvers
+    fi
+    if [ ! -f "$kdir/.unpacked" ] && ! (cd "$tmp" && apt-get download -qq "$kpkg=$kvers") 2>"$tmp/apt.err"; then
+      cat "$tmp/apt.err" >&2
+      rm -rf "$tmp"
+      die "apt-get download $kpkg=$kvers failed (above): check the network and /etc/apt/sources.list"
+    fi
+  fi
+  if [ ! -f "$kdir/.unpacked" ]; then
+    say "unpacking $(basename "$tmp"/*.deb) into $kdir (dpkg -x)"
+    dpkg -x "$tmp"/*.deb "$tmp/root" || die "dpkg -x of $kpkg failed"
+    touch "$tmp/root/.unpacked"
+    rm -rf "$kdir"
+    mv "$tmp/root" "$kdir"
+  fi
+  rm -rf "$tmp"
+  # Older kernels in the cache are of no more use (~400 MB each).
+  for old in "$cache"/linux-image-*; do
+    [ "$old" = "$kdir" ] || rm -rf "$old"
+  done
+else
+  say "kernel: $kpkg $kvers (cached in $kdir)"
+fi
+kver=$(ls "$kdir/lib/modules")
+[ "$(echo "$kver" | wc -l)" = 1 ] || die "$kdir/lib/modules holds more than one kernel: remove $kdir and run again"
+vmlinuz=$kdir/boot/vmlinuz-$kver
+[ -f "$vmlinuz" ] || die "$kpkg has no boot/vmlinuz-$kver: remove $kdir and run again"
+
+# --- conform ---------------------------------------------------------------------------------
+
+if [ -z "$conform" ]; then
+  say "cargo build --release --bin conform"
+  cargo build --release --bin conform || die "cargo build --release --bin conform failed (above)"
+  conform=$target/release/conform
+fi
+if [ ! -f "$conform" ] || [ ! -x "$conform" ]; then
+  die "$conform is not an executable file: give the path of a release conform binary"
+fi
+
+# --- the initramfs -----------------------------------------------------------------------------
+
+mkdir -p "$out"
+rm -rf "$out/initrd" "$out/results" "$out"/{conform.tap,console.log,data.log,data.txt,qemu.stderr}
+ird=$out/initrd
+mkdir -p "$ird"/{bin,mod,proc,sys,dev,tmp}
+cp /bin/busybox "$ird/bin/"
+cp "$here/init" "$ird/init"
+chmod 755 "$ird/init"
+{
+  echo "--timeout $case_timeout_s"
+  for f in $filters; do echo "--filter $f"; done
+} >"$ird/conform.args"
+# The debug info is most of conform's size and of no use in the VM.
+if command -v strip >/dev/null; then
+  strip -o "$ird/conform" "$conform" || die "strip $conform failed"
+else
+  cp "$conform" "$ird/conform"
+fi
+if ldd "$conform" >/dev/null 2>&1; then
+  for lib in $(ldd "$conform" | grep -o '/[^ ]*'); do
+    mkdir -p "$ird$(dirname "$lib")"
+    cp -L "$lib" "$ird$lib" || die "cannot copy $conform's shared library $lib into the initramfs"
+  done
+fi
+moddir=$kdir/lib/modules/$kver/kernel
+for m in "${modules[@]}"; do
+  ko=$(find "$moddir" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" | head -n1)
+  [ -n "$ko" ] || die "kernel $kver has no module $m (.ko, .ko.xz or .ko.zst under $moddir)"
+  # busybox insmod may not decompress: modules go in uncompressed.
+  case $ko in
+    *.xz)
+      command -v xz >/dev/null || install xz-utils
+      xz -dc "$ko" >"$ird/mod/$m.ko" || die "cannot decompress $ko"
+      ;;
+    *.zst)
+      command -v zstd >/dev/null || install zstd
+      zstd -qdc "$ko" >"$ird/mod/$m.ko" || die "cannot decompress $ko"
+      ;;
+    *) cp "$ko" "$ird/mod/$m.ko" ;;
+  esac
+done
+(cd "$ird" && find . | cpio -o -H newc --quiet | gzip -1 >"$out/initrd.gz") ||
+  die "cannot pack the initramfs ($ird)"
+
+# --- boot -----------------------------------------------------------------------------------
+
+boot_start=$SECONDS
+say "booting $kpkg under qemu-system-x86_64 -accel tcg -cpu EPYC,+svm,+npt (at most ${timeout_s} s)"
+set +e
+timeout -k 10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu EPYC,+svm,+npt -m "$mem_mib" -smp 1 \
+  -nodefaults -no-user-config -display none -no-reboot \
+  -kernel "$vmlinuz" -initrd "$out/initrd.gz" -append "console=ttyS0 quiet panic=-1" \
+  -serial stdio -serial "file:$out/data.log" </dev/null 2>"$out/qemu.stderr" |
+  tr -d '\r' | sed -u -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' | tee "$out/console.log"
+qemu_rc=${PIPESTATUS[0]}
+set -e
+vm_s=$((SECONDS - boot_start))
+
+console_tail() {
+  echo "--- last 40 lines of the VM's console ($out/console.log):" >&2
+  if [ -s "$out/console.log" ]; then
+    tail -n 40 "$out/console.log" >&2
+  else
+    echo "(empty: nothing reached the console)" >&2
+  fi
+  # QEMU's emulator lacks a few of EPYC's CPUID features and says so; that is not news.
+  if grep -v "TCG doesn't support requested feature" "$out/qemu.stderr" >"$out/qemu.stderr.news"; then
+    echo "--- qemu's stderr:" >&2
+    cat "$out/qemu.stderr.news" >&2
+  fi
+  echo "---" >&2
+}
+fail_vm() {
+  console_tail
+  local panic
+  panic=$(grep -m1 -o 'Kernel panic - .*' "$out/console.log" || true)
+  [ -z "$panic" ] || echo "hw-kvm: the VM's kernel panicked: $panic" >&2
+  die "$*"
+}
+
+[ -f "$out/data.log" ] || fail_vm "qemu-system-x86_64 did not start (exit $qemu_rc; its stderr is above)"
+data=$out/data.txt
+tr -d '\r' <"$out/data.log" >"$data"
+error=$(sed -n 's/^PAGEFLIP-HWKVM-ERROR=//p' "$data" | head -n1)
+[ -z "$error" ] || fail_vm "inside the VM: $error"
+rc=$(sed -n 's/^PAGEFLIP-HWKVM-EXIT=\([0-9][0-9]*\)$/\1/p' "$data" | tail -n1)
+if [ -z "$rc" ]; then
+  if [ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ]; then
+    fail_vm "the VM did not finish within ${timeout_s} s (HWKVM_TIMEOUT): stopped, no result"
+  fi
+  fail_vm "the VM ended without conform's exit marker (qemu exit $qemu_rc): it did not boot, the kernel panicked or conform did not finish"
+fi
+
+# The report.
+awk '/^PAGEFLIP-HWKVM-TAP-END /{exit} f{print} /^PAGEFLIP-HWKVM-TAP-BEGIN$/{f=1}' "$data" >"$out/conform.tap"
+want_lines=$(sed -n 's/^PAGEFLIP-HWKVM-TAP-END lines=\([0-9]*\)$/\1/p' "$data")
+[ -n "$want_lines" ] || fail_vm "conform exited with code $rc but wrote no TAP report"
+[ "$(wc -l <"$out/conform.tap")" = "$want_lines" ] ||
+  fail_vm "the TAP report came out damaged: $(wc -l <"$out/conform.tap") lines instead of $want_lines"
+
+# Each case's config and result, and the flavour they were taken on (host.kvm_flavour).
+mkdir -p "$out/results"
+awk '/^PAGEFLIP-HWKVM-KEEP-END$/{exit} f{print} /^PAGEFLIP-HWKVM-KEEP-BEGIN$/{f=1}' "$data" |
+  base64 -d | tar -xz -C "$out/results" || fail_vm "conform's kept results came out damaged"
+flavours=$(cat /dev/null "$out"/results/*/result.json 2>/dev/null |
+  sed -n 's/.*"kvm_flavour": *"\([^"]*\)".*/\1/p' | sort | uniq -c | sed 's/^ *//')
+
+echo
+say "conform's TAP report ($out/conform.tap):"
+cat "$out/conform.tap"
+echo
+say "host.kvm_flavour of the results: ${flavours:-none}"
+lane_s=$SECONDS
+if [ "$rc" != 0 ]; then
+  echo "hw-kvm: FAILED: conform exited with code $rc on kvm_amd (report above; results in $out/results)" >&2
+  exit "$rc"
+fi
+if [ -z "$flavours" ] || echo "$flavours" | grep -qv ' kvm_amd$'; then
+  die "conform passed, but not on kvm_amd: the results' host.kvm_flavour is ${flavours:-absent}"
+fi
+plan=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$out/conform.tap" | head -n1)
+oks=$(grep -c '^ok ' "$out/conform.tap" || true)
+if [ -z "$plan" ] || [ "$oks" != "$plan" ] || grep -q '^not ok ' "$out/conform.tap"; then
+  die "conform exited 0 but its report does not show every case passing (plan ${plan:-none}, $oks ok)"
+fi
+[ -z "$filters" ] || say "note: HWKVM_FILTER=\"$filters\" ran only the matching cases, not the full suite"
+say "PASS: $oks of $plan conform cases on kvm_amd (SVM + NPT under QEMU TCG), $kpkg; ${boot_start} s to prepare, ${vm_s} s in the VM, ${lane_s} s in all"
