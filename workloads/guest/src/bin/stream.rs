@@ -57,31 +57,7 @@ fn main() -> u64 {
         };
         w.prefault();
         println!("stream: receiving {count} messages from VM0");
-        // The receiver's phase begins before the start barrier, so that every delivery into
-        // it (and its TLB flushes) falls inside the phase.
-        phase_begin();
-        barrier();
-        let t0 = rdtsc();
-        let mut prev = t0;
-        let mut deadline = w.idle_deadline();
-        while !r.complete() {
-            let Some(e) = w.receive(&deadline) else { break };
-            let now = rdtsc();
-            w.per_message(now.wrapping_sub(prev));
-            prev = now;
-            r.handle(&mut w.ipc, &e);
-            deadline = w.idle_deadline();
-        }
-        let t = rdtsc().wrapping_sub(t0);
-        phase_end();
-        let received = r.received();
-        barrier();
-        let extra = r.drain_extra(&mut w.ipc);
-        if extra != 0 {
-            println!("stream: {extra} entries arrived after the last expected message");
-        }
-        r.record();
-        w.report(t, 0, received, 0);
+        w.receive_all(&mut r, "stream");
     }
     0
 }

@@ -265,6 +265,39 @@ impl Workload {
         }
     }
 
+    /// The receiving side of `stream` and `fanin`: begins the measured phase (before the
+    /// start barrier, so that every delivery into this VM and its TLB flushes fall inside
+    /// it), meets the senders at the barrier, receives until `r` has every expected message
+    /// (or the idle timeout), ends the phase, meets them again, checks that nothing more
+    /// arrives, and records and reports. `name` prefixes console lines.
+    pub fn receive_all(&mut self, r: &mut StreamReceiver, name: &str) {
+        crate::phase_begin();
+        crate::barrier();
+        let t0 = crate::rdtsc();
+        let mut prev = t0;
+        let mut deadline = self.idle_deadline();
+        while !r.complete() {
+            let Some(e) = self.receive(&deadline) else {
+                break;
+            };
+            let now = crate::rdtsc();
+            self.per_message(now.wrapping_sub(prev));
+            prev = now;
+            r.handle(&mut self.ipc, &e);
+            deadline = self.idle_deadline();
+        }
+        let t = crate::rdtsc().wrapping_sub(t0);
+        crate::phase_end();
+        let received = r.received();
+        crate::barrier();
+        let extra = r.drain_extra(&mut self.ipc);
+        if extra != 0 {
+            crate::println!("{name}: {extra} entries arrived after the last expected message");
+        }
+        r.record();
+        self.report(t, 0, received, 0);
+    }
+
     /// Reports the samples: the header ([`S_HEADER`] values) and the per-message samples.
     pub fn report(&self, loop_tsc: u64, sent: u64, received: u64, retries: u64) {
         let mut header = [0u64; S_HEADER];
