@@ -23,38 +23,21 @@ fn register(offset: u64) -> u64 {
 /// read guest memory the value points to).
 #[inline(always)]
 pub fn mmio_write(offset: u64, value: u64) {
-    let addr = register(offset);
-    // SAFETY: `addr` lies in the MMIO device page, which the identity map maps at CPL3 and
-    // no memslot backs: the access exits to the VMM and touches no memory of this program.
-    // No `nomem` option: the asm is a compiler barrier, so memory the VMM reads for this
-    // request is written before the exit.
-    unsafe {
-        asm!(
-            "mov qword ptr [{addr}], {value}",
-            addr = in(reg) addr,
-            value = in(reg) value,
-            options(nostack, preserves_flags),
-        );
-    }
+    // SAFETY: the register lies in the MMIO device page, which the identity map maps at CPL3
+    // and no memslot backs: the access exits to the VMM and touches no memory of this
+    // program. `write_gpa`'s asm has no `nomem` option, so it is a compiler barrier: memory
+    // the VMM reads for this request is written before the exit.
+    unsafe { write_gpa(register(offset), value) }
 }
 
 /// Reads the device register at `offset`: one 8-byte `mov` from `MMIO_BASE + offset`.
 /// Panics if `offset` is not an 8-byte aligned offset inside the device.
 #[inline(always)]
 pub fn mmio_read(offset: u64) -> u64 {
-    let addr = register(offset);
-    let value: u64;
-    // SAFETY: as in `mmio_write`: the device page is mapped, backed by no memory, and the
-    // access exits to the VMM, which supplies the value.
-    unsafe {
-        asm!(
-            "mov {value}, qword ptr [{addr}]",
-            addr = in(reg) addr,
-            value = lateout(reg) value,
-            options(nostack, preserves_flags),
-        );
-    }
-    value
+    // SAFETY: the device page is mapped, backed by no memory, and aligned (`register`
+    // checks): the access exits to the VMM, which supplies the value; no Rust reference
+    // covers it.
+    unsafe { read_gpa(register(offset)) }
 }
 
 /// The raw value of the [`STATUS`] register: the status of the last request.

@@ -13,7 +13,7 @@
 
 use pageflip_guest::abi::probes::ipc_records::PARAMS;
 use pageflip_guest::ipc::workload::Workload;
-use pageflip_guest::{barrier, boot_info, fail, phase_begin, phase_end, println, rdtsc};
+use pageflip_guest::{boot_info, fail, println};
 
 pageflip_guest::entry!(main);
 
@@ -33,21 +33,7 @@ fn main() -> u64 {
     if bi.vm_id != 0 {
         let Some(mut s) = w.sender(0) else { return 1 };
         w.prefault();
-        barrier();
-        phase_begin();
-        let t0 = rdtsc();
-        for seq in 0..count {
-            if !s.send(&mut w.ipc, seq) {
-                break;
-            }
-        }
-        s.finish(&mut w.ipc);
-        let t = rdtsc().wrapping_sub(t0);
-        phase_end();
-        barrier();
-        let st = s.stats();
-        s.record(count);
-        w.report(t, st.delivered, 0, st.retries);
+        w.send_all(&mut s);
     } else {
         let senders = ((1u32 << bi.num_vms) - 1) & !1;
         let Some(mut r) = w.receiver(senders) else {

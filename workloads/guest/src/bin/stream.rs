@@ -12,7 +12,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use pageflip_guest::ipc::workload::Workload;
-use pageflip_guest::{barrier, boot_info, phase_begin, phase_end, println, rdtsc};
+use pageflip_guest::{boot_info, println};
 
 pageflip_guest::entry!(main);
 
@@ -36,21 +36,7 @@ fn main() -> u64 {
             "stream: sending {count} messages of {} bytes to VM1",
             w.params.size
         );
-        barrier();
-        phase_begin();
-        let t0 = rdtsc();
-        for seq in 0..count {
-            if !s.send(&mut w.ipc, seq) {
-                break;
-            }
-        }
-        s.finish(&mut w.ipc);
-        let t = rdtsc().wrapping_sub(t0);
-        phase_end();
-        barrier();
-        let st = s.stats();
-        s.record(count);
-        w.report(t, st.delivered, 0, st.retries);
+        w.send_all(&mut s);
     } else {
         let Some(mut r) = w.receiver(1 << 0) else {
             return 1;

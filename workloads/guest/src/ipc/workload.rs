@@ -265,6 +265,28 @@ impl Workload {
         }
     }
 
+    /// The sending side of `stream` and `fanin`: meets the receivers at the start barrier,
+    /// sends messages 0..count in its measured phase (waiting out backpressure, flushing at
+    /// the end), meets them again, and records and reports.
+    pub fn send_all(&mut self, s: &mut StreamSender) {
+        let count = self.params.count;
+        crate::barrier();
+        crate::phase_begin();
+        let t0 = crate::rdtsc();
+        for seq in 0..count {
+            if !s.send(&mut self.ipc, seq) {
+                break;
+            }
+        }
+        s.finish(&mut self.ipc);
+        let t = crate::rdtsc().wrapping_sub(t0);
+        crate::phase_end();
+        crate::barrier();
+        let st = s.stats();
+        s.record(count);
+        self.report(t, st.delivered, 0, st.retries);
+    }
+
     /// The receiving side of `stream` and `fanin`: begins the measured phase (before the
     /// start barrier, so that every delivery into this VM and its TLB flushes fall inside
     /// it), meets the senders at the barrier, receives until `r` has every expected message
