@@ -70,6 +70,10 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
+    if let Err(e) = check(&cli) {
+        eprintln!("bench: error: {e}; run `bench ipc --help` for usage");
+        return ExitCode::from(2);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -77,6 +81,32 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Checks the options that clap cannot: a usage error (exit code 2) if one is out of range.
+fn check(cli: &Cli) -> Result<(), String> {
+    let Command::Ipc {
+        count,
+        rounds,
+        size,
+        batch,
+        ..
+    } = &cli.command;
+    if !(64..=65536).contains(size) {
+        return Err(format!("--size {size}: must be 64 to 65536 bytes"));
+    }
+    if !(2..=64).contains(batch) {
+        return Err(format!("--batch {batch}: must be 2 to 64"));
+    }
+    if count < batch || count % batch != 0 {
+        return Err(format!(
+            "--count {count}: must be a multiple of --batch {batch}"
+        ));
+    }
+    if *rounds == 0 {
+        return Err("--rounds must be at least 1".into());
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -89,19 +119,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         json,
         keep,
     } = cli.command;
-    anyhow::ensure!(
-        (64..=65536).contains(&size),
-        "--size {size}: must be 64 to 65536 bytes"
-    );
-    anyhow::ensure!(
-        (2..=64).contains(&batch),
-        "--batch {batch}: must be 2 to 64"
-    );
-    anyhow::ensure!(
-        count >= batch && count % batch == 0,
-        "--count {count}: must be a multiple of --batch {batch}"
-    );
-    anyhow::ensure!(rounds > 0, "--rounds must be at least 1");
     let vmm = match vmm {
         Some(p) => Vmm::at(&p)?,
         None => Vmm::builtin()?,
