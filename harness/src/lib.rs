@@ -17,4 +17,5 @@ pub mod ipc_bench;
 pub mod ipc_cases;
 pub mod mutants;
 pub mod report;
+pub mod stats;
 pub mod vmm;

@@ -180,18 +180,12 @@ pub fn run(
     let tsc_khz = vms.iter().find_map(|v| v.tsc_khz);
     let ipc = movement.map(|m| {
         let frames = (m == Movement::Remap).then(|| {
-            let layout: Vec<(String, u32, u32)> = vms
+            let layout: Vec<(String, u64)> = vms
                 .iter()
-                .zip(offsets.iter().zip(&sizes))
-                .map(|(v, (o, s))| {
-                    (
-                        v.name.clone(),
-                        (o / PAGE_SIZE) as u32,
-                        (s / PAGE_SIZE) as u32,
-                    )
-                })
+                .map(|v| v.name.clone())
+                .zip(sizes.iter().copied())
                 .collect();
-            FrameTable::new(&layout, (vm_bytes / PAGE_SIZE) as u32, pool_pages)
+            FrameTable::contiguous(&layout, pool_pages)
         });
         let rams = vms
             .iter()

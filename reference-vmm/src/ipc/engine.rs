@@ -549,14 +549,8 @@ mod tests {
                 (format!("vm{i}"), Arc::new(ram))
             })
             .collect();
-        let pages = (MEM / PAGE_SIZE) as u32;
-        let frames = (movement == Movement::Remap).then(|| {
-            FrameTable::new(
-                &[("vm0".into(), 0, pages), ("vm1".into(), pages, pages)],
-                2 * pages,
-                POOL,
-            )
-        });
+        let frames = (movement == Movement::Remap)
+            .then(|| FrameTable::contiguous(&[("vm0".into(), MEM), ("vm1".into(), MEM)], POOL));
         IpcEngine::new(movement, rams, frames, memfd, fault)
     }
 

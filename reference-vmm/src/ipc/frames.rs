@@ -69,6 +69,22 @@ impl FrameTable {
         }
     }
 
+    /// A table for VMs laid out one after another from the start of the run's memfd (VM
+    /// `i` has `vms[i].1` bytes), followed by `pool_pages` free frames: the runner's layout.
+    pub fn contiguous(vms: &[(String, u64)], pool_pages: u32) -> FrameTable {
+        let mut first = 0u32;
+        let layout: Vec<(String, u32, u32)> = vms
+            .iter()
+            .map(|(name, bytes)| {
+                let pages = (bytes / PAGE_SIZE) as u32;
+                let entry = (name.clone(), first, pages);
+                first += pages;
+                entry
+            })
+            .collect();
+        FrameTable::new(&layout, first, pool_pages)
+    }
+
     /// The frame backing `gpa` in VM `vm`.
     pub fn frame(&self, vm: usize, gpa: u64) -> u32 {
         self.frame_of[vm][(gpa / PAGE_SIZE) as usize]
@@ -216,6 +232,19 @@ mod tests {
         t.leak().unwrap();
         let v = t.audit().violations;
         assert!(v.iter().any(|m| m.contains("leaked")), "{v:?}");
+    }
+
+    #[test]
+    fn contiguous_lays_vms_out_one_after_another() {
+        let t = FrameTable::contiguous(
+            &[("a".into(), 4 * PAGE_SIZE), ("b".into(), 2 * PAGE_SIZE)],
+            3,
+        );
+        assert_eq!((t.frame(0, 0), t.frame(0, 3 * PAGE_SIZE)), (0, 3));
+        assert_eq!((t.frame(1, 0), t.frame(1, PAGE_SIZE)), (4, 5));
+        let a = t.audit();
+        assert_eq!((a.total_pages, a.pages_per_owner["free"]), (9, 3));
+        assert!(a.violations.is_empty());
     }
 
     #[test]
