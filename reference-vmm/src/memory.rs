@@ -45,8 +45,6 @@ pub fn create_memfd(name: &str, size: u64) -> Result<Arc<File>, MemoryError> {
 pub struct GuestRam {
     mem: GuestMemoryMmap,
     size: u64,
-    memfd: Arc<File>,
-    offset: u64,
 }
 
 impl GuestRam {
@@ -60,20 +58,10 @@ impl GuestRam {
         let mem = GuestMemoryMmap::from_ranges_with_files([(
             GuestAddress(0),
             size as usize,
-            Some(FileOffset::from_arc(memfd.clone(), offset)),
+            Some(FileOffset::from_arc(memfd, offset)),
         )])
         .map_err(|e| MemoryError::Map(e.to_string()))?;
-        Ok(GuestRam {
-            mem,
-            size,
-            memfd,
-            offset,
-        })
-    }
-
-    /// Offset of GPA 0 in the memfd (where this VM's own pages started).
-    pub fn memfd_offset(&self) -> u64 {
-        self.offset
+        Ok(GuestRam { mem, size })
     }
 
     /// The vm-memory view (bounds-checked accesses).
@@ -84,11 +72,6 @@ impl GuestRam {
     /// Size in bytes.
     pub fn size(&self) -> u64 {
         self.size
-    }
-
-    /// The memfd backing this memory.
-    pub fn memfd(&self) -> &Arc<File> {
-        &self.memfd
     }
 
     /// Host virtual address of GPA 0.

@@ -120,11 +120,6 @@ impl IpcEngine {
         }
     }
 
-    /// The injected fault, if any.
-    pub fn fault(&self) -> Option<Fault> {
-        self.fault
-    }
-
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }

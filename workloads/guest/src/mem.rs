@@ -37,16 +37,8 @@ pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mu
     if (dest as usize).wrapping_sub(src as usize) >= n {
         // `dest` is below `src`, or above its end: a forward copy reads each byte before
         // it is overwritten.
-        // SAFETY: the caller guarantees both ranges; see `memcpy`.
-        unsafe {
-            asm!(
-                "rep movsb",
-                inout("rcx") n => _,
-                inout("rdi") dest => _,
-                inout("rsi") src => _,
-                options(nostack, preserves_flags),
-            );
-        }
+        // SAFETY: the caller guarantees both ranges, and a forward copy is correct for them.
+        unsafe { memcpy(dest, src, n) };
     } else if n != 0 {
         // `dest` lies inside `(src, src + n)`: copy backwards, from the last byte.
         // SAFETY: the caller guarantees both ranges, so `dest + n - 1` and `src + n - 1` are
