@@ -135,6 +135,7 @@ pub fn run(
         TransportConfig::None => None,
         TransportConfig::Remap => Some(Movement::Remap),
         TransportConfig::Copy => Some(Movement::Copy),
+        TransportConfig::Virtio { .. } | TransportConfig::Shmem => None,
     };
     // One memfd for the run: every VM's memory is a range of it, then the free pool.
     let sizes: Vec<u64> = config.vms.iter().map(|v| v.memory_mib << 20).collect();

@@ -65,12 +65,57 @@ pub enum TransportConfig {
     /// Remap IPC's queues, moving data by copying: the VMM copies the message into pages the
     /// receiver posted; no mapping changes.
     Copy,
+    /// The virtio datagram device (`docs/abi.md`): a virtio-mmio device per VM with a tx and
+    /// an rx queue; the VMM copies each buffer from the sender's tx queue into the receiver's
+    /// rx queue.
+    Virtio {
+        /// How QueueNotify writes reach the device.
+        #[serde(default)]
+        notify: NotifyMode,
+    },
+    /// One shared region mapped into every VM, a polled ring per pair of VMs: no exits, no
+    /// isolation (`docs/abi.md`).
+    Shmem,
+}
+
+/// How a virtio driver's notifications (QueueNotify writes) reach the device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyMode {
+    /// An ioeventfd registered with KVM: the write is handled in the kernel, which signals an
+    /// eventfd that a VMM backend thread waits on (no exit to userspace).
+    #[default]
+    Ioeventfd,
+    /// A userspace MMIO exit, handled on the vCPU thread before the guest resumes.
+    Userspace,
+}
+
+impl NotifyMode {
+    /// Its name in configs and results.
+    pub fn name(self) -> &'static str {
+        match self {
+            NotifyMode::Ioeventfd => "ioeventfd",
+            NotifyMode::Userspace => "userspace",
+        }
+    }
 }
 
 impl TransportConfig {
     /// Whether the run has remap-IPC queues (remap or copy).
     pub fn has_ipc(&self) -> bool {
         matches!(self, TransportConfig::Remap | TransportConfig::Copy)
+    }
+
+    /// The transport's name in results and reports: `none`, `remap`, `copy`,
+    /// `virtio-ioeventfd`, `virtio-userspace` or `shmem`.
+    pub fn name(&self) -> String {
+        match self {
+            TransportConfig::None => "none".into(),
+            TransportConfig::Remap => "remap".into(),
+            TransportConfig::Copy => "copy".into(),
+            TransportConfig::Virtio { notify } => format!("virtio-{}", notify.name()),
+            TransportConfig::Shmem => "shmem".into(),
+        }
     }
 }
 

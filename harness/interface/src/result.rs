@@ -59,6 +59,41 @@ pub struct TransportVmReport {
     pub doorbells: BTreeMap<String, u64>,
     /// This VM's refused descriptors by status name (`queue_full`, `bad_address`, ...).
     pub refused: BTreeMap<String, u64>,
+    /// The virtio device's counters (virtio transport only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtio: Option<VirtioVmReport>,
+}
+
+/// What the virtio datagram device of one VM saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtioVmReport {
+    /// How notifications reached the device: `ioeventfd` or `userspace`.
+    pub notify: String,
+    /// The features the driver accepted (FEATURES_OK), if it got that far.
+    pub features: Option<u64>,
+    /// Whether VIRTIO_F_EVENT_IDX was negotiated.
+    pub event_idx: bool,
+    /// Driver-to-device notifications of the tx queue the device received (QueueNotify
+    /// exits, or the sum of the ioeventfd's counter).
+    pub tx_notifications: u64,
+    /// Driver-to-device notifications of the rx queue.
+    pub rx_notifications: u64,
+    /// Used-buffer notifications the device would have sent (the spec's rules, EVENT_IDX
+    /// included); guests poll the used rings, so none is delivered as an interrupt.
+    pub used_notifications: u64,
+    /// Used-buffer notifications the driver suppressed.
+    pub used_suppressed: u64,
+    /// Tx chains consumed.
+    pub tx_chains: u64,
+    /// Rx chains filled.
+    pub rx_chains: u64,
+    /// Tx chains completed with a status other than ok, by status name.
+    pub tx_errors: BTreeMap<String, u64>,
+    /// Times the device set DEVICE_NEEDS_RESET.
+    pub needs_reset: u64,
+    /// Device resets by the driver (status 0 written).
+    pub resets: u64,
 }
 
 /// Who owns every page of the run's page pool, checked at the end of the run: every page

@@ -11,6 +11,8 @@ pub mod layout;
 pub mod mmio;
 pub mod probes;
 pub mod records;
+pub mod shmem;
+pub mod virtio;
 
 pub use layout::*;
 pub use records::*;

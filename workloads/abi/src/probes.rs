@@ -135,6 +135,14 @@ pub mod ipc_workloads {
     /// `params[IDLE_TIMEOUT_MS]`: a VM gives up (and records failures) after this many
     /// milliseconds without progress; 0 = [`DEFAULT_IDLE_TIMEOUT_MS`].
     pub const IDLE_TIMEOUT_MS: usize = 7;
+    /// `params[EVENT_IDX]` (virtio only): 0 = negotiate VIRTIO_F_EVENT_IDX, 1 = do not
+    /// (every used buffer is looked for by polling either way).
+    pub const EVENT_IDX: usize = 8;
+    /// `params[QUEUE_SIZE]` (virtio only): size of both virtqueues, a power of two from 2 to
+    /// 256; 0 = [`DEFAULT_QUEUE_SIZE`]. Also the most messages a sender has in flight.
+    pub const QUEUE_SIZE: usize = 9;
+    /// Default of `params[QUEUE_SIZE]`.
+    pub const DEFAULT_QUEUE_SIZE: u64 = 64;
 
     /// Default of `params[COUNT]`.
     pub const DEFAULT_COUNT: u64 = 1000;
@@ -176,8 +184,14 @@ pub mod ipc_workloads {
     pub const S_DRAINS: usize = 4;
     /// Sample index: n, the number of per-message samples that follow the header.
     pub const S_PER_MESSAGE: usize = 5;
+    /// Sample index: driver-to-device notifications this VM made in the measured phase
+    /// (virtio: QueueNotify writes; 0 for the other transports).
+    pub const S_NOTIFICATIONS: usize = 6;
+    /// Sample index: notifications this VM's driver left out because the device did not ask
+    /// for them (virtio with EVENT_IDX, or the used ring's NO_NOTIFY flag).
+    pub const S_SUPPRESSED: usize = 7;
     /// Samples before the per-message ones.
-    pub const S_HEADER: usize = 6;
+    pub const S_HEADER: usize = 8;
     /// Most per-message samples (those of the first messages or rounds). They are: the
     /// receiver's inter-arrival TSC ticks in `stream` and `fanin` (the first from the start
     /// barrier), VM0's round-trip TSC ticks in `pingpong`; none for the other roles.

@@ -5,6 +5,16 @@ use crate::{MAX_PARAMS, MAX_VMS};
 /// Value of [`BootInfo::magic`]: "PFBOOTIN" in little-endian bytes.
 pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"PFBOOTIN");
 
+/// [`BootInfo::transport`]: no transport, the VMs share nothing.
+pub const TRANSPORT_NONE: u32 = 0;
+/// [`BootInfo::transport`]: remap-IPC queues (`remap` or `copy`), control structure at
+/// [`crate::ipc::IPC_HEADER_GPA`].
+pub const TRANSPORT_QUEUES: u32 = 1;
+/// [`BootInfo::transport`]: the virtio datagram device at [`crate::virtio::VIRTIO_MMIO_GPA`].
+pub const TRANSPORT_VIRTIO: u32 = 2;
+/// [`BootInfo::transport`]: the shared region at [`crate::shmem::SHMEM_GPA`].
+pub const TRANSPORT_SHMEM: u32 = 3;
+
 /// Written by the VMM at [`crate::BOOT_INFO_GPA`] before the guest starts; read-only for the guest.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,8 +39,8 @@ pub struct BootInfo {
     pub tsc_khz: u64,
     /// Number of valid entries in `params`.
     pub num_params: u32,
-    /// Reserved, 0.
-    pub reserved: u32,
+    /// The run's transport: one of the `TRANSPORT_*` constants.
+    pub transport: u32,
     /// Run parameters from the harness; their meaning is the guest's.
     pub params: [u64; MAX_PARAMS],
     /// GPA of the pageflip MMIO device.
@@ -51,7 +61,7 @@ impl BootInfo {
             free_start: 0,
             tsc_khz: 0,
             num_params: 0,
-            reserved: 0,
+            transport: TRANSPORT_NONE,
             params: [0; MAX_PARAMS],
             mmio_base: 0,
         }
