@@ -138,11 +138,14 @@ pub mod ipc_workloads {
     /// `params[EVENT_IDX]` (virtio only): 0 = negotiate VIRTIO_F_EVENT_IDX, 1 = do not
     /// (every used buffer is looked for by polling either way).
     pub const EVENT_IDX: usize = 8;
-    /// `params[QUEUE_SIZE]` (virtio only): size of both virtqueues, a power of two from 2 to
-    /// 256; 0 = [`DEFAULT_QUEUE_SIZE`]. Also the most messages a sender has in flight.
-    pub const QUEUE_SIZE: usize = 9;
-    /// Default of `params[QUEUE_SIZE]`.
-    pub const DEFAULT_QUEUE_SIZE: u64 = 64;
+    /// `params[DEPTH]` (virtio only): messages in flight per virtqueue, 1 to [`MAX_DEPTH`];
+    /// 0 = [`DEFAULT_DEPTH`]. The queue size is the smallest power of two of at least
+    /// 3 x depth descriptors (a tx chain has three).
+    pub const DEPTH: usize = 9;
+    /// Default of `params[DEPTH]`.
+    pub const DEFAULT_DEPTH: u64 = 32;
+    /// Largest `params[DEPTH]` (3 x 85 descriptors fit a 256-entry queue).
+    pub const MAX_DEPTH: u64 = 85;
 
     /// Default of `params[COUNT]`.
     pub const DEFAULT_COUNT: u64 = 1000;
