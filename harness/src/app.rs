@@ -99,12 +99,23 @@ pub fn run(options: &Options) -> Result<Finished, AppError> {
         timeout: options.timeout,
     };
     if options.mutants {
-        let ipc: Vec<Case> = selected.into_iter().filter(Case::uses_ipc).collect();
-        if ipc.is_empty() {
-            return Err(AppError::NoMatch("a remap-IPC case (for --mutants)".into()));
+        let transport: Vec<Case> = selected
+            .into_iter()
+            .filter(|c| c.transport().is_some())
+            .collect();
+        if transport.is_empty() {
+            return Err(AppError::NoMatch(
+                "a case with a transport (for --mutants)".into(),
+            ));
         }
         let names = mutants::fault_names();
-        let matrix = mutants::run(&ipc, &bench, &names, &mut io::stderr())?;
+        let matrix = mutants::run(
+            &transport,
+            &bench,
+            &names,
+            &mutants::reference_fault_applies,
+            &mut io::stderr(),
+        )?;
         mutants::write(&matrix, &mut out).map_err(AppError::List)?;
         return Ok(Finished::Mutants(matrix.all_killed()));
     }

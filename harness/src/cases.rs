@@ -131,9 +131,12 @@ impl Layout {
 }
 
 impl Case {
-    /// Whether the case runs VMs with a remap-IPC transport (what `--mutants` runs).
-    pub fn uses_ipc(&self) -> bool {
-        matches!(&self.input, Input::Run(l) if l.transport.has_ipc())
+    /// The transport of a case that runs VMs with one (what `--mutants` runs).
+    pub fn transport(&self) -> Option<&TransportConfig> {
+        match &self.input {
+            Input::Run(l) if l.transport != TransportConfig::None => Some(&l.transport),
+            _ => None,
+        }
     }
 
     /// The images this case's VMs boot.
@@ -477,6 +480,7 @@ pub fn all() -> Vec<Case> {
         ],
     ));
     cases.extend(crate::ipc_cases::all());
+    cases.extend(crate::transport_cases::all());
     cases
 }
 

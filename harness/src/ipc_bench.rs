@@ -1,13 +1,16 @@
-//! `bench ipc`: what one message costs with each data movement (remap, copy) and exit policy
-//! (immediate, deferred), in exits, faults and TLB flushes per message and in latency as a
-//! ratio over the floor measured in the same run (one bare MMIO exit round trip, one host
-//! page remap). Figures are ratios and counts, not absolute times: the test hosts are shared.
+//! `bench transports` (alias `bench ipc`): what one message costs over each transport —
+//! remap and copy IPC with immediate and deferred exits, virtio with ioeventfd or userspace
+//! notifications and with or without EVENT_IDX, and shared memory — in exits (userspace and
+//! total), notifications, faults and TLB flushes per message, and in latency as a ratio over
+//! two floors measured in the same run: one bare MMIO exit round trip plus one host page remap,
+//! and the shared-memory transport itself. Figures are ratios and counts, not absolute times:
+//! the test hosts are shared.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use pageflip_abi::probes::{doorbell, ipc_workloads as w};
-use pageflip_interface::{RunConfig, RunResult, StatsDelta, TransportConfig};
+use pageflip_interface::{NotifyMode, RunConfig, RunResult, StatsDelta, TransportConfig};
 use serde::Serialize;
 
 use crate::cases::{Case, Input, Layout, VmSpec};
@@ -25,6 +28,8 @@ pub struct Params {
     pub size: u64,
     /// Batch size of the deferred policy.
     pub batch: u64,
+    /// Virtio messages in flight per queue.
+    pub depth: u64,
 }
 
 /// Why the benchmark could not finish.
@@ -54,17 +59,21 @@ pub struct Floor {
     pub tsc_khz: u64,
 }
 
-/// One row: one data movement with one exit policy.
+/// One row: one transport with one exit or notification policy.
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
-    /// `remap` or `copy`.
+    /// The transport (`remap`, `copy`, `virtio-ioeventfd`, `virtio-userspace`, `shmem`).
     pub movement: String,
-    /// `immediate` (B = 1) or `deferred (B = n)`.
+    /// `immediate` (B = 1), `deferred (B = n)`, `EVENT_IDX`, `no EVENT_IDX`, `polling`.
     pub policy: String,
     /// Messages in the stream run.
     pub messages: u64,
-    /// Sender's MMIO exits per message (its measured phase, without the PHASE end write).
+    /// Sender's MMIO exits to userspace per message (its measured phase, without the PHASE
+    /// end write).
     pub sender_mmio_exits: f64,
+    /// Notifications the sender's driver made per message (virtio QueueNotify writes; the
+    /// doorbell writes of remap and copy are its MMIO exits; 0 for shmem).
+    pub notifications: f64,
     /// Sends repeated after `queue_full` (backpressure from a slower receiver) per message:
     /// each costs the sender a flush exit.
     pub retries: f64,
@@ -83,6 +92,80 @@ pub struct Row {
     pub stream_ratio: f64,
     /// Ping-pong one-way latency (round trip / 2) over the floor; `None` for deferred.
     pub pingpong_ratio: Option<f64>,
+    /// Stream time per message over shared memory's, measured in the same run.
+    pub stream_over_shmem: f64,
+    /// Ping-pong one-way latency over shared memory's; `None` for deferred.
+    pub pingpong_over_shmem: Option<f64>,
+}
+
+/// One transport configuration the benchmark runs.
+struct Variant {
+    movement: &'static str,
+    policy: String,
+    transport: TransportConfig,
+    batch: u64,
+    event_idx: bool,
+    pingpong: bool,
+}
+
+/// Every variant, shared memory last (the floor of the `÷ shmem` columns).
+fn variants(params: &Params) -> Vec<Variant> {
+    let mut v = Vec::new();
+    for (movement, transport) in [
+        ("remap", TransportConfig::Remap),
+        ("copy", TransportConfig::Copy),
+    ] {
+        for batch in [1, params.batch] {
+            v.push(Variant {
+                movement,
+                policy: if batch == 1 {
+                    "immediate".to_string()
+                } else {
+                    format!("deferred (B = {batch})")
+                },
+                transport: transport.clone(),
+                batch,
+                event_idx: true,
+                pingpong: batch == 1,
+            });
+        }
+    }
+    for (movement, notify) in [
+        ("virtio-ioeventfd", NotifyMode::Ioeventfd),
+        ("virtio-userspace", NotifyMode::Userspace),
+    ] {
+        for event_idx in [true, false] {
+            v.push(Variant {
+                movement,
+                policy: format!(
+                    "{}EVENT_IDX, depth {}",
+                    if event_idx { "" } else { "no " },
+                    params.depth
+                ),
+                transport: TransportConfig::Virtio { notify },
+                batch: 0,
+                event_idx,
+                pingpong: event_idx,
+            });
+        }
+    }
+    v.push(Variant {
+        movement: "shmem",
+        policy: "polling".into(),
+        transport: TransportConfig::Shmem,
+        batch: 0,
+        event_idx: true,
+        pingpong: true,
+    });
+    v
+}
+
+/// Runs the benchmark needs: the floor run and two per variant with ping-pong.
+pub fn steps(params: &Params) -> u64 {
+    1 + variants(params)
+        .iter()
+        .map(|v| 1 + u64::from(v.pingpong))
+        .sum::<u64>()
 }
 
 /// The whole report.
@@ -203,40 +286,33 @@ pub fn run(
     );
 
     let mut raw = Vec::new();
-    for (movement, transport) in [
-        ("remap", TransportConfig::Remap),
-        ("copy", TransportConfig::Copy),
-    ] {
-        for batch in [1, params.batch] {
-            let policy = if batch == 1 {
-                "immediate".to_string()
-            } else {
-                format!("deferred (B = {batch})")
-            };
-            progress(&format!("{movement}, {policy}: stream"));
-            let mut p = vec![0; 8];
-            p[w::COUNT] = params.count;
-            p[w::SIZE] = params.size;
-            p[w::BATCH] = batch;
-            p[w::CHECK] = w::CHECK_LIGHT;
-            let (_, stream) = run_one("stream", layout(transport.clone(), "stream", &p, 2), bench)?;
-            let pingpong = if batch == 1 {
-                progress(&format!("{movement}, {policy}: ping-pong"));
-                let mut p = p.clone();
-                p[w::COUNT] = params.rounds;
-                Some(
-                    run_one(
-                        "pingpong",
-                        layout(transport.clone(), "pingpong", &p, 2),
-                        bench,
-                    )?
-                    .1,
-                )
-            } else {
-                None
-            };
-            raw.push((movement, policy, stream, pingpong));
-        }
+    for v in variants(&params) {
+        let (movement, policy) = (v.movement, v.policy);
+        progress(&format!("{movement}, {policy}: stream"));
+        let mut p = vec![0; 10];
+        p[w::COUNT] = params.count;
+        p[w::SIZE] = params.size;
+        p[w::BATCH] = v.batch;
+        p[w::CHECK] = w::CHECK_LIGHT;
+        p[w::EVENT_IDX] = u64::from(!v.event_idx);
+        p[w::DEPTH] = params.depth;
+        let (_, stream) = run_one("stream", layout(v.transport.clone(), "stream", &p, 2), bench)?;
+        let pingpong = if v.pingpong {
+            progress(&format!("{movement}, {policy}: ping-pong"));
+            let mut p = p.clone();
+            p[w::COUNT] = params.rounds;
+            Some(
+                run_one(
+                    "pingpong",
+                    layout(v.transport.clone(), "pingpong", &p, 2),
+                    bench,
+                )?
+                .1,
+            )
+        } else {
+            None
+        };
+        raw.push((movement, policy, stream, pingpong));
     }
     // The host remap cost, from the remap runs' own timing.
     let (mut ns, mut pages) = (0u64, 0u64);
@@ -258,6 +334,24 @@ pub fn run(
     };
     let floor_ticks = exit_ticks + remap_ticks;
 
+    let one_way = |pp: &RunResult| {
+        let s = &pp.vms[0].samples;
+        let k = s.get(w::S_PER_MESSAGE).copied().unwrap_or(0) as usize;
+        let rtts = s.get(w::S_HEADER..w::S_HEADER + k).unwrap_or(&[]);
+        let mut sorted = rtts.to_vec();
+        sorted.sort_unstable();
+        sorted.get(sorted.len() / 2).copied().unwrap_or(0) as f64 / 2.0
+    };
+    let loop_ticks = |stream: &RunResult| {
+        stream.vms[0]
+            .samples
+            .get(w::S_LOOP_TSC)
+            .copied()
+            .unwrap_or(0) as f64
+    };
+    let shmem = raw.iter().find(|r| r.0 == "shmem");
+    let shmem_stream = shmem.map_or(f64::NAN, |r| loop_ticks(&r.2));
+    let shmem_one_way = shmem.and_then(|r| r.3.as_ref()).map_or(f64::NAN, one_way);
     let mut rows = Vec::new();
     for (movement, policy, stream, pingpong) in raw {
         let n = params.count as f64;
@@ -265,25 +359,24 @@ pub fn run(
         let r = measured(&stream, 1)?;
         let t = stream.transport.as_ref();
         let pages = t.map_or(0, |t| t.vms[0].pages_remapped);
-        let loop_ticks = stream.vms[0]
-            .samples
-            .get(w::S_LOOP_TSC)
-            .copied()
-            .unwrap_or(0) as f64;
-        let pingpong_ratio = pingpong.as_ref().map(|pp| {
-            let s = &pp.vms[0].samples;
-            let k = s.get(w::S_PER_MESSAGE).copied().unwrap_or(0) as usize;
-            let rtts = s.get(w::S_HEADER..w::S_HEADER + k).unwrap_or(&[]);
-            let mut sorted = rtts.to_vec();
-            sorted.sort_unstable();
-            let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0) as f64;
-            median / 2.0 / floor_ticks
-        });
+        let stream_ticks = loop_ticks(&stream);
+        let pp_one_way = pingpong.as_ref().map(one_way);
+        let notifications = if stream.transport.as_ref().is_some_and(|t| t.kind.starts_with("virtio")) {
+            stream.vms[0]
+                .samples
+                .get(w::S_NOTIFICATIONS)
+                .copied()
+                .unwrap_or(0) as f64
+                / n
+        } else {
+            phase_exits(s, "mmio_exits") / n
+        };
         rows.push(Row {
             movement: movement.into(),
             policy,
             messages: params.count,
             sender_mmio_exits: phase_exits(s, "mmio_exits") / n,
+            notifications,
             retries: stream.vms[0]
                 .samples
                 .get(w::S_RETRIES)
@@ -300,8 +393,10 @@ pub fn run(
                     / pages as f64
             }),
             vcpu_tlb_flushes: (counter(s, "tlb_flush") + counter(r, "tlb_flush")) / n,
-            stream_ratio: loop_ticks / n / floor_ticks,
-            pingpong_ratio,
+            stream_ratio: stream_ticks / n / floor_ticks,
+            pingpong_ratio: pp_one_way.map(|t| t / floor_ticks),
+            stream_over_shmem: stream_ticks / shmem_stream,
+            pingpong_over_shmem: pp_one_way.map(|t| t / shmem_one_way),
         });
     }
     Ok(Report {
@@ -334,16 +429,17 @@ pub fn markdown(r: &Report) -> String {
         "floor (same run): bare MMIO exit round trip {:.0} ticks ({:.1} us), host page remap {:.0} ticks ({:.1} us)\n",
         r.floor.exit_ticks, us(r.floor.exit_ticks), r.floor.remap_ticks, us(r.floor.remap_ticks)
     );
-    let _ = writeln!(s, "| data | exit policy | sender MMIO exits/msg | of which retries/msg | sender exits/msg | receiver exits/msg | page faults fixed/msg | remote TLB flush req./page | vCPU TLB flushes/msg | stream time/msg ÷ floor | ping-pong one-way ÷ floor |");
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "| transport | policy | sender userspace exits/msg | notifications/msg | of which retries/msg | sender exits/msg | receiver exits/msg | page faults fixed/msg | remote TLB flush req./page | vCPU TLB flushes/msg | stream time/msg ÷ floor | ping-pong one-way ÷ floor | stream ÷ shmem | ping-pong ÷ shmem |");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in &r.rows {
         let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}"));
         let _ = writeln!(
             s,
-            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} | {} | {:.2} | {:.2} | {} |",
+            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} | {} | {:.2} | {:.2} | {} | {:.2} | {} |",
             row.movement,
             row.policy,
             row.sender_mmio_exits,
+            row.notifications,
             row.retries,
             row.sender_exits,
             row.receiver_exits,
@@ -351,7 +447,9 @@ pub fn markdown(r: &Report) -> String {
             opt(row.tlb_requests_per_page),
             row.vcpu_tlb_flushes,
             row.stream_ratio,
-            opt(row.pingpong_ratio)
+            opt(row.pingpong_ratio),
+            row.stream_over_shmem,
+            opt(row.pingpong_over_shmem)
         );
     }
     s

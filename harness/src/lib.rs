@@ -18,4 +18,5 @@ pub mod ipc_cases;
 pub mod mutants;
 pub mod report;
 pub mod stats;
+pub mod transport_cases;
 pub mod vmm;

@@ -1,5 +1,6 @@
-//! `conform --mutants`: runs the remap-IPC cases against the reference VMM once per injected
-//! fault and prints which cases kill which mutant. A mutant no case kills means the suite
+//! `conform --mutants`: runs the transport cases (remap IPC, virtio, shmem) against the
+//! reference VMM once per injected fault — each fault against the cases of the transports it
+//! breaks — and prints which cases kill which mutant. A mutant no case kills means the suite
 //! cannot tell that implementation from a correct one: the command then fails.
 
 use std::fmt::Write as _;
@@ -19,14 +20,25 @@ pub fn fault_names() -> Vec<&'static str> {
         .collect()
 }
 
+/// Whether the reference VMM's fault `name` concerns the transport `case` runs (unknown
+/// names concern every case).
+pub fn reference_fault_applies(name: &str, case: &Case) -> bool {
+    let Some(transport) = case.transport() else {
+        return false;
+    };
+    name.parse::<pageflip_vmm::ipc::Fault>()
+        .map_or(true, |f| f.applies_to(transport))
+}
+
 /// Which cases failed against each mutant.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KillMatrix {
     /// The cases, in order.
     pub cases: Vec<String>,
     /// Per mutant (fault name): for each case, whether it failed against the mutant while it
-    /// passed without a fault (killed the mutant).
-    pub rows: Vec<(String, Vec<bool>)>,
+    /// passed without a fault (killed the mutant); `None` where the case was not run against
+    /// the mutant (another transport's fault).
+    pub rows: Vec<(String, Vec<Option<bool>>)>,
     /// Cases that failed against the VMM without any fault (the matrix means nothing then).
     pub baseline_failures: Vec<String>,
 }
@@ -36,7 +48,7 @@ impl KillMatrix {
     pub fn survivors(&self) -> Vec<&str> {
         self.rows
             .iter()
-            .filter(|(_, kills)| !kills.iter().any(|k| *k))
+            .filter(|(_, kills)| !kills.iter().any(|k| *k == Some(true)))
             .map(|(name, _)| name.as_str())
             .collect()
     }
@@ -56,7 +68,10 @@ impl KillMatrix {
             .max()
             .unwrap_or(6)
             .max(6);
-        let _ = writeln!(s, "kill matrix (X = the case fails against the mutant):");
+        let _ = writeln!(
+            s,
+            "kill matrix (X = the case fails against the mutant, - = not run against it):"
+        );
         for (i, c) in self.cases.iter().enumerate() {
             let _ = writeln!(s, "  c{:<2} {c}", i + 1);
         }
@@ -68,9 +83,14 @@ impl KillMatrix {
         for (name, kills) in &self.rows {
             let _ = write!(s, "{name:width$} ");
             for k in kills {
-                let _ = write!(s, "  {} ", if *k { 'X' } else { '.' });
+                let c = match k {
+                    Some(true) => 'X',
+                    Some(false) => '.',
+                    None => '-',
+                };
+                let _ = write!(s, "  {c} ");
             }
-            let n = kills.iter().filter(|k| **k).count();
+            let n = kills.iter().filter(|k| **k == Some(true)).count();
             let verdict = if n == 0 {
                 "SURVIVED".to_string()
             } else {
@@ -102,25 +122,27 @@ impl KillMatrix {
     }
 }
 
-fn failed_cases(cases: &[Case], bench: &Bench<'_>) -> Result<Vec<bool>, DriverError> {
-    cases
-        .iter()
-        .map(|c| run_case(c, bench).map(|r| matches!(r.verdict, Verdict::Fail(_))))
-        .collect()
+fn failed(case: &Case, bench: &Bench<'_>) -> Result<bool, DriverError> {
+    run_case(case, bench).map(|r| matches!(r.verdict, Verdict::Fail(_)))
 }
 
-/// Runs `cases` without a fault, then once per fault, with progress lines on `progress`.
+/// Runs `cases` without a fault, then once per fault against the cases `applies` selects
+/// for it, with progress lines on `progress`.
 pub fn run(
     cases: &[Case],
     bench: &Bench<'_>,
     faults: &[&str],
+    applies: &dyn Fn(&str, &Case) -> bool,
     progress: &mut dyn Write,
 ) -> Result<KillMatrix, DriverError> {
     let report = |progress: &mut dyn Write, line: String| {
         let _ = writeln!(progress, "{line}");
     };
     let start = Instant::now();
-    let baseline = failed_cases(cases, bench)?;
+    let baseline = cases
+        .iter()
+        .map(|c| failed(c, bench))
+        .collect::<Result<Vec<bool>, _>>()?;
     let baseline_failures: Vec<String> = cases
         .iter()
         .zip(&baseline)
@@ -143,15 +165,20 @@ pub fn run(
             ..*bench
         };
         // A case that fails without the fault proves nothing about the fault.
-        let kills: Vec<bool> = failed_cases(cases, &mutant)?
-            .into_iter()
+        let kills: Vec<Option<bool>> = cases
+            .iter()
             .zip(&baseline)
-            .map(|(failed, failed_before)| failed && !failed_before)
-            .collect();
+            .map(|(c, failed_before)| {
+                if !applies(fault, c) {
+                    return Ok(None);
+                }
+                Ok(Some(failed(c, &mutant)? && !failed_before))
+            })
+            .collect::<Result<_, DriverError>>()?;
         let killers: Vec<&str> = cases
             .iter()
             .zip(&kills)
-            .filter(|(_, k)| **k)
+            .filter(|(_, k)| **k == Some(true))
             .map(|(c, _)| c.name)
             .collect();
         report(
@@ -192,8 +219,8 @@ mod tests {
         let m = KillMatrix {
             cases: vec!["a".into(), "b".into()],
             rows: vec![
-                ("f1".into(), vec![true, false]),
-                ("f2".into(), vec![false, false]),
+                ("f1".into(), vec![Some(true), Some(false)]),
+                ("f2".into(), vec![Some(false), None]),
             ],
             baseline_failures: vec![],
         };
@@ -209,7 +236,7 @@ mod tests {
             "{text}"
         );
         let clean = KillMatrix {
-            rows: vec![("f1".into(), vec![true, true])],
+            rows: vec![("f1".into(), vec![Some(true), None])],
             ..m.clone()
         };
         assert!(clean.all_killed());

@@ -1,5 +1,7 @@
-//! `bench`: pageflip's benchmark runner. `bench ipc` measures remap IPC against copy, with
-//! immediate and deferred exits (`bench ipc --help`).
+//! `bench`: pageflip's benchmark runner. `bench transports` (alias `ipc`) measures every
+//! transport — remap and copy IPC with immediate and deferred exits, virtio, shared memory —
+//! in exits, notifications, TLB flushes and latency over floors measured in the same run
+//! (`bench transports --help`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,9 +25,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Remap vs copy, immediate vs deferred: exits, faults and TLB flushes per message, and
-    /// latency over the floor (bare exit + host remap) measured in the same run.
-    Ipc {
+    /// Remap vs copy vs virtio vs shared memory: exits, notifications, faults and TLB
+    /// flushes per message, and latency over the floors (bare exit + host remap; shared
+    /// memory) measured in the same run.
+    #[command(alias = "ipc")]
+    Transports {
         /// Messages per stream run (and doorbells of the floor run).
         #[arg(long, default_value_t = 20_000)]
         count: u64,
@@ -38,6 +42,9 @@ enum Command {
         /// Batch size of the deferred policy (2 to 64).
         #[arg(long, default_value_t = 32)]
         batch: u64,
+        /// Virtio messages in flight per queue (1 to 85).
+        #[arg(long, default_value_t = 32)]
+        depth: u64,
         /// VMM build to measure [default: the reference VMM built into this binary].
         #[arg(long, value_name = "PATH")]
         vmm: Option<PathBuf>,
@@ -71,7 +78,7 @@ fn main() -> ExitCode {
         }
     };
     if let Err(e) = check(&cli) {
-        eprintln!("bench: error: {e}; run `bench ipc --help` for usage");
+        eprintln!("bench: error: {e}; run `bench transports --help` for usage");
         return ExitCode::from(2);
     }
     match run(cli) {
@@ -85,13 +92,17 @@ fn main() -> ExitCode {
 
 /// Checks the options that clap cannot: a usage error (exit code 2) if one is out of range.
 fn check(cli: &Cli) -> Result<(), String> {
-    let Command::Ipc {
+    let Command::Transports {
         count,
         rounds,
         size,
         batch,
+        depth,
         ..
     } = &cli.command;
+    if !(1..=85).contains(depth) {
+        return Err(format!("--depth {depth}: must be 1 to 85"));
+    }
     if !(64..=65536).contains(size) {
         return Err(format!("--size {size}: must be 64 to 65536 bytes"));
     }
@@ -110,11 +121,12 @@ fn check(cli: &Cli) -> Result<(), String> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Ipc {
+    let Command::Transports {
         count,
         rounds,
         size,
         batch,
+        depth,
         vmm,
         json,
         keep,
@@ -134,6 +146,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         rounds,
         size,
         batch,
+        depth,
     };
     let bench = Bench {
         vmm: &vmm,
@@ -141,7 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         work_dir: &work,
         timeout: ipc_bench::timeout(&params),
     };
-    let bar = ProgressBar::new(7).with_style(
+    let bar = ProgressBar::new(ipc_bench::steps(&params)).with_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}, eta {eta}] {msg}")
             .expect("valid template"),
     );
