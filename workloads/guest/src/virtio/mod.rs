@@ -32,8 +32,8 @@
 //! reads and writes while this vCPU runs. All ring accesses are volatile. Descriptors and the
 //! available ring entry are written before the available index (release fence); the
 //! notification decision reads `avail_event` / the used flags after the index store with a
-//! full fence (a locked instruction: a store followed by a load of another location may be reordered on
-//! x86); used elements (and the buffers they describe) are read after the used index
+//! full fence (a locked instruction: x86 may reorder a store with a later load of another
+//! location); used elements (and the buffers they describe) are read after the used index
 //! (acquire fence).
 
 use core::fmt;
