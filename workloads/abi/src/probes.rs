@@ -479,7 +479,8 @@ pub mod virtio_init {
 /// the device answered as [`expected`](virtio_hostile::expected) says (the message gives
 /// the status word, the used length and the status register). Case 4 makes two chains and
 /// records `device-response` (dst = VM0) and `device-response-unknown-dst` (dst
-/// [`UNKNOWN_DST`](virtio_hostile::UNKNOWN_DST)).
+/// [`UNKNOWN_DST`](virtio_hostile::UNKNOWN_DST)). VM0 then records
+/// `nothing-arrived-at-sender` (its own rx queue got nothing).
 ///
 /// Then VM0 resets and re-initialises the device if DEVICE_NEEDS_RESET is set or a chain was
 /// not used (a device that answered correctly without needing a reset is used as it is),
@@ -569,6 +570,9 @@ pub mod virtio_hostile {
     pub const DEVICE_RESPONSE: &str = "device-response";
     /// Record: VM0, case 4: the answer to the chain to [`UNKNOWN_DST`].
     pub const DEVICE_RESPONSE_UNKNOWN_DST: &str = "device-response-unknown-dst";
+    /// Record: VM0: nothing arrived in its own rx queue after the bad chain(s) (case 4 sends
+    /// to VM0 itself).
+    pub const NOTHING_ARRIVED_AT_SENDER: &str = "nothing-arrived-at-sender";
     /// Record: VM0: the good message afterwards got status Ok.
     pub const RECOVERED: &str = "recovered";
     /// Record: VM1: the good message arrived intact.

@@ -342,6 +342,24 @@ fn hostile(mut dev: DgramDevice, arena: &mut Arena, case: u64, expected: Expecte
         must_reset |= answer.used.is_none() || answer.needs_reset();
     }
     must_reset |= dev.status() & STATUS_DEVICE_NEEDS_RESET != 0;
+    // Nothing may have been delivered to VM0 itself (case 4 sends to it).
+    let mut arrived = 0u32;
+    let mut first: Option<DgramHeader> = None;
+    while let Some(msg) = dev.recv() {
+        arrived += 1;
+        first.get_or_insert(msg.header);
+        dev.recycle_deferred(&msg);
+    }
+    match first {
+        None => pass_with(NOTHING_ARRIVED_AT_SENDER, "rx used ring empty"),
+        Some(h) => fail(
+            NOTHING_ARRIVED_AT_SENDER,
+            format_args!(
+                "{arrived} message(s); first: seq {} src {} dst {} len {}",
+                h.seq, h.src, h.dst, h.len
+            ),
+        ),
+    }
 
     if must_reset {
         if !dev.reset() {
