@@ -41,6 +41,13 @@ pub const IPC_HOSTILE: &str = "ipc_hostile";
 /// `ipc_forward`: a received page forwarded to a third VM arrives intact.
 pub const IPC_FORWARD: &str = "ipc_forward";
 
+/// `virtio_init`: the virtio datagram device's initialisation, step by step, and its refusal
+/// of bad feature sets, queue sizes and early notifications.
+pub const VIRTIO_INIT: &str = "virtio_init";
+/// `virtio_hostile`: bad virtio tx chains get their documented answers; the device still
+/// delivers afterwards.
+pub const VIRTIO_HOSTILE: &str = "virtio_hostile";
+
 /// The ELF image of the guest `name`, if there is one.
 pub fn image(name: &str) -> Option<&'static [u8]> {
     IMAGES
@@ -142,6 +149,8 @@ mod tests {
             IPC_SEMANTICS,
             IPC_HOSTILE,
             IPC_FORWARD,
+            VIRTIO_INIT,
+            VIRTIO_HOSTILE,
         ];
         want.sort_unstable();
         assert_eq!(names, want);

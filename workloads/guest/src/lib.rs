@@ -11,6 +11,7 @@
 //! - a line-buffered console ([`print!`], [`println!`]);
 //! - result records ([`pass`], [`fail`], [`skip`], [`check!`]) and samples ([`sample`]);
 //! - [`ipc`]: remap IPC (send and receive rings, payload patterns, checked streams);
+//! - [`virtio`]: a polling driver for the virtio datagram device (split virtqueues);
 //! - [`rdtsc`], the `mem*` functions the compiler needs, and a panic handler.
 //!
 //! When `main` returns, the runtime flushes the samples, prints
@@ -35,6 +36,7 @@ pub mod results;
 pub mod samples;
 mod text;
 pub mod tsc;
+pub mod virtio;
 
 pub use boot::boot_info;
 pub use entry::exit;

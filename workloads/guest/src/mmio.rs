@@ -3,6 +3,7 @@
 use core::arch::asm;
 
 use pageflip_abi::mmio::{Status, BARRIER, DOORBELL, PHASE, PHASE_BEGIN, PHASE_END, STATUS};
+use pageflip_abi::virtio::{VIRTIO_MMIO_GPA, VIRTIO_MMIO_SIZE};
 use pageflip_abi::{MMIO_BASE, MMIO_SIZE};
 
 /// The guest address of the device register at `offset`, checked to be an aligned 8-byte
@@ -124,4 +125,121 @@ pub unsafe fn write_gpa(gpa: u64, value: u64) {
             options(nostack, preserves_flags),
         );
     }
+}
+
+/// Defines an unsafe read and write of one `$ty` at a guest physical address, with one `mov`
+/// of that width (`$width` is the operand size keyword, `$class`/`$modifier` the register).
+macro_rules! gpa_access {
+    ($read:ident, $write:ident, $ty:ty, $width:literal, $class:ident, $modifier:literal) => {
+        #[doc = concat!(
+            "Reads the ", stringify!($ty), " at guest physical address `gpa` with one `mov` of ",
+            "that width (an MMIO register of that width, or guest memory).\n\n",
+            "# Safety\n\n",
+            "As for [`read_gpa`]: `gpa` must be aligned to the width and conflict with no Rust ",
+            "reference; an unmapped address faults, a GPA nothing owns stops the VM."
+        )]
+        #[inline(always)]
+        pub unsafe fn $read(gpa: u64) -> $ty {
+            let value: $ty;
+            // SAFETY: the caller guarantees that reading `gpa` conflicts with no Rust
+            // reference; a plain load changes no memory of this program.
+            unsafe {
+                asm!(
+                    concat!("mov {value", $modifier, "}, ", $width, " ptr [{addr}]"),
+                    addr = in(reg) gpa,
+                    value = lateout($class) value,
+                    options(nostack, preserves_flags),
+                );
+            }
+            value
+        }
+
+        #[doc = concat!(
+            "Writes the ", stringify!($ty), " `value` to guest physical address `gpa` with one ",
+            "`mov` of that width.\n\n",
+            "# Safety\n\n",
+            "As for [`write_gpa`]: `gpa` must be aligned to the width and hold no data of this ",
+            "program (an MMIO register, or free memory)."
+        )]
+        #[inline(always)]
+        pub unsafe fn $write(gpa: u64, value: $ty) {
+            // SAFETY: the caller guarantees that `gpa` holds no data of this program. The asm
+            // has no `nomem` option: memory stores before it are not moved after it.
+            unsafe {
+                asm!(
+                    concat!("mov ", $width, " ptr [{addr}], {value", $modifier, "}"),
+                    addr = in(reg) gpa,
+                    value = in($class) value,
+                    options(nostack, preserves_flags),
+                );
+            }
+        }
+    };
+}
+
+gpa_access!(read_gpa_u32, write_gpa_u32, u32, "dword", reg, ":e");
+gpa_access!(read_gpa_u16, write_gpa_u16, u16, "word", reg, ":x");
+gpa_access!(read_gpa_u8, write_gpa_u8, u8, "byte", reg_byte, "");
+
+/// The guest address of the virtio-mmio register at `offset` accessed `width` bytes wide,
+/// checked to be aligned and inside the register window at [`VIRTIO_MMIO_GPA`].
+#[inline(always)]
+fn virtio_register(offset: u64, width: u64) -> u64 {
+    assert!(
+        offset % width == 0 && offset < VIRTIO_MMIO_SIZE,
+        "not a virtio-mmio register offset"
+    );
+    VIRTIO_MMIO_GPA + offset
+}
+
+/// Reads the 32-bit virtio-mmio register at `offset` (one 4-byte `mov`, one exit). Panics if
+/// `offset` is not 4-byte aligned inside the window.
+///
+/// Only call it when the run's transport is virtio (`boot_info().transport ==
+/// TRANSPORT_VIRTIO`): without the device nothing owns the window and the VM is stopped.
+#[inline(always)]
+pub fn virtio_read32(offset: u64) -> u32 {
+    // SAFETY: the window lies above guest memory inside the identity map and no memslot
+    // backs it: the access exits to the VMM and touches no memory of this program.
+    unsafe { read_gpa_u32(virtio_register(offset, 4)) }
+}
+
+/// Writes the 32-bit virtio-mmio register at `offset` (one 4-byte `mov`, one exit), ordered
+/// after every memory access before it (the device may read the rings it points to). Panics
+/// if `offset` is not 4-byte aligned inside the window. See [`virtio_read32`].
+#[inline(always)]
+pub fn virtio_write32(offset: u64, value: u32) {
+    // SAFETY: as in `virtio_read32`; the asm is a compiler barrier.
+    unsafe { write_gpa_u32(virtio_register(offset, 4), value) }
+}
+
+/// Reads 16 bits of the virtio-mmio window at `offset` (the device-specific configuration
+/// space allows narrower accesses). Panics if `offset` is not 2-byte aligned inside the
+/// window. See [`virtio_read32`].
+#[inline(always)]
+pub fn virtio_read16(offset: u64) -> u16 {
+    // SAFETY: as in `virtio_read32`.
+    unsafe { read_gpa_u16(virtio_register(offset, 2)) }
+}
+
+/// Writes 16 bits of the virtio-mmio window at `offset`. See [`virtio_read16`].
+#[inline(always)]
+pub fn virtio_write16(offset: u64, value: u16) {
+    // SAFETY: as in `virtio_write32`.
+    unsafe { write_gpa_u16(virtio_register(offset, 2), value) }
+}
+
+/// Reads the byte of the virtio-mmio window at `offset`. Panics if `offset` is outside the
+/// window. See [`virtio_read32`].
+#[inline(always)]
+pub fn virtio_read8(offset: u64) -> u8 {
+    // SAFETY: as in `virtio_read32`.
+    unsafe { read_gpa_u8(virtio_register(offset, 1)) }
+}
+
+/// Writes the byte of the virtio-mmio window at `offset`. See [`virtio_read8`].
+#[inline(always)]
+pub fn virtio_write8(offset: u64, value: u8) {
+    // SAFETY: as in `virtio_write32`.
+    unsafe { write_gpa_u8(virtio_register(offset, 1), value) }
 }
