@@ -222,7 +222,7 @@ pub fn hostile_logged(config: &RunConfig, result: &RunResult) -> Result<(), Stri
         .as_ref()
         .ok_or("a virtio run without virtio counters")?;
     let errors: u64 = dev.tx_errors.values().sum();
-    let want_reset = case == virtio_hostile::CASE_LOOPING_CHAIN;
+    let want_reset = case == virtio_hostile::CASE_LOOP;
     if want_reset && dev.needs_reset == 0 {
         return Err("a looping chain did not set DEVICE_NEEDS_RESET".into());
     }
@@ -264,7 +264,7 @@ pub fn all() -> Vec<Case> {
     let mut cases = vec![run(
         "virtio-init",
         "the full virtio 1.2 initialisation: reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK, queues, DRIVER_OK",
-        layout(&ioeventfd, vms(&[virtio_init::MODE_OK], 1, "virtio_init")),
+        layout(&ioeventfd, vms(&[virtio_init::MODE_FULL], 1, "virtio_init")),
         all_pass(1),
     )];
     for (name, mode, description) in INIT_REJECTIONS {
@@ -399,17 +399,17 @@ const INIT_REJECTIONS: [(&str, u64, &str); 5] = [
     ),
     (
         "virtio-init-unoffered-feature",
-        virtio_init::MODE_UNOFFERED,
+        virtio_init::MODE_UNOFFERED_FEATURE,
         "a driver that accepts a feature the device did not offer is refused FEATURES_OK",
     ),
     (
         "virtio-init-queue-size",
-        virtio_init::MODE_BAD_QUEUE_SIZE,
+        virtio_init::MODE_QUEUE_NUM_NOT_POW2,
         "a queue size that is not a power of two leaves QueueReady at 0",
     ),
     (
         "virtio-init-queue-too-big",
-        virtio_init::MODE_QUEUE_TOO_BIG,
+        virtio_init::MODE_QUEUE_NUM_ABOVE_MAX,
         "a queue size above QueueNumMax leaves QueueReady at 0",
     ),
     (
@@ -423,27 +423,27 @@ const INIT_REJECTIONS: [(&str, u64, &str); 5] = [
 const HOSTILE: [(&str, u64, &str); 6] = [
     (
         "virtio-bad-address",
-        virtio_hostile::CASE_OUT_OF_MEMORY,
+        virtio_hostile::CASE_BEYOND_MEMORY,
         "a descriptor outside guest memory: status bad-chain, logged, the next message arrives",
     ),
     (
         "virtio-bad-overflow",
-        virtio_hostile::CASE_OVERFLOW,
+        virtio_hostile::CASE_ADDR_OVERFLOW,
         "a descriptor whose address + length overflows: status bad-chain, logged",
     ),
     (
         "virtio-bad-loop",
-        virtio_hostile::CASE_LOOPING_CHAIN,
+        virtio_hostile::CASE_LOOP,
         "a looping chain sets DEVICE_NEEDS_RESET; after a reset the device works again",
     ),
     (
         "virtio-bad-length",
-        virtio_hostile::CASE_BAD_LENGTH,
+        virtio_hostile::CASE_LEN_BEYOND_CHAIN,
         "a header longer than the chain: status bad-length, nothing delivered",
     ),
     (
         "virtio-bad-destination",
-        virtio_hostile::CASE_BAD_DESTINATION,
+        virtio_hostile::CASE_BAD_DST,
         "a message to itself or to a VM that does not exist: status bad-destination",
     ),
     (
