@@ -75,22 +75,47 @@ pub mod ipc_records {
     pub const IDS: &str = "ids";
     /// Receiver: every expected message arrived.
     pub const COUNT: &str = "count";
-    /// Receiver: every entry's pages are the next pages this VM posted, in posting order.
+    /// Receiver: every message is where the transport must put it. Remap/copy: its pages are
+    /// the next pages this VM posted, in posting order. Virtio: it is in an rx buffer of the
+    /// driver (inside the memory the driver set aside, page-aligned, contiguous, and the same
+    /// buffer every time for a descriptor id). Shmem: it is in the next slot of the ring from
+    /// its source to this VM.
     pub const LANDING_PAGES: &str = "landing-pages";
     /// Sender: every message was eventually delivered (status Ok), in order; retries after
-    /// QueueFull are allowed and counted in the message.
+    /// QueueFull are allowed and counted in the message. Virtio: every tx chain completed
+    /// with status ok. Shmem: every message was published and consumed by the receiver.
     pub const ALL_DELIVERED: &str = "all-delivered";
     /// Any IPC guest: the run has an IPC transport (the header's magic is set). A FAIL here
     /// means the guest ran with transport `none` and did nothing else.
+    ///
+    /// The workloads `stream`, `pingpong` and `fanin` record it PASS with the name of the
+    /// transport they ran over as the whole message ([`TRANSPORT_QUEUES`],
+    /// [`TRANSPORT_VIRTIO`] or [`TRANSPORT_SHMEM`]), or FAIL if the run's transport is
+    /// missing, unknown or did not come up (the message says why).
     pub const TRANSPORT: &str = "ipc-transport";
+    /// Message of a PASS [`TRANSPORT`]: the remap-IPC queues (`remap` or `copy`: the guest
+    /// cannot tell them apart).
+    pub const TRANSPORT_QUEUES: &str = "queues";
+    /// Message of a PASS [`TRANSPORT`]: the virtio datagram device.
+    pub const TRANSPORT_VIRTIO: &str = "virtio";
+    /// Message of a PASS [`TRANSPORT`]: the shared-memory rings.
+    pub const TRANSPORT_SHMEM: &str = "shmem";
     /// Any IPC guest: the run parameters are valid (FAIL says which is not).
     pub const PARAMS: &str = "params";
     /// Any IPC guest: guest memory is large enough for its buffers (FAIL says how much).
     pub const MEMORY_SIZE: &str = "memory-size";
 }
 
-/// The remap-IPC workloads `stream`, `pingpong` and `fanin`: one parameter layout, one
-/// sample layout.
+/// The workloads `stream`, `pingpong` and `fanin`: one parameter layout, one sample layout,
+/// over every transport.
+///
+/// The guest picks the transport from [`crate::BootInfo::transport`]: the remap-IPC queues
+/// ([`crate::TRANSPORT_QUEUES`], or [`crate::TRANSPORT_NONE`] with the IPC header's magic
+/// set), the virtio datagram device ([`crate::TRANSPORT_VIRTIO`]) or the shared-memory rings
+/// ([`crate::TRANSPORT_SHMEM`]), and records PASS `ipc-transport` with its name. Parameters
+/// that do not apply to a transport are ignored (`BATCH`, `URGENT_EVERY`, `WAIT_TIMEOUT_US`
+/// outside remap/copy; `EVENT_IDX`, `DEPTH` outside virtio); with virtio and shmem a
+/// blocking receive polls.
 ///
 /// Roles by VM id: `stream`: VM0 sends `count` messages to VM1; `pingpong`: VM0 sends
 /// message r to VM1, VM1 answers with a message of the same size, `count` rounds; `fanin`:
@@ -138,11 +163,18 @@ pub mod ipc_workloads {
     /// `params[EVENT_IDX]` (virtio only): 0 = negotiate VIRTIO_F_EVENT_IDX, 1 = do not
     /// (every used buffer is looked for by polling either way).
     pub const EVENT_IDX: usize = 8;
-    /// `params[QUEUE_SIZE]` (virtio only): size of both virtqueues, a power of two from 2 to
-    /// 256; 0 = [`DEFAULT_QUEUE_SIZE`]. Also the most messages a sender has in flight.
-    pub const QUEUE_SIZE: usize = 9;
-    /// Default of `params[QUEUE_SIZE]`.
-    pub const DEFAULT_QUEUE_SIZE: u64 = 64;
+    /// `params[DEPTH]` (virtio only): messages in flight per virtqueue, 1 to [`MAX_DEPTH`];
+    /// 0 = [`DEFAULT_DEPTH`]. The driver keeps this many rx buffers posted and has at most
+    /// this many tx messages (chains) outstanding, so it is also the most messages a sender
+    /// has in flight. Each message takes 3 descriptors (header, payload, status on tx), and a
+    /// virtqueue has at most [`crate::virtio::QUEUE_NUM_MAX`] (256) descriptors: hence
+    /// [`MAX_DEPTH`] = 256 / 3 = 85. The other transports ignore it (remap/copy: the send
+    /// ring's 64 buffers; shmem: [`crate::shmem::RING_SLOTS`]).
+    pub const DEPTH: usize = 9;
+    /// Default of `params[DEPTH]`.
+    pub const DEFAULT_DEPTH: u64 = 32;
+    /// Largest `params[DEPTH]`.
+    pub const MAX_DEPTH: u64 = 85;
 
     /// Default of `params[COUNT]`.
     pub const DEFAULT_COUNT: u64 = 1000;
@@ -178,9 +210,11 @@ pub mod ipc_workloads {
     pub const S_SENT: usize = 1;
     /// Sample index: messages this VM received (entries taken, in the loop).
     pub const S_RECEIVED: usize = 2;
-    /// Sample index: sends repeated after QueueFull (backpressure retries).
+    /// Sample index: sends repeated after QueueFull (backpressure retries; 0 for virtio and
+    /// shmem, which never refuse for backpressure: the sender waits for a free buffer/slot).
     pub const S_RETRIES: usize = 3;
-    /// Sample index: the VMM's `drains` of this VM's send ring at the end.
+    /// Sample index: the VMM's `drains` of this VM's send ring at the end (0 for virtio and
+    /// shmem).
     pub const S_DRAINS: usize = 4;
     /// Sample index: n, the number of per-message samples that follow the header.
     pub const S_PER_MESSAGE: usize = 5;

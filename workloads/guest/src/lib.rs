@@ -10,7 +10,10 @@
 //! - MMIO access ([`mmio_write`], [`mmio_read`], [`status`], [`doorbell`], ...);
 //! - a line-buffered console ([`print!`], [`println!`]);
 //! - result records ([`pass`], [`fail`], [`skip`], [`check!`]) and samples ([`sample`]);
-//! - [`ipc`]: remap IPC (send and receive rings, payload patterns, checked streams);
+//! - [`ipc`]: remap IPC (send and receive rings, payload patterns, checked streams) and the
+//!   workloads' shared code ([`ipc::workload`]);
+//! - [`link`]: the workloads' messaging over any transport (remap/copy queues, virtio,
+//!   shmem); [`virtio`]: the virtio datagram driver;
 //! - [`rdtsc`], the `mem*` functions the compiler needs, and a panic handler.
 //!
 //! When `main` returns, the runtime flushes the samples, prints
@@ -28,6 +31,7 @@ pub mod console;
 pub mod entry;
 mod global;
 pub mod ipc;
+pub mod link;
 pub mod mem;
 pub mod mmio;
 mod panic;
@@ -35,6 +39,7 @@ pub mod results;
 pub mod samples;
 mod text;
 pub mod tsc;
+pub mod virtio;
 
 pub use boot::boot_info;
 pub use entry::exit;
