@@ -45,6 +45,8 @@ pub struct Virtio {
     idle_ms: u64,
     started: u64,
     timed_out: bool,
+    /// Free tx buffers right after init: all of them.
+    tx_buffers: u32,
     /// The memory the driver took from the arena: `[mem_start, mem_end)`.
     mem_start: u64,
     mem_end: u64,
@@ -66,6 +68,7 @@ impl Virtio {
             params.size,
         )?;
         let mem_end = arena.position();
+        let tx_buffers = dev.tx_free();
         Ok(Virtio {
             dev,
             me: crate::boot_info().vm_id,
@@ -75,6 +78,7 @@ impl Virtio {
             idle_ms: params.idle_ms,
             started: 0,
             timed_out: false,
+            tx_buffers,
             mem_start,
             mem_end,
             buffer_of: [0; IDS],
@@ -210,12 +214,15 @@ impl Link for Virtio {
     #[inline]
     fn push(&mut self) {}
 
-    /// Reaps tx chains until every message started has completed.
+    /// Reaps tx chains until every message started has completed (every tx buffer is free
+    /// again).
     fn finish(&mut self) -> bool {
         let mut deadline = Deadline::after_ms(self.idle_ms);
         loop {
             let reaped = self.dev.tx_reap();
-            if self.dev.stats().tx_completed >= self.started {
+            if self.dev.tx_free() >= self.tx_buffers
+                || self.dev.stats().tx_completed >= self.started
+            {
                 return true;
             }
             if reaped != 0 {
