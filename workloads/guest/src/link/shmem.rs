@@ -243,9 +243,9 @@ impl Link for Shmem {
         Ok(())
     }
 
-    /// Writes every page of this VM's producer ring (the value it holds back, before any
-    /// message is published) and reads every page of its consumer rings, so that the host
-    /// has backed them all before the measured phase.
+    /// Writes every page of this VM's producer ring (its first word, with the value it
+    /// holds) and reads every page of its consumer rings, so that the host has backed them
+    /// all before the measured phase.
     fn prefault(&mut self) {
         let touch = |src: u32, dst: u32, write: bool| {
             let mut gpa = ring_gpa(src, dst);
@@ -253,9 +253,10 @@ impl Link for Shmem {
             while gpa < end {
                 let p = gpa as *mut u64;
                 // SAFETY: a word of a ring of the shared region, mapped read-write, no Rust
-                // object. A write stores the value just read: on the producer's own ring
-                // before it publishes anything the consumer reads none of it, and the
-                // control page's words keep their values.
+                // object. A write stores the value just read, to the first word of a page of
+                // this VM's producer ring: in the control page that is `head`, which only
+                // this VM writes; in a slot, payload the consumer reads only after a later
+                // `head` publishes it.
                 unsafe {
                     let v = ptr::read_volatile(p);
                     if write {
