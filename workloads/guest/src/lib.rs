@@ -10,8 +10,10 @@
 //! - MMIO access ([`mmio_write`], [`mmio_read`], [`status`], [`doorbell`], ...);
 //! - a line-buffered console ([`print!`], [`println!`]);
 //! - result records ([`pass`], [`fail`], [`skip`], [`check!`]) and samples ([`sample`]);
-//! - [`ipc`]: remap IPC (send and receive rings, payload patterns, checked streams);
-//! - [`virtio`]: a polling driver for the virtio datagram device (split virtqueues);
+//! - [`ipc`]: remap IPC (send and receive rings, payload patterns, checked streams) and the
+//!   workloads' shared code ([`ipc::workload`]);
+//! - [`link`]: the workloads' messaging over any transport (remap/copy queues, virtio,
+//!   shmem); [`virtio`]: the virtio datagram driver;
 //! - [`rdtsc`], the `mem*` functions the compiler needs, and a panic handler.
 //!
 //! When `main` returns, the runtime flushes the samples, prints
@@ -29,6 +31,7 @@ pub mod console;
 pub mod entry;
 mod global;
 pub mod ipc;
+pub mod link;
 pub mod mem;
 pub mod mmio;
 mod panic;

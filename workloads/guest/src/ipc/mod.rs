@@ -10,7 +10,8 @@
 //! - [`stream`]: a sender that retries refused messages in order ([`StreamSender`]) and a
 //!   receiver that checks every message ([`StreamReceiver`]);
 //! - [`Arena`] and [`PagePool`]: pages of free memory for buffers and landing pages;
-//! - [`workload`]: what the `stream`, `pingpong` and `fanin` guests share.
+//! - [`workload`]: what the `stream`, `pingpong` and `fanin` guests share, over any transport
+//!   of [`crate::link`].
 //!
 //! # Memory ordering
 //!
@@ -35,7 +36,8 @@ use pageflip_abi::ipc::{
     RECV_RING_LEN, SEND_RING_GPA, SEND_RING_LEN,
 };
 use pageflip_abi::mmio::{IPC_DOORBELL, IPC_RECV_WAIT};
-use pageflip_abi::{IMAGE_BASE, PAGE_SIZE};
+use pageflip_abi::shmem::{SHMEM_GPA, SHMEM_SIZE};
+use pageflip_abi::{IMAGE_BASE, PAGE_SIZE, TRANSPORT_SHMEM};
 
 use crate::global::Global;
 use crate::mmio::{mmio_read, mmio_write};
@@ -115,6 +117,24 @@ pub fn is_free_page(gpa: u64) -> bool {
         && gpa
             .checked_add(PAGE_SIZE)
             .is_some_and(|end| end <= bi.mem_size)
+}
+
+/// Whether `gpa` is a whole page of the shared region of a shmem run
+/// ([`pageflip_abi::shmem`]): memory the VMM maps into every VM, where the shmem transport's
+/// payloads live (checked only when [`is_free_page`] says no).
+pub fn is_shared_page(gpa: u64) -> bool {
+    gpa % PAGE_SIZE == 0
+        && gpa >= SHMEM_GPA
+        && gpa - SHMEM_GPA < SHMEM_SIZE
+        && crate::boot_info().transport == TRANSPORT_SHMEM
+}
+
+/// Whether `gpa` is a page a message payload may be in: a page of free memory
+/// ([`is_free_page`]) or of the shared region ([`is_shared_page`]). Neither holds a Rust
+/// object, the stack or the image.
+#[inline]
+pub fn is_payload_page(gpa: u64) -> bool {
+    is_free_page(gpa) || is_shared_page(gpa)
 }
 
 /// A descriptor's place in the send ring: its free-running index (valid for [`Ipc::status`]
@@ -659,6 +679,12 @@ impl Arena {
     /// Bytes left.
     pub fn left(&self) -> u64 {
         self.end - self.next
+    }
+
+    /// The GPA the next allocation starts at: what was allocated between two calls lies
+    /// between their results.
+    pub fn position(&self) -> u64 {
+        self.next
     }
 }
 

@@ -13,7 +13,7 @@ use core::sync::atomic::{compiler_fence, Ordering};
 
 use pageflip_abi::PAGE_SIZE;
 
-use super::is_free_page;
+use super::{is_free_page, is_payload_page};
 
 /// How much of a payload [`fill_payload`] writes and [`verify_payload`] checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,14 +83,15 @@ fn for_each_word(len: u64, coverage: Coverage, mut f: impl FnMut(u64, u64, u64) 
 /// Writes the pattern of message `seq` from VM `src` into the first `len` bytes spread over
 /// `pages` (4096 bytes per page), as `coverage` says (the last word is written whole).
 ///
-/// Panics if `pages` is too short for `len` or a page is not a page of free memory.
+/// Panics if `pages` is too short for `len` or a page is not a page of free memory or of the
+/// shared region of a shmem run ([`super::is_payload_page`]).
 pub fn fill_payload(pages: &[u64], len: u64, src: u32, seq: u64, coverage: Coverage) {
     check_pages(pages, len);
     for_each_word(len, coverage, |page, word, _| {
         let gpa = pages[page as usize] + word * 8;
         let value = pattern_word(src, seq, page * (PAGE_SIZE / 8) + word);
-        // SAFETY: `gpa` is 8-byte aligned and inside a page of free memory (checked): no
-        // Rust object, stack or image lies there.
+        // SAFETY: `gpa` is 8-byte aligned and inside a page of free memory or of the shared
+        // region (checked): no Rust object, stack or image lies there.
         unsafe { ptr::write_volatile(gpa as *mut u64, value) };
         true
     });
@@ -100,8 +101,9 @@ pub fn fill_payload(pages: &[u64], len: u64, src: u32, seq: u64, coverage: Cover
 /// Checks the first `len` bytes spread over `pages` against the pattern of message `seq`
 /// from VM `src`, as `coverage` says: `Err` with the first differing byte.
 ///
-/// Panics if `pages` is too short for `len` or a page is not a page of free memory (check
-/// pages that come from elsewhere with [`super::is_free_page`] first).
+/// Panics if `pages` is too short for `len` or a page is not a page of free memory or of the
+/// shared region (check pages that come from elsewhere with [`super::is_payload_page`]
+/// first).
 pub fn verify_payload(
     pages: &[u64],
     len: u64,
@@ -116,8 +118,8 @@ pub fn verify_payload(
     let check = |page: u64, word: u64, bytes: u64| {
         let gpa = pages[page as usize] + word * 8;
         let index = page * words_per_page + word;
-        // SAFETY: `gpa` is 8-byte aligned and inside a page of free memory (checked); a
-        // volatile read of a u64 is valid for any bytes.
+        // SAFETY: `gpa` is 8-byte aligned and inside a page of free memory or of the shared
+        // region (checked); a volatile read of a u64 is valid for any bytes.
         let got = unsafe { ptr::read_volatile(gpa as *const u64) };
         let want = pattern_word(src, seq, index);
         let mask = if bytes >= 8 {
@@ -141,7 +143,7 @@ pub fn verify_payload(
 }
 
 /// Panics unless `pages` holds at least the pages of a `len`-byte message, each a page of
-/// free memory.
+/// free memory or of the shared region ([`is_payload_page`]).
 fn check_pages(pages: &[u64], len: u64) {
     let needed = len.div_ceil(PAGE_SIZE) as usize;
     assert!(
@@ -150,7 +152,10 @@ fn check_pages(pages: &[u64], len: u64) {
         pages.len()
     );
     for &page in &pages[..needed] {
-        assert!(is_free_page(page), "{page:#x} is not a page of free memory");
+        assert!(
+            is_payload_page(page),
+            "{page:#x} is not a page of free memory or of the shared region"
+        );
     }
 }
 

@@ -10,7 +10,7 @@ use pageflip_abi::ipc::{
 use pageflip_abi::{MAX_VMS, PAGE_SIZE};
 
 use super::payload::{fill_payload, verify_payload, Coverage};
-use super::{is_free_page, pages_for, Ipc, SendSlot};
+use super::{is_free_page, is_payload_page, pages_for, Ipc, Landing, SendSlot};
 use crate::results::check;
 use crate::text::SliceWriter;
 use crate::tsc::{spin_ticks, ticks_per_us, Deadline};
@@ -144,6 +144,38 @@ impl StreamSender {
             free: u64::MAX,
             backoff_us: BACKOFF_MIN_US,
             stats: SendStats::default(),
+        }
+    }
+
+    /// A sender that has no buffers and no destination: every message it is asked to send
+    /// is empty and addressed to VM `u32::MAX`, so the VMM refuses it for good (and
+    /// [`StreamSender::record`] reports it). It stands in where a VM does not send (see
+    /// [`crate::link::queues::Queues`]), so that sending needs no check for a sender.
+    pub const fn detached() -> StreamSender {
+        StreamSender {
+            src: 0,
+            dst: u32::MAX,
+            len: 0,
+            npages: 0,
+            buf_base: 0,
+            coverage: Coverage::Full,
+            urgent_every: 0,
+            idle_ms: 0,
+            queue: [NO_INFLIGHT; SEND_BUFFERS],
+            head: 0,
+            count: 0,
+            free: u64::MAX,
+            backoff_us: BACKOFF_MIN_US,
+            stats: SendStats {
+                started: 0,
+                delivered: 0,
+                retries: 0,
+                queue_full: 0,
+                failed: 0,
+                reordered: 0,
+                first_failure: None,
+                timed_out: false,
+            },
         }
     }
 
@@ -532,10 +564,13 @@ pub enum Verdict {
 /// - `gap-free`: each arrives as the previous one + 1, from 0;
 /// - `no-duplicates`: no (source, sequence number) twice, nothing after the last one;
 /// - `ids`: the source is a legitimate sender, the destination this VM;
-/// - `landing-pages`: the pages are the next pages this VM posted, in order;
+/// - `landing-pages`: the message is where the transport must put it (remap/copy: the pages
+///   are the next pages this VM posted, in order; the transport decides, see
+///   [`StreamReceiver::handle_entry`]);
 /// - `count`: every expected message arrived.
 ///
-/// Received pages are posted again.
+/// [`StreamReceiver::handle`] posts received pages again; other transports release their
+/// messages themselves ([`crate::link::Link::deliver`]).
 pub struct StreamReceiver {
     me: u32,
     senders: u32,
@@ -553,6 +588,8 @@ pub struct StreamReceiver {
     dup: Tally,
     ids: Tally,
     landing: Tally,
+    landing_pass: &'static str,
+    landing_want: &'static str,
 }
 
 /// No message seen yet (in `StreamReceiver::last`).
@@ -593,7 +630,16 @@ impl StreamReceiver {
             dup: Tally::new(),
             ids: Tally::new(),
             landing: Tally::new(),
+            landing_pass: "every entry landed in the next posted pages",
+            landing_want: "posted",
         }
+    }
+
+    /// Describes the `landing-pages` check of another transport than remap/copy: `pass` is
+    /// the PASS message, `want` names the expected GPA in a failure ("posted" by default).
+    pub fn set_landing_text(&mut self, pass: &'static str, want: &'static str) {
+        self.landing_pass = pass;
+        self.landing_want = want;
     }
 
     /// Entries handled so far.
@@ -628,18 +674,26 @@ impl StreamReceiver {
     }
 
     /// Checks the entry `e` just taken from `ipc`'s receive ring and posts its pages again.
+    #[inline]
     pub fn handle(&mut self, ipc: &mut Ipc, e: &RecvEntry) -> Verdict {
-        self.received += 1;
-        let landing = ipc.last_landing();
-        if !landing.ok {
-            self.landing.fail(format_args!(
-                "src {} seq {}: page {} at {:#x}, posted {:#x}",
-                e.src, e.seq, landing.index, landing.got, landing.posted
-            ));
-        }
-        let verdict = self.check(e);
+        let verdict = self.handle_entry(e, ipc.last_landing());
         ipc.repost(e);
         verdict
+    }
+
+    /// Checks a message received over any transport, given as the entry it would be in the
+    /// receive ring (its pages: where its payload is now, readable until the caller
+    /// releases it), and `landing`: whether the transport found it where it must be, and if
+    /// not the first page that is elsewhere and where it should be.
+    pub fn handle_entry(&mut self, e: &RecvEntry, landing: Landing) -> Verdict {
+        self.received += 1;
+        if !landing.ok {
+            self.landing.fail(format_args!(
+                "src {} seq {}: page {} at {:#x}, {} {:#x}",
+                e.src, e.seq, landing.index, landing.got, self.landing_want, landing.posted
+            ));
+        }
+        self.check(e)
     }
 
     fn check(&mut self, e: &RecvEntry) -> Verdict {
@@ -656,7 +710,7 @@ impl StreamReceiver {
         let pages_ok = (e.npages as usize) <= MAX_MSG_PAGES
             && e.pages[..e.npages as usize]
                 .iter()
-                .all(|&p| is_free_page(p));
+                .all(|&p| is_payload_page(p));
         if e.len != self.len || u64::from(e.npages) != npages {
             self.integrity.fail(format_args!(
                 "src {src} seq {seq}: len {} in {} pages (want {} in {npages})",
@@ -769,7 +823,7 @@ impl StreamReceiver {
         );
         ok &= self.landing.record(
             crate::abi::probes::ipc_records::LANDING_PAGES,
-            format_args!("every entry landed in the next posted pages"),
+            format_args!("{}", self.landing_pass),
         );
         let mut missing = Text::new();
         for id in 0..MAX_VMS {

@@ -1,0 +1,134 @@
+//! Links: one VM's messaging over whichever transport the run has, for the workloads
+//! `stream`, `pingpong` and `fanin` ([`crate::ipc::workload`]).
+//!
+//! A [`Link`] sends numbered messages of one size to the VM's one destination (with
+//! backpressure: it waits, and gives up only after the idle timeout), and receives messages,
+//! which [`Link::deliver`] checks with a [`StreamReceiver`] and releases. Three transports
+//! implement it:
+//!
+//! - [`queues::Queues`]: the remap-IPC queues (remap or copy), today's [`Ipc`] and
+//!   [`StreamSender`] unchanged;
+//! - [`virtio::Virtio`]: the virtio datagram device, through its driver
+//!   ([`crate::virtio::DgramDevice`]);
+//! - [`shmem::Shmem`]: the shared-memory rings ([`pageflip_abi::shmem`]), polled, no exits.
+//!
+//! Workloads are generic over `L: Link` ([`crate::ipc::workload::Program`]), so each
+//! transport's loops are compiled for it: choosing the transport at run time costs nothing per
+//! message.
+//!
+//! [`Ipc`]: crate::ipc::Ipc
+//! [`StreamSender`]: crate::ipc::StreamSender
+
+use crate::ipc::{Arena, SendStats, StreamReceiver, Verdict};
+
+pub mod queues;
+pub mod shmem;
+pub mod virtio;
+
+pub use queues::Queues;
+pub use shmem::Shmem;
+pub use virtio::Virtio;
+
+/// Memory a link could not get from the arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfMemory {
+    /// What it was for.
+    pub what: &'static str,
+    /// Pages it needed.
+    pub pages: u64,
+}
+
+/// Driver-to-device notifications (virtio; 0 for the other transports).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Notifications {
+    /// Notifications made.
+    pub made: u64,
+    /// Notifications left out because the device did not ask for them.
+    pub suppressed: u64,
+}
+
+impl Notifications {
+    /// The notifications of `self` that `earlier` did not have yet.
+    pub fn since(self, earlier: Notifications) -> Notifications {
+        Notifications {
+            made: self.made.wrapping_sub(earlier.made),
+            suppressed: self.suppressed.wrapping_sub(earlier.suppressed),
+        }
+    }
+}
+
+/// One VM's messaging over one transport: a sender to one destination and a receiver from a
+/// set of senders, of messages of the run's size ([`crate::ipc::workload::Params`], given
+/// to the transport's constructor) filled and checked with their patterns
+/// ([`crate::ipc::fill_payload`]).
+pub trait Link {
+    /// The transport's name, recorded as the message of PASS `ipc-transport`
+    /// ([`pageflip_abi::probes::ipc_records::TRANSPORT`]).
+    const NAME: &'static str;
+    /// The PASS message of the receiver's `landing-pages` check.
+    const LANDING: &'static str;
+    /// What the expected GPA is called in a failed `landing-pages` check.
+    const LANDING_WANT: &'static str;
+
+    /// A received message, held until [`Link::deliver`] or [`Link::release`] gives it back.
+    type Msg;
+
+    /// Sets up sending to VM `dst` (buffers from `arena`). Called at most once, before any
+    /// other method that sends.
+    fn open_sender(&mut self, dst: u32, arena: &mut Arena) -> Result<(), OutOfMemory>;
+
+    /// Sets up receiving from the VMs whose bits are set in `senders` (landing pages from
+    /// `arena`). Called at most once, before any other method that receives.
+    fn open_receiver(&mut self, senders: u32, arena: &mut Arena) -> Result<(), OutOfMemory>;
+
+    /// Makes the transport's memory present before a measured phase.
+    fn prefault(&mut self);
+
+    /// Sends message `seq` to the destination: waits while the transport has no room (backpressure),
+    /// then fills a buffer with the message's pattern and sends it. `false` if it gave up
+    /// (nothing delivered for the idle timeout).
+    fn send(&mut self, seq: u64) -> bool;
+
+    /// Looks after the messages in flight without waiting (remap/copy: resends refused ones;
+    /// virtio: reaps completed tx chains).
+    fn pump(&mut self);
+
+    /// Makes the messages sent so far reach the receiver now, where the transport would
+    /// otherwise hold them back and nothing else would release them (remap/copy: flushes a
+    /// deferred send when receivers poll).
+    fn push(&mut self);
+
+    /// Waits until every message started has been delivered (or failed for good). `false` if
+    /// it gave up (idle timeout).
+    fn finish(&mut self) -> bool;
+
+    /// The next received message, waiting as the receive mode says where the transport can
+    /// block (remap/copy: one `IPC_RECV_WAIT` read), else one poll.
+    fn recv(&mut self) -> Option<Self::Msg>;
+
+    /// The next received message if one is there now (never blocks).
+    fn poll(&mut self) -> Option<Self::Msg>;
+
+    /// Whether [`Link::recv`] blocks (else a caller waiting for messages spins between
+    /// calls).
+    fn blocks(&self) -> bool;
+
+    /// Checks `msg` with `r` and releases it.
+    fn deliver(&mut self, r: &mut StreamReceiver, msg: Self::Msg) -> Verdict;
+
+    /// Releases `msg` unchecked (its buffer or slot can take another message).
+    fn release(&mut self, msg: Self::Msg);
+
+    /// What the sender did so far (`delivered`: see [`Link::record_sender`]).
+    fn send_stats(&self) -> SendStats;
+
+    /// Records `all-delivered`: each of the `expected` messages was delivered (remap/copy:
+    /// status Ok, after retries; virtio: tx status ok; shmem: published and consumed).
+    fn record_sender(&self, expected: u64) -> bool;
+
+    /// The VMM's drains of this VM's send ring (remap/copy; else 0).
+    fn drains(&self) -> u64;
+
+    /// Notifications so far (virtio; else 0).
+    fn notifications(&self) -> Notifications;
+}

@@ -1,0 +1,160 @@
+//! The remap-IPC queues (remap or copy) as a [`Link`]: this VM's [`Ipc`] and a
+//! [`StreamSender`], exactly as the workloads used them before links existed. Every method is
+//! the call the workloads made, so the per-message work is unchanged.
+
+use pageflip_abi::ipc::{RecvEntry, POST_RING_LEN};
+use pageflip_abi::probes::ipc_records::TRANSPORT_QUEUES;
+
+use super::{Link, Notifications, OutOfMemory};
+use crate::ipc::workload::Params;
+use crate::ipc::{
+    zero_pages, Arena, Coverage, Ipc, PagePool, RecvMode, SendStats, StreamReceiver, StreamSender,
+    Verdict,
+};
+
+/// The remap-IPC queues of this VM.
+pub struct Queues {
+    ipc: Ipc,
+    sender: StreamSender,
+    mode: RecvMode,
+    batch: u32,
+    size: u32,
+    coverage: Coverage,
+    urgent_every: u64,
+    idle_ms: u64,
+}
+
+impl Queues {
+    /// The link over `ipc` (taken with the run's batch size and blocking-receive timeout),
+    /// for `params`.
+    pub fn new(ipc: Ipc, params: &Params) -> Queues {
+        Queues {
+            ipc,
+            sender: StreamSender::detached(),
+            mode: params.mode,
+            batch: params.batch,
+            size: params.size,
+            coverage: params.coverage,
+            urgent_every: params.urgent_every,
+            idle_ms: params.idle_ms,
+        }
+    }
+
+    /// The control structure.
+    pub fn ipc(&mut self) -> &mut Ipc {
+        &mut self.ipc
+    }
+}
+
+impl Link for Queues {
+    const NAME: &'static str = TRANSPORT_QUEUES;
+    const LANDING: &'static str = "every entry landed in the next posted pages";
+    const LANDING_WANT: &'static str = "posted";
+
+    type Msg = RecvEntry;
+
+    /// The sender's [`StreamSender::buffer_pages`], zeroed (so present).
+    fn open_sender(&mut self, dst: u32, arena: &mut Arena) -> Result<(), OutOfMemory> {
+        let pages = StreamSender::buffer_pages(u64::from(self.size));
+        let base = arena.alloc(pages).ok_or(OutOfMemory {
+            what: "the send buffers",
+            pages,
+        })?;
+        zero_pages(base, pages);
+        self.sender = StreamSender::new(
+            self.ipc.vm_id(),
+            dst,
+            self.size,
+            base,
+            self.coverage,
+            self.urgent_every,
+            self.idle_ms,
+        );
+        Ok(())
+    }
+
+    /// Posts [`POST_RING_LEN`] landing pages (zeroed).
+    fn open_receiver(&mut self, _senders: u32, arena: &mut Arena) -> Result<(), OutOfMemory> {
+        let pages = u64::from(POST_RING_LEN);
+        let base = arena.alloc(pages).ok_or(OutOfMemory {
+            what: "the landing pages",
+            pages,
+        })?;
+        zero_pages(base, pages);
+        self.ipc.post_from(&mut PagePool::new(base, pages));
+        Ok(())
+    }
+
+    fn prefault(&mut self) {
+        self.ipc.prefault_rings();
+    }
+
+    #[inline]
+    fn send(&mut self, seq: u64) -> bool {
+        self.sender.send(&mut self.ipc, seq)
+    }
+
+    #[inline]
+    fn pump(&mut self) {
+        self.sender.pump(&mut self.ipc);
+    }
+
+    /// With a deferred batch (B > 1) and polling receivers nothing else would exit: flushes
+    /// the send ring if it holds anything. (With blocking receive the next
+    /// `IPC_RECV_WAIT` read drains it.)
+    #[inline]
+    fn push(&mut self) {
+        if self.batch > 1 && self.mode == RecvMode::Poll && self.ipc.pending() != 0 {
+            self.ipc.flush();
+        }
+    }
+
+    fn finish(&mut self) -> bool {
+        self.sender.finish(&mut self.ipc)
+    }
+
+    #[inline]
+    fn recv(&mut self) -> Option<RecvEntry> {
+        match self.mode {
+            RecvMode::Poll => self.ipc.recv_poll(),
+            RecvMode::Block => self.ipc.recv_wait(),
+        }
+    }
+
+    #[inline]
+    fn poll(&mut self) -> Option<RecvEntry> {
+        self.ipc.recv_poll()
+    }
+
+    #[inline]
+    fn blocks(&self) -> bool {
+        self.mode == RecvMode::Block
+    }
+
+    /// [`StreamReceiver::handle`]: checks the entry and posts its pages again.
+    #[inline]
+    fn deliver(&mut self, r: &mut StreamReceiver, msg: RecvEntry) -> Verdict {
+        r.handle(&mut self.ipc, &msg)
+    }
+
+    fn release(&mut self, msg: RecvEntry) {
+        self.ipc.repost(&msg);
+    }
+
+    fn send_stats(&self) -> SendStats {
+        self.sender.stats()
+    }
+
+    fn record_sender(&self, expected: u64) -> bool {
+        self.sender.record(expected)
+    }
+
+    fn drains(&self) -> u64 {
+        self.ipc.drains()
+    }
+
+    #[inline]
+    fn notifications(&self) -> Notifications {
+        Notifications::default()
+    }
+}
