@@ -389,3 +389,228 @@ pub mod ipc_forward {
     /// Default of `params[SIZE]`.
     pub const DEFAULT_SIZE: u64 = 4096;
 }
+
+/// The `virtio_init` probe (1 VM): the initialisation of the virtio datagram device
+/// ([`crate::virtio`]), step by step, and its refusal of bad initialisations.
+///
+/// `params[MODE]` selects what the guest does; every mode records `params` (FAIL for an
+/// unknown mode) and `transport` (FAIL: the run's transport is not virtio, nothing else
+/// runs). The guest's `main` returns 0 in every mode: the records carry the verdict (the
+/// runtime still exits 1 when a FAIL was recorded).
+///
+/// - [`MODE_FULL`](virtio_init::MODE_FULL): the full handshake, one record per step:
+///   `magic`, `version`, `device-id`, `vendor-id`, `reset` (status reads 0 after writing 0),
+///   `features-offered` (exactly [`crate::virtio::DEVICE_FEATURES`]), `features-ok`
+///   (VERSION_1 | EVENT_IDX accepted), `queue-setup-rx`, `queue-setup-tx` (QueueReady 0
+///   before, QueueNumMax = [`crate::virtio::QUEUE_NUM_MAX`], QueueReady reads 1 after setup
+///   with [`QUEUE_SIZE`](virtio_init::QUEUE_SIZE) entries), `driver-ok` (status reads
+///   ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK), `config-space` ((vm_id, num_vms,
+///   [`crate::virtio::MAX_PAYLOAD`], 0)), `reset-clears-status` (status reads 0 after writing
+///   0), `reset-clears-queues` (QueueReady of both queues reads 0 after the reset).
+/// - [`MODE_NO_VERSION_1`](virtio_init::MODE_NO_VERSION_1): the driver writes EVENT_IDX
+///   only: `features-ok-refused` (FEATURES_OK does not stay set).
+/// - [`MODE_UNOFFERED_FEATURE`](virtio_init::MODE_UNOFFERED_FEATURE): the driver writes
+///   VERSION_1 | bit [`UNOFFERED_FEATURE_BIT`](virtio_init::UNOFFERED_FEATURE_BIT):
+///   `features-ok-refused`.
+/// - [`MODE_QUEUE_NUM_NOT_POW2`](virtio_init::MODE_QUEUE_NUM_NOT_POW2): the rx queue is set
+///   up with QueueNum [`QUEUE_NUM_NOT_POW2`](virtio_init::QUEUE_NUM_NOT_POW2):
+///   `queue-num-refused` (QueueReady reads 0 after writing 1).
+/// - [`MODE_QUEUE_NUM_ABOVE_MAX`](virtio_init::MODE_QUEUE_NUM_ABOVE_MAX): the rx queue is set
+///   up with QueueNum [`QUEUE_NUM_ABOVE_MAX`](virtio_init::QUEUE_NUM_ABOVE_MAX):
+///   `queue-num-refused`.
+/// - [`MODE_NOTIFY_UNREADY`](virtio_init::MODE_NOTIFY_UNREADY): after FEATURES_OK, before
+///   any queue is set up and before DRIVER_OK, the driver writes QueueNotify = 1 (the tx
+///   queue, not set up) and QueueNotify = [`NO_SUCH_QUEUE`](virtio_init::NO_SUCH_QUEUE):
+///   `notify-unready-ignored` (the VM keeps running and the status still reads exactly
+///   ACKNOWLEDGE | DRIVER | FEATURES_OK).
+///
+/// After the rejection of modes 1 to 5 the driver sets FAILED (as a driver that gives up
+/// does), then resets the device and initialises it fully ([`DEPTH`](virtio_init::DEPTH)
+/// messages in flight, EVENT_IDX): `recovers` (the whole initialisation succeeds and the
+/// status reads ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK).
+pub mod virtio_init {
+    /// `params[MODE]`: which mode.
+    pub const MODE: usize = 0;
+    /// Mode 0: the full handshake, step by step.
+    pub const MODE_FULL: u64 = 0;
+    /// Mode 1: the driver does not accept VERSION_1.
+    pub const MODE_NO_VERSION_1: u64 = 1;
+    /// Mode 2: the driver accepts a feature the device does not offer.
+    pub const MODE_UNOFFERED_FEATURE: u64 = 2;
+    /// Mode 3: QueueNum is not a power of two.
+    pub const MODE_QUEUE_NUM_NOT_POW2: u64 = 3;
+    /// Mode 4: QueueNum is above QueueNumMax.
+    pub const MODE_QUEUE_NUM_ABOVE_MAX: u64 = 4;
+    /// Mode 5: notifications of queues that are not set up, before DRIVER_OK.
+    pub const MODE_NOTIFY_UNREADY: u64 = 5;
+    /// Number of modes.
+    pub const MODES: u64 = 6;
+
+    /// The feature bit mode 2 accepts (bit 0: not offered).
+    pub const UNOFFERED_FEATURE_BIT: u32 = 0;
+    /// The QueueNum of mode 3.
+    pub const QUEUE_NUM_NOT_POW2: u32 = 100;
+    /// The QueueNum of mode 4.
+    pub const QUEUE_NUM_ABOVE_MAX: u32 = 512;
+    /// The second queue index mode 5 notifies (no such queue).
+    pub const NO_SUCH_QUEUE: u32 = 7;
+    /// Queue size of mode 0's queues.
+    pub const QUEUE_SIZE: u32 = 16;
+    /// Messages in flight of the recovery initialisation.
+    pub const DEPTH: u32 = 4;
+
+    /// Record: the run's transport is virtio.
+    pub const TRANSPORT: &str = "transport";
+    /// Record: `params[MODE]` is a known mode.
+    pub const PARAMS: &str = "params";
+    /// Record (mode 0): MagicValue is "virt".
+    pub const MAGIC: &str = "magic";
+    /// Record (mode 0): Version is 2.
+    pub const VERSION: &str = "version";
+    /// Record (mode 0): DeviceID is [`crate::virtio::DEVICE_ID`].
+    pub const DEVICE_ID: &str = "device-id";
+    /// Record (mode 0): VendorID is [`crate::virtio::VENDOR_ID`].
+    pub const VENDOR_ID: &str = "vendor-id";
+    /// Record (mode 0): the status reads 0 after the driver writes 0 (before the handshake).
+    pub const RESET: &str = "reset";
+    /// Record (mode 0): the device offers exactly [`crate::virtio::DEVICE_FEATURES`].
+    pub const FEATURES_OFFERED: &str = "features-offered";
+    /// Record (mode 0): FEATURES_OK stays set after the driver accepts VERSION_1 | EVENT_IDX.
+    pub const FEATURES_OK: &str = "features-ok";
+    /// Record (mode 0): the rx queue's setup.
+    pub const QUEUE_SETUP_RX: &str = "queue-setup-rx";
+    /// Record (mode 0): the tx queue's setup.
+    pub const QUEUE_SETUP_TX: &str = "queue-setup-tx";
+    /// Record (mode 0): DRIVER_OK is set and the status shows nothing else wrong.
+    pub const DRIVER_OK: &str = "driver-ok";
+    /// Record (mode 0): the configuration space is (vm_id, num_vms, MAX_PAYLOAD, 0).
+    pub const CONFIG_SPACE: &str = "config-space";
+    /// Record (mode 0): the status reads 0 after a reset of the running device.
+    pub const RESET_CLEARS_STATUS: &str = "reset-clears-status";
+    /// Record (mode 0): QueueReady of both queues reads 0 after that reset.
+    pub const RESET_CLEARS_QUEUES: &str = "reset-clears-queues";
+    /// Record (modes 1, 2): FEATURES_OK did not stay set.
+    pub const FEATURES_OK_REFUSED: &str = "features-ok-refused";
+    /// Record (modes 3, 4): QueueReady reads 0 after the bad setup.
+    pub const QUEUE_NUM_REFUSED: &str = "queue-num-refused";
+    /// Record (mode 5): the notifications changed nothing.
+    pub const NOTIFY_UNREADY_IGNORED: &str = "notify-unready-ignored";
+    /// Record (modes 1 to 5): reset and full initialisation succeed afterwards.
+    pub const RECOVERS: &str = "recovers";
+}
+
+/// The `virtio_hostile` probe (2 VMs): bad tx chains get their documented answers, and the
+/// device works afterwards.
+///
+/// Both VMs initialise their device ([`DEPTH`](virtio_hostile::DEPTH) messages in flight,
+/// [`MAX_PAYLOAD`](virtio_hostile::MAX_PAYLOAD)-byte buffers; record `init`), then meet at a
+/// barrier. VM0 (the hostile sender) makes one bad chain as `params[CASE]` says, from spare
+/// descriptors: a readable header descriptor ({seq [`BAD_SEQ`](virtio_hostile::BAD_SEQ),
+/// dst 1, len [`BAD_LEN`](virtio_hostile::BAD_LEN)}), a readable payload descriptor
+/// (`BAD_LEN` bytes of pattern), a writable 4-byte status descriptor (pre-set to
+/// `0xffff_ffff`), with one thing broken per case (see the `CASE_*` constants). It waits (2
+/// s at most) for a used element or DEVICE_NEEDS_RESET and records `device-response`: PASS if
+/// the device answered as [`expected`](virtio_hostile::expected) says (the message gives
+/// the status word, the used length and the status register). Case 4 makes two chains and
+/// records `device-response` (dst = VM0) and `device-response-unknown-dst` (dst
+/// [`UNKNOWN_DST`](virtio_hostile::UNKNOWN_DST)). VM0 then records
+/// `nothing-arrived-at-sender` (its own rx queue got nothing).
+///
+/// Then VM0 resets and re-initialises the device if DEVICE_NEEDS_RESET is set or a chain was
+/// not used (a device that answered correctly without needing a reset is used as it is),
+/// and both VMs meet at a second barrier. VM0 sends one good message (seq
+/// [`GOOD_SEQ`](virtio_hostile::GOOD_SEQ), [`GOOD_LEN`](virtio_hostile::GOOD_LEN) bytes of
+/// the pattern of (src 0, seq 1)) to VM1 and records `recovered` (its status is Ok within 2 s;
+/// the message says whether a reset was made); VM1 receives (2 s at most) and records
+/// `received-intact` (src 0, dst 1, seq 1, the length, the pattern). A third barrier; then
+/// VM1 polls [`QUIET_MS`](virtio_hostile::QUIET_MS) more and records `nothing-else-arrived`
+/// (no message other than the good one arrived at any time, and no used element named no
+/// buffer). A VM with another id exits at once.
+pub mod virtio_hostile {
+    use crate::virtio::TxStatus;
+
+    /// `params[CASE]`: which bad chain VM0 makes.
+    pub const CASE: usize = 0;
+    /// Case 0: the payload descriptor's address is `mem_size + BEYOND_MEMORY_OFFSET`.
+    pub const CASE_BEYOND_MEMORY: u64 = 0;
+    /// Case 1: the payload descriptor's address is [`OVERFLOW_ADDR`]: addr + len
+    /// ([`BAD_LEN`]) overflows u64.
+    pub const CASE_ADDR_OVERFLOW: u64 = 1;
+    /// Case 2: a looping chain: header descriptor → payload descriptor → header descriptor.
+    pub const CASE_LOOP: u64 = 2;
+    /// Case 3: the header's len is [`LONG_LEN`], more than the chain's readable bytes after
+    /// the header.
+    pub const CASE_LEN_BEYOND_CHAIN: u64 = 3;
+    /// Case 4: dst is VM0 itself, then [`UNKNOWN_DST`].
+    pub const CASE_BAD_DST: u64 = 4;
+    /// Case 5: no writable status descriptor (header and payload only).
+    pub const CASE_NO_STATUS: u64 = 5;
+    /// Number of cases.
+    pub const CASES: u64 = 6;
+
+    /// Case 0's offset above guest memory.
+    pub const BEYOND_MEMORY_OFFSET: u64 = 0x10000;
+    /// Case 1's payload address.
+    pub const OVERFLOW_ADDR: u64 = 0xffff_ffff_ffff_ffe0;
+    const _: () = assert!(OVERFLOW_ADDR.checked_add(BAD_LEN as u64).is_none());
+    /// Case 3's header len.
+    pub const LONG_LEN: u32 = 4096;
+    /// Case 4's second destination.
+    pub const UNKNOWN_DST: u32 = 99;
+    /// Seq of the bad messages.
+    pub const BAD_SEQ: u64 = 100;
+    /// Payload bytes of the bad chains.
+    pub const BAD_LEN: u32 = 64;
+    /// Seq of the good message.
+    pub const GOOD_SEQ: u64 = 1;
+    /// Payload bytes of the good message.
+    pub const GOOD_LEN: u32 = 4096;
+    /// Messages in flight per queue of both VMs' drivers.
+    pub const DEPTH: u32 = 4;
+    /// Buffer size of both VMs' drivers.
+    pub const MAX_PAYLOAD: u32 = 4096;
+    /// How long VM1 polls after the third barrier for messages that must not come.
+    pub const QUIET_MS: u64 = 100;
+
+    /// What a correct device answers to a bad chain.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Expected {
+        /// The chain is used with used length 4 and this status in its status descriptor.
+        Status(TxStatus),
+        /// The device sets DEVICE_NEEDS_RESET (whatever it does with the chain).
+        NeedsReset,
+        /// The chain is used with used length 0 (dropped: there is nowhere to put a status);
+        /// DEVICE_NEEDS_RESET stays clear.
+        Dropped,
+    }
+
+    /// The documented answer to case `case` (`None` for an unknown case).
+    pub const fn expected(case: u64) -> Option<Expected> {
+        Some(match case {
+            CASE_BEYOND_MEMORY | CASE_ADDR_OVERFLOW => Expected::Status(TxStatus::BadChain),
+            CASE_LOOP => Expected::NeedsReset,
+            CASE_LEN_BEYOND_CHAIN => Expected::Status(TxStatus::BadLength),
+            CASE_BAD_DST => Expected::Status(TxStatus::BadDestination),
+            CASE_NO_STATUS => Expected::Dropped,
+            _ => return None,
+        })
+    }
+
+    /// Record: both VMs: the driver's initialisation succeeded.
+    pub const INIT: &str = "init";
+    /// Record: both VMs: the run has 2 VMs and a known case.
+    pub const PARAMS: &str = "params";
+    /// Record: VM0: the device's answer to the bad chain.
+    pub const DEVICE_RESPONSE: &str = "device-response";
+    /// Record: VM0, case 4: the answer to the chain to [`UNKNOWN_DST`].
+    pub const DEVICE_RESPONSE_UNKNOWN_DST: &str = "device-response-unknown-dst";
+    /// Record: VM0: nothing arrived in its own rx queue after the bad chain(s) (case 4 sends
+    /// to VM0 itself).
+    pub const NOTHING_ARRIVED_AT_SENDER: &str = "nothing-arrived-at-sender";
+    /// Record: VM0: the good message afterwards got status Ok.
+    pub const RECOVERED: &str = "recovered";
+    /// Record: VM1: the good message arrived intact.
+    pub const RECEIVED_INTACT: &str = "received-intact";
+    /// Record: VM1: no other message arrived.
+    pub const NOTHING_ELSE_ARRIVED: &str = "nothing-else-arrived";
+}
