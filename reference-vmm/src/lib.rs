@@ -8,11 +8,13 @@ pub mod cli;
 pub mod control;
 pub mod device;
 pub mod elf;
+pub mod guest_errors;
 pub mod host;
 pub mod ipc;
 pub mod kvm_stats;
 pub mod memory;
 pub mod runner;
+pub mod shmem;
 pub mod vcpu;
 pub mod vm;
 

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::Kvm;
-use pageflip_abi::PAGE_SIZE;
+use pageflip_abi::{
+    PAGE_SIZE, TRANSPORT_NONE, TRANSPORT_QUEUES, TRANSPORT_SHMEM, TRANSPORT_VIRTIO,
+};
 use pageflip_interface::{
     exit, RunConfig, RunOutcome, RunResult, Summary, TransportConfig, VmResult, VmmIdentity,
     INTERFACE_VERSION,
@@ -21,6 +23,7 @@ use crate::elf::{GuestImage, ImageError};
 use crate::host;
 use crate::ipc::{Fault, FrameTable, IpcEngine, Movement};
 use crate::memory::create_memfd;
+use crate::shmem::SharedRegion;
 use crate::vcpu::{self, VcpuContext, VmOutcome};
 use crate::vm::{Vm, VmSetupError, VmSpec};
 
@@ -160,6 +163,17 @@ pub fn run(
                 source: e.into(),
             }
         })?;
+    let shmem = match config.transport {
+        TransportConfig::Shmem => Some(
+            SharedRegion::create(n as u32, fault == Some(Fault::UnsharedShmem)).map_err(|e| {
+                RunError::Setup {
+                    vm: 0,
+                    source: e.into(),
+                }
+            })?,
+        ),
+        _ => None,
+    };
     let mut vms = Vec::with_capacity(n);
     for (i, (vm, image)) in config.vms.iter().zip(&images).enumerate() {
         let spec = VmSpec {
@@ -173,6 +187,8 @@ pub fn run(
             memfd: memfd.clone(),
             memfd_offset: offsets[i],
             readonly_ipc_header: movement.is_some() && fault == Some(Fault::ExitEveryDeferredSend),
+            transport: boot_transport(&config.transport),
+            shmem: shmem.as_ref().map(|r| r.for_vm(i as u32)),
         };
         vms.push(
             Vm::create(&kvm, &cpuid, &spec).map_err(|source| RunError::Setup { vm: i, source })?,
@@ -289,8 +305,18 @@ pub fn run(
         outcome,
         wall_us: started.elapsed().as_micros() as u64,
         vms: results,
-        transport: ipc.map(|e| e.report()),
+        transport: ipc.map(|e| e.report()).or(shmem.map(|r| r.report())),
     })
+}
+
+/// The `BootInfo::transport` value of a run's transport.
+fn boot_transport(t: &TransportConfig) -> u32 {
+    match t {
+        TransportConfig::None => TRANSPORT_NONE,
+        TransportConfig::Remap | TransportConfig::Copy => TRANSPORT_QUEUES,
+        TransportConfig::Virtio { .. } => TRANSPORT_VIRTIO,
+        TransportConfig::Shmem => TRANSPORT_SHMEM,
+    }
 }
 
 /// Kicks every unfinished vCPU thread out of KVM_RUN until each has reported its end.
@@ -330,7 +356,7 @@ fn vm_result(id: u32, name: &str, out: VmOutcome, started: Instant) -> VmResult 
         records: d.records,
         samples: d.samples,
         doorbells: d.doorbells,
-        guest_errors: d.guest_errors,
+        guest_errors: d.guest_errors.list,
         boot_us: micros_since(started, d.first_access),
         first_record_us: micros_since(started, d.first_record),
         stats: out.stats,

@@ -1,5 +1,6 @@
-//! Faults that can be injected into the reference VMM's remap IPC, one at a time, to prove
-//! that the conformance suite catches a broken implementation (`conform --mutants`).
+//! Faults that can be injected into the reference VMM's transports (remap IPC, the virtio
+//! datagram device, the shared region), one at a time, to prove that the conformance suite
+//! catches a broken implementation (`conform --mutants`).
 //! They are set only on the VMM's command line (`--inject-fault NAME`); no guest and no run
 //! config can turn one on, and normal runs have none.
 
@@ -29,6 +30,17 @@ pub enum Fault {
     /// The control structure's header page is write-protected: every guest store to it
     /// (each deferred send's head update) exits to the VMM, which emulates it and drains.
     ExitEveryDeferredSend,
+    /// The virtio device never suppresses driver notifications: after every chain it asks
+    /// for the next one (`avail_event = next_avail`), so every buffer added needs a kick.
+    IgnoreEventIdx,
+    /// Every 1000th rx chain the virtio device fills is never published in the used ring:
+    /// the message is lost (the sender is told Ok).
+    DropUsedUpdate,
+    /// The virtio device accepts FEATURES_OK with unoffered feature bits or without
+    /// VERSION_1.
+    AcceptUnofferedFeatures,
+    /// Each VM gets its own private region at `SHMEM_GPA` instead of the run's shared one.
+    UnsharedShmem,
 }
 
 /// Every fault, in the order `conform --mutants` runs them.
@@ -42,6 +54,10 @@ pub const ALL_FAULTS: &[Fault] = &[
     Fault::MapBoth,
     Fault::IgnoreUrgent,
     Fault::ExitEveryDeferredSend,
+    Fault::IgnoreEventIdx,
+    Fault::DropUsedUpdate,
+    Fault::AcceptUnofferedFeatures,
+    Fault::UnsharedShmem,
 ];
 
 impl Fault {
@@ -57,6 +73,10 @@ impl Fault {
             Fault::MapBoth => "map-both",
             Fault::IgnoreUrgent => "ignore-urgent",
             Fault::ExitEveryDeferredSend => "exit-every-deferred-send",
+            Fault::IgnoreEventIdx => "ignore-event-idx",
+            Fault::DropUsedUpdate => "drop-used-update",
+            Fault::AcceptUnofferedFeatures => "accept-unoffered-features",
+            Fault::UnsharedShmem => "unshared-shmem",
         }
     }
 }
