@@ -16,6 +16,7 @@ pub mod memory;
 pub mod runner;
 pub mod shmem;
 pub mod vcpu;
+pub mod virtio;
 pub mod vm;
 
 use kvm_ioctls::Kvm;

@@ -13,8 +13,8 @@ use pageflip_abi::{
     PAGE_SIZE, TRANSPORT_NONE, TRANSPORT_QUEUES, TRANSPORT_SHMEM, TRANSPORT_VIRTIO,
 };
 use pageflip_interface::{
-    exit, RunConfig, RunOutcome, RunResult, Summary, TransportConfig, VmResult, VmmIdentity,
-    INTERFACE_VERSION,
+    exit, NotifyMode, RunConfig, RunOutcome, RunResult, Summary, TransportConfig, VmResult,
+    VmmIdentity, INTERFACE_VERSION,
 };
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
@@ -25,6 +25,8 @@ use crate::ipc::{Fault, FrameTable, IpcEngine, Movement};
 use crate::memory::create_memfd;
 use crate::shmem::SharedRegion;
 use crate::vcpu::{self, VcpuContext, VmOutcome};
+use crate::virtio::backend::{BackendError, IoeventBackend};
+use crate::virtio::VirtioHub;
 use crate::vm::{Vm, VmSetupError, VmSpec};
 
 /// Name of this VMM in results.
@@ -102,7 +104,7 @@ fn open_kvm() -> Result<Kvm, RunError> {
 pub const POOL_PAGES: u32 = 256;
 
 /// Carries out the run `config`; `started` is when the VMM process started (for boot times).
-/// `fault` injects one fault into remap IPC (mutation testing only).
+/// `fault` injects one fault into a transport (mutation testing only).
 pub fn run(
     config: &RunConfig,
     started: Instant,
@@ -211,9 +213,33 @@ pub fn run(
         Arc::new(IpcEngine::new(m, rams, frames, memfd.clone(), fault))
     });
     let names: Vec<String> = vms.iter().map(|v| v.name.clone()).collect();
-
+    let virtio = match config.transport {
+        TransportConfig::Virtio { notify } => Some(Arc::new(VirtioHub::new(
+            vms.iter()
+                .map(|v| (v.name.clone(), v.ram.clone()))
+                .collect(),
+            notify,
+            fault,
+        ))),
+        _ => None,
+    };
     register_signal_handler(SIGRTMIN(), kick_handler)
         .map_err(|e| RunError::Threads(format!("installing the kick signal handler: {e}")))?;
+    let backend = match (&virtio, &config.transport) {
+        (
+            Some(hub),
+            TransportConfig::Virtio {
+                notify: NotifyMode::Ioeventfd,
+            },
+        ) => Some(
+            IoeventBackend::start(hub.clone(), &vms).map_err(|e| match e {
+                BackendError::Register { vm, source } => RunError::Setup { vm, source },
+                e => RunError::Threads(e.to_string()),
+            })?,
+        ),
+        _ => None,
+    };
+
     let barrier = Arc::new(RunBarrier::new(n));
     let stops: Vec<Arc<StopFlag>> = (0..n).map(|_| Arc::new(StopFlag::default())).collect();
     let (tx, rx) = mpsc::channel::<(usize, bool)>();
@@ -224,6 +250,7 @@ pub fn run(
             stop: stops[i].clone(),
             barrier: barrier.clone(),
             ipc: ipc.clone(),
+            virtio: virtio.clone(),
         };
         let tx = tx.clone();
         let cpu = config.vms[i].cpu;
@@ -247,6 +274,9 @@ pub fn run(
                     s.request(StopReason::PeerFailed);
                 }
                 stop_all(&mut threads, &rx, &mut vec![false; n]);
+                if let Some(b) = backend {
+                    b.stop();
+                }
                 return Err(RunError::Threads(e.to_string()));
             }
         }
@@ -287,14 +317,31 @@ pub fn run(
     }
 
     let mut results = Vec::with_capacity(n);
+    let mut panicked = None;
     for (i, t) in threads.iter_mut().enumerate() {
-        let out = t
-            .take()
-            .expect("every thread is joined once")
-            .join()
-            .map_err(|_| RunError::Threads(format!("the vCPU thread of {} panicked", names[i])))?;
-        results.push(vm_result(i as u32, &names[i], out, started));
+        match t.take().expect("every thread is joined once").join() {
+            Ok(out) => results.push(vm_result(i as u32, &names[i], out, started)),
+            Err(_) => panicked = Some(i),
+        }
     }
+    // Every vCPU has stopped: no more notifications can come.
+    if let Some(b) = backend {
+        b.stop();
+    }
+    if let Some(i) = panicked {
+        return Err(RunError::Threads(format!(
+            "the vCPU thread of {} panicked",
+            names[i]
+        )));
+    }
+    let transport = if let Some(hub) = &virtio {
+        for (i, r) in results.iter_mut().enumerate() {
+            r.guest_errors.extend(hub.take_guest_errors(i));
+        }
+        Some(hub.report(config.transport.name()))
+    } else {
+        ipc.map(|e| e.report()).or(shmem.map(|r| r.report()))
+    };
     Ok(RunResult {
         version: INTERFACE_VERSION,
         vmm: VmmIdentity {
@@ -305,7 +352,7 @@ pub fn run(
         outcome,
         wall_us: started.elapsed().as_micros() as u64,
         vms: results,
-        transport: ipc.map(|e| e.report()).or(shmem.map(|r| r.report())),
+        transport,
     })
 }
 
