@@ -1,6 +1,8 @@
 //! pageflip's reference KVM VMM: runs 1 to 8 VMs in one process, each with its own KVM VM fd,
 //! memfd-backed memory and one vCPU thread, their guests at CPL3 in long mode talking to the
-//! VMM through the pageflip MMIO device (`docs/abi.md`). Driven through the VMM-build
+//! VMM through the pageflip MMIO device (`docs/abi.md`). The VMs of a run exchange messages
+//! over one transport: remap IPC ([`ipc`], `remap` or `copy`), the virtio datagram device
+//! ([`virtio`]), or a shared region ([`shmem`]). Driven through the VMM-build
 //! interface (`docs/vmm-interface.md`) by [`cli::run_cli`] or [`runner::run`].
 
 pub mod boot;

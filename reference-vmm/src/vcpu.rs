@@ -1,4 +1,5 @@
-//! The vCPU loop of one VM: runs the guest, serves its MMIO device, takes the stats
+//! The vCPU loop of one VM: runs the guest, serves its MMIO device (and routes the virtio
+//! register window to the run's [`crate::virtio::VirtioHub`]), takes the stats
 //! snapshots of the measured phase, and reports how the VM ended.
 
 use std::collections::BTreeMap;

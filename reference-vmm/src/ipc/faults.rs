@@ -7,6 +7,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use pageflip_interface::TransportConfig;
+
 /// One injected fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -81,6 +83,20 @@ impl Fault {
     }
 }
 
+impl Fault {
+    /// Whether the fault changes anything in a run with transport `t` (a mutant run on
+    /// another transport behaves like the correct VMM).
+    pub fn applies_to(self, t: &TransportConfig) -> bool {
+        match self {
+            Fault::IgnoreEventIdx | Fault::DropUsedUpdate | Fault::AcceptUnofferedFeatures => {
+                matches!(t, TransportConfig::Virtio { .. })
+            }
+            Fault::UnsharedShmem => *t == TransportConfig::Shmem,
+            _ => t.has_ipc(),
+        }
+    }
+}
+
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -111,5 +127,22 @@ mod tests {
             assert_eq!(f.name().parse::<Fault>(), Ok(*f));
         }
         assert!("nope".parse::<Fault>().unwrap_err().contains("skip-unmap"));
+    }
+
+    #[test]
+    fn every_fault_applies_to_exactly_one_family() {
+        use pageflip_interface::NotifyMode;
+        let kinds = [
+            TransportConfig::Remap,
+            TransportConfig::Virtio {
+                notify: NotifyMode::Ioeventfd,
+            },
+            TransportConfig::Shmem,
+        ];
+        for f in ALL_FAULTS {
+            let n = kinds.iter().filter(|t| f.applies_to(t)).count();
+            assert_eq!(n, 1, "{f}");
+            assert!(!f.applies_to(&TransportConfig::None));
+        }
     }
 }

@@ -146,7 +146,20 @@ impl<'a> Driver<'a> {
                 RawDescriptor::from(SplitDescriptor::new(addr, len, flags, next))
             })
             .collect();
-        self.q.add_desc_chains(&descs, head).unwrap();
+        for (i, d) in descs.into_iter().enumerate() {
+            self.q
+                .desc_table()
+                .store((head + i as u16) % QSIZE, d)
+                .unwrap();
+        }
+        // The mock's own helper does not wrap the available ring: publish by hand.
+        let idx = self.avail_idx();
+        let avail = self.q.avail_addr().0;
+        let slot = GuestAddress(avail + 4 + 2 * u64::from(idx % QSIZE));
+        self.mem.write_obj(head, slot).unwrap();
+        self.mem
+            .write_obj(idx.wrapping_add(1), GuestAddress(avail + 2))
+            .unwrap();
         self.next_desc = (head + parts.len() as u16) % QSIZE;
         head
     }
@@ -550,4 +563,38 @@ fn abi_constants_match_virtio_bindings() {
         r::VRING_AVAIL_F_NO_INTERRUPT
     );
     assert_eq!(u32::from(VIRTQ_USED_F_NO_NOTIFY), r::VRING_USED_F_NO_NOTIFY);
+}
+
+#[test]
+fn drop_used_update_fault_loses_the_1000th_message() {
+    for (fault, lost) in [(None, 0), (Some(Fault::DropUsedUpdate), 1)] {
+        let t = Run::new(2, fault);
+        let (_rx0, mut tx0) = t.up(0, FEATURES);
+        let (mut rx1, _tx1) = t.up(1, FEATURES);
+        for i in 0..1000u64 {
+            rx1.add(&[(RXBUF + (i % 16) * 0x1000, 4096, true)]);
+            t.w(1, REG_QUEUE_NOTIFY, RX_QUEUE);
+            send(t.mem(0), &mut tx0, i % 16, 1, b"m");
+            t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+        }
+        assert_eq!(tx0.used_idx(), 1000, "every send completed ok");
+        assert_eq!(rx1.used_idx(), 1000 - lost);
+    }
+}
+
+#[test]
+fn ignore_event_idx_fault_keeps_tx_notifications_on() {
+    // Without EVENT_IDX: a held-back sender normally has tx notifications off (NO_NOTIFY).
+    for (fault, flags) in [
+        (None, VIRTQ_USED_F_NO_NOTIFY),
+        (Some(Fault::IgnoreEventIdx), 0),
+    ] {
+        let t = Run::new(2, fault);
+        let (_rx0, mut tx0) = t.up(0, F_VERSION_1);
+        let (_rx1, _tx1) = t.up(1, F_VERSION_1);
+        send(t.mem(0), &mut tx0, 0, 1, b"m");
+        t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+        let used_flags: u16 = t.mem(0).read_obj(tx0.q.used_addr()).unwrap();
+        assert_eq!(used_flags, flags, "{fault:?}");
+    }
 }
