@@ -36,7 +36,7 @@ enum Command {
         /// Where to write the result (JSON); `-` for standard output.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
-        /// Inject one fault into remap IPC, to check that a test suite catches it
+        /// Inject one fault into a transport (remap IPC, virtio, shmem), to check that a test suite catches it
         /// (`conform --mutants`). Never use it for measurements.
         #[arg(long, value_name = "FAULT")]
         inject_fault: Option<Fault>,

@@ -8,16 +8,13 @@ use std::time::Instant;
 
 use pageflip_abi::mmio::{self, Status};
 use pageflip_abi::{RecordKind, ResultRecord, SampleDesc, RECORD_MESSAGE_LEN, RECORD_NAME_LEN};
-use pageflip_interface::{GuestError, Record, RecordStatus};
+use pageflip_interface::{Record, RecordStatus};
 
+use crate::guest_errors::GuestErrorLog;
 use crate::memory::GuestRam;
 
 /// Most console bytes kept per VM; more is dropped with `LimitReached`.
 pub const CONSOLE_KEEP: usize = 1 << 20;
-/// Most refused requests listed per VM; more are counted only.
-pub const GUEST_ERRORS_KEEP: usize = 1000;
-/// Refused requests logged per VM before the log goes quiet.
-const GUEST_ERRORS_LOGGED: usize = 100;
 
 /// What the vCPU loop must do after a device access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,10 +56,8 @@ pub struct Device {
     pub samples: Vec<u64>,
     /// Doorbell writes.
     pub doorbells: u64,
-    /// Refused requests (the first [`GUEST_ERRORS_KEEP`]).
-    pub guest_errors: Vec<GuestError>,
-    /// All refused requests, counted.
-    pub guest_errors_total: u64,
+    /// Refused requests.
+    pub guest_errors: GuestErrorLog,
     /// When the guest first touched the device.
     pub first_access: Option<Instant>,
     /// When the guest wrote its first result record.
@@ -86,8 +81,7 @@ impl Device {
             records: Vec::new(),
             samples: Vec::new(),
             doorbells: 0,
-            guest_errors: Vec::new(),
-            guest_errors_total: 0,
+            guest_errors: GuestErrorLog::default(),
             first_access: None,
             first_record: None,
         }
@@ -105,25 +99,9 @@ impl Device {
     /// Refuses a request: sets STATUS, logs, and lists it in the result.
     pub fn refuse(&mut self, offset: u64, status: Status, detail: String) {
         self.status = status;
-        self.guest_errors_total += 1;
         let register = mmio::register_name(offset);
-        let n = self.guest_errors_total as usize;
-        if n <= GUEST_ERRORS_LOGGED {
-            log::warn!(
-                "{}: refused guest request to {register} register (offset {offset:#x}): {}: {detail}",
-                self.name,
-                status.name()
-            );
-        } else if n == GUEST_ERRORS_LOGGED + 1 {
-            log::warn!("{}: further refused requests are not logged", self.name);
-        }
-        if self.guest_errors.len() < GUEST_ERRORS_KEEP {
-            self.guest_errors.push(GuestError {
-                register: register.into(),
-                status: status.name().into(),
-                detail,
-            });
-        }
+        self.guest_errors
+            .record(&self.name, register, Some(offset), status.name(), detail);
     }
 
     /// Notes the guest's first access.
@@ -397,7 +375,7 @@ mod tests {
         assert_eq!(status(&mut d), Status::BadLength);
         d.write(mmio::CONSOLE, console_arg(0x30_0000, mmio::CONSOLE_MAX + 1));
         assert_eq!(status(&mut d), Status::BadLength);
-        assert_eq!(d.guest_errors.len(), 3);
+        assert_eq!(d.guest_errors.list.len(), 3);
         assert_eq!(d.console, "hi\nthere\n", "refused writes print nothing");
     }
 
@@ -485,6 +463,6 @@ mod tests {
         assert_eq!(d.doorbells, 1);
         assert_eq!(d.write(mmio::BARRIER, 0), Action::Barrier);
         assert_eq!(d.write(mmio::DONE, 5), Action::Done(5));
-        assert_eq!(d.guest_errors_total, 6);
+        assert_eq!(d.guest_errors.total, 6);
     }
 }

@@ -1,6 +1,8 @@
 //! pageflip's reference KVM VMM: runs 1 to 8 VMs in one process, each with its own KVM VM fd,
 //! memfd-backed memory and one vCPU thread, their guests at CPL3 in long mode talking to the
-//! VMM through the pageflip MMIO device (`docs/abi.md`). Driven through the VMM-build
+//! VMM through the pageflip MMIO device (`docs/abi.md`). The VMs of a run exchange messages
+//! over one transport: remap IPC ([`ipc`], `remap` or `copy`), the virtio datagram device
+//! ([`virtio`]), or a shared region ([`shmem`]). Driven through the VMM-build
 //! interface (`docs/vmm-interface.md`) by [`cli::run_cli`] or [`runner::run`].
 
 pub mod boot;
@@ -8,12 +10,15 @@ pub mod cli;
 pub mod control;
 pub mod device;
 pub mod elf;
+pub mod guest_errors;
 pub mod host;
 pub mod ipc;
 pub mod kvm_stats;
 pub mod memory;
 pub mod runner;
+pub mod shmem;
 pub mod vcpu;
+pub mod virtio;
 pub mod vm;
 
 use kvm_ioctls::Kvm;

@@ -8,6 +8,7 @@ use std::os::fd::FromRawFd;
 use std::sync::Arc;
 
 use pageflip_abi::ipc::{IpcHeader, RecvEntry, SendDesc};
+use pageflip_abi::shmem::RingControl;
 use pageflip_abi::{BootInfo, ResultRecord, SampleDesc};
 use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
@@ -164,6 +165,17 @@ unsafe impl AbiPod for RecvEntry {
     fn zeroed() -> Self {
         // SAFETY: all-integer repr(C) struct: zero is a valid value.
         unsafe { std::mem::zeroed() }
+    }
+}
+// SAFETY: repr(C), u64 fields only, no padding (size asserted in pageflip-abi).
+unsafe impl AbiPod for RingControl {
+    fn zeroed() -> Self {
+        RingControl {
+            head: 0,
+            pad0: [0; 7],
+            tail: 0,
+            pad1: [0; 7],
+        }
     }
 }
 // SAFETY: repr(C), two u64 fields.

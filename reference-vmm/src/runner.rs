@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::Kvm;
-use pageflip_abi::PAGE_SIZE;
+use pageflip_abi::{
+    PAGE_SIZE, TRANSPORT_NONE, TRANSPORT_QUEUES, TRANSPORT_SHMEM, TRANSPORT_VIRTIO,
+};
 use pageflip_interface::{
-    exit, RunConfig, RunOutcome, RunResult, Summary, TransportConfig, VmResult, VmmIdentity,
-    INTERFACE_VERSION,
+    exit, NotifyMode, RunConfig, RunOutcome, RunResult, Summary, TransportConfig, VmResult,
+    VmmIdentity, INTERFACE_VERSION,
 };
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
@@ -21,7 +23,10 @@ use crate::elf::{GuestImage, ImageError};
 use crate::host;
 use crate::ipc::{Fault, FrameTable, IpcEngine, Movement};
 use crate::memory::create_memfd;
+use crate::shmem::SharedRegion;
 use crate::vcpu::{self, VcpuContext, VmOutcome};
+use crate::virtio::backend::{BackendError, IoeventBackend};
+use crate::virtio::VirtioHub;
 use crate::vm::{Vm, VmSetupError, VmSpec};
 
 /// Name of this VMM in results.
@@ -99,7 +104,7 @@ fn open_kvm() -> Result<Kvm, RunError> {
 pub const POOL_PAGES: u32 = 256;
 
 /// Carries out the run `config`; `started` is when the VMM process started (for boot times).
-/// `fault` injects one fault into remap IPC (mutation testing only).
+/// `fault` injects one fault into a transport (mutation testing only).
 pub fn run(
     config: &RunConfig,
     started: Instant,
@@ -160,6 +165,17 @@ pub fn run(
                 source: e.into(),
             }
         })?;
+    let shmem = match config.transport {
+        TransportConfig::Shmem => Some(
+            SharedRegion::create(n as u32, fault == Some(Fault::UnsharedShmem)).map_err(|e| {
+                RunError::Setup {
+                    vm: 0,
+                    source: e.into(),
+                }
+            })?,
+        ),
+        _ => None,
+    };
     let mut vms = Vec::with_capacity(n);
     for (i, (vm, image)) in config.vms.iter().zip(&images).enumerate() {
         let spec = VmSpec {
@@ -173,6 +189,8 @@ pub fn run(
             memfd: memfd.clone(),
             memfd_offset: offsets[i],
             readonly_ipc_header: movement.is_some() && fault == Some(Fault::ExitEveryDeferredSend),
+            transport: boot_transport(&config.transport),
+            shmem: shmem.as_ref().map(|r| r.for_vm(i as u32)),
         };
         vms.push(
             Vm::create(&kvm, &cpuid, &spec).map_err(|source| RunError::Setup { vm: i, source })?,
@@ -195,9 +213,33 @@ pub fn run(
         Arc::new(IpcEngine::new(m, rams, frames, memfd.clone(), fault))
     });
     let names: Vec<String> = vms.iter().map(|v| v.name.clone()).collect();
-
+    let virtio = match config.transport {
+        TransportConfig::Virtio { notify } => Some(Arc::new(VirtioHub::new(
+            vms.iter()
+                .map(|v| (v.name.clone(), v.ram.clone()))
+                .collect(),
+            notify,
+            fault,
+        ))),
+        _ => None,
+    };
     register_signal_handler(SIGRTMIN(), kick_handler)
         .map_err(|e| RunError::Threads(format!("installing the kick signal handler: {e}")))?;
+    let backend = match (&virtio, &config.transport) {
+        (
+            Some(hub),
+            TransportConfig::Virtio {
+                notify: NotifyMode::Ioeventfd,
+            },
+        ) => Some(
+            IoeventBackend::start(hub.clone(), &vms).map_err(|e| match e {
+                BackendError::Register { vm, source } => RunError::Setup { vm, source },
+                e => RunError::Threads(e.to_string()),
+            })?,
+        ),
+        _ => None,
+    };
+
     let barrier = Arc::new(RunBarrier::new(n));
     let stops: Vec<Arc<StopFlag>> = (0..n).map(|_| Arc::new(StopFlag::default())).collect();
     let (tx, rx) = mpsc::channel::<(usize, bool)>();
@@ -208,6 +250,7 @@ pub fn run(
             stop: stops[i].clone(),
             barrier: barrier.clone(),
             ipc: ipc.clone(),
+            virtio: virtio.clone(),
         };
         let tx = tx.clone();
         let cpu = config.vms[i].cpu;
@@ -231,6 +274,9 @@ pub fn run(
                     s.request(StopReason::PeerFailed);
                 }
                 stop_all(&mut threads, &rx, &mut vec![false; n]);
+                if let Some(b) = backend {
+                    b.stop();
+                }
                 return Err(RunError::Threads(e.to_string()));
             }
         }
@@ -271,14 +317,31 @@ pub fn run(
     }
 
     let mut results = Vec::with_capacity(n);
+    let mut panicked = None;
     for (i, t) in threads.iter_mut().enumerate() {
-        let out = t
-            .take()
-            .expect("every thread is joined once")
-            .join()
-            .map_err(|_| RunError::Threads(format!("the vCPU thread of {} panicked", names[i])))?;
-        results.push(vm_result(i as u32, &names[i], out, started));
+        match t.take().expect("every thread is joined once").join() {
+            Ok(out) => results.push(vm_result(i as u32, &names[i], out, started)),
+            Err(_) => panicked = Some(i),
+        }
     }
+    // Every vCPU has stopped: no more notifications can come.
+    if let Some(b) = backend {
+        b.stop();
+    }
+    if let Some(i) = panicked {
+        return Err(RunError::Threads(format!(
+            "the vCPU thread of {} panicked",
+            names[i]
+        )));
+    }
+    let transport = if let Some(hub) = &virtio {
+        for (i, r) in results.iter_mut().enumerate() {
+            r.guest_errors.extend(hub.take_guest_errors(i));
+        }
+        Some(hub.report(config.transport.name()))
+    } else {
+        ipc.map(|e| e.report()).or(shmem.map(|r| r.report()))
+    };
     Ok(RunResult {
         version: INTERFACE_VERSION,
         vmm: VmmIdentity {
@@ -289,8 +352,18 @@ pub fn run(
         outcome,
         wall_us: started.elapsed().as_micros() as u64,
         vms: results,
-        transport: ipc.map(|e| e.report()),
+        transport,
     })
+}
+
+/// The `BootInfo::transport` value of a run's transport.
+fn boot_transport(t: &TransportConfig) -> u32 {
+    match t {
+        TransportConfig::None => TRANSPORT_NONE,
+        TransportConfig::Remap | TransportConfig::Copy => TRANSPORT_QUEUES,
+        TransportConfig::Virtio { .. } => TRANSPORT_VIRTIO,
+        TransportConfig::Shmem => TRANSPORT_SHMEM,
+    }
 }
 
 /// Kicks every unfinished vCPU thread out of KVM_RUN until each has reported its end.
@@ -330,7 +403,7 @@ fn vm_result(id: u32, name: &str, out: VmOutcome, started: Instant) -> VmResult 
         records: d.records,
         samples: d.samples,
         doorbells: d.doorbells,
-        guest_errors: d.guest_errors,
+        guest_errors: d.guest_errors.list,
         boot_us: micros_since(started, d.first_access),
         first_record_us: micros_since(started, d.first_record),
         stats: out.stats,

@@ -1,4 +1,5 @@
-//! The vCPU loop of one VM: runs the guest, serves its MMIO device, takes the stats
+//! The vCPU loop of one VM: runs the guest, serves its MMIO device (and routes the virtio
+//! register window to the run's [`crate::virtio::VirtioHub`]), takes the stats
 //! snapshots of the measured phase, and reports how the VM ended.
 
 use std::collections::BTreeMap;
@@ -6,6 +7,7 @@ use std::sync::Arc;
 
 use kvm_ioctls::VcpuExit;
 use pageflip_abi::ipc::IPC_HEADER_GPA;
+use pageflip_abi::virtio::VIRTIO_MMIO_GPA;
 use pageflip_abi::{mmio, MMIO_BASE, MMIO_SIZE, PAGE_SIZE};
 use pageflip_interface::{DeathReport, Stats, StatsDelta, VmStatus};
 
@@ -13,6 +15,7 @@ use crate::control::{RunBarrier, StopFlag, StopReason};
 use crate::device::{Action, Device};
 use crate::ipc::IpcEngine;
 use crate::kvm_stats::{Snapshot, WELL_KNOWN_VCPU, WELL_KNOWN_VM};
+use crate::virtio::VirtioHub;
 use crate::vm::{Vm, VmStats};
 
 /// Console lines kept in a death report.
@@ -62,6 +65,8 @@ pub struct VcpuContext {
     pub barrier: Arc<RunBarrier>,
     /// The run's remap-IPC engine, if the run has that transport.
     pub ipc: Option<Arc<IpcEngine>>,
+    /// The run's virtio datagram devices, if the run has that transport.
+    pub virtio: Option<Arc<VirtioHub>>,
 }
 
 fn is_device(addr: u64) -> bool {
@@ -79,6 +84,7 @@ enum Ended {
 pub fn run(mut vm: Vm, ctx: VcpuContext) -> VmOutcome {
     let mut device = Device::new(&vm.name, vm.ram.clone(), ctx.ipc.is_some());
     let ipc = ctx.ipc.clone();
+    let virtio = ctx.virtio.clone();
     // Every exit to the VMM drains the VM's send ring, except the IPC doorbell, which
     // drains by its own rule (a batch, an urgent descriptor, or a flush).
     let drain = || {
@@ -141,6 +147,18 @@ pub fn run(mut vm: Vm, ctx: VcpuContext) -> VmOutcome {
                 let v = device.read(addr - MMIO_BASE).to_le_bytes();
                 let n = data.len();
                 data.copy_from_slice(&v[..n]);
+                Action::Continue
+            }
+            VcpuExit::MmioWrite(addr, data) if VirtioHub::contains(addr) && virtio.is_some() => {
+                if let Some(hub) = &virtio {
+                    hub.mmio_write(ctx.index, addr - VIRTIO_MMIO_GPA, data);
+                }
+                Action::Continue
+            }
+            VcpuExit::MmioRead(addr, data) if VirtioHub::contains(addr) && virtio.is_some() => {
+                if let Some(hub) = &virtio {
+                    hub.mmio_read(ctx.index, addr - VIRTIO_MMIO_GPA, data);
+                }
                 Action::Continue
             }
             VcpuExit::MmioWrite(gpa, _) | VcpuExit::MmioRead(gpa, _) => {

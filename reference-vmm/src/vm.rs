@@ -4,10 +4,12 @@ use std::fs::File;
 use std::sync::Arc;
 
 use kvm_bindings::{kvm_userspace_memory_region, CpuId, KVM_CAP_BINARY_STATS_FD, KVM_MEM_READONLY};
-use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use kvm_ioctls::{IoEventAddress, Kvm, VcpuFd, VmFd};
 use pageflip_abi::ipc::IPC_HEADER_GPA;
+use pageflip_abi::shmem::SHMEM_GPA;
 use pageflip_abi::PAGE_SIZE;
 use pageflip_abi::{BootInfo, ABI_VERSION, BOOT_INFO_GPA, BOOT_INFO_MAGIC, MMIO_BASE};
+use vmm_sys_util::eventfd::EventFd;
 
 use crate::boot;
 use crate::elf::{GuestImage, ImageError};
@@ -41,6 +43,10 @@ pub struct VmSpec<'a> {
     pub memfd_offset: u64,
     /// Map the IPC header page read-only, so that guest stores to it exit (an injected fault).
     pub readonly_ipc_header: bool,
+    /// The run's transport for the guest: one of `pageflip_abi::TRANSPORT_*`.
+    pub transport: u32,
+    /// The shared region to map at `SHMEM_GPA` (shmem transport).
+    pub shmem: Option<Arc<GuestRam>>,
 }
 
 /// Why a VM could not be set up.
@@ -89,8 +95,10 @@ pub struct Vm {
     pub stats: Option<VmStats>,
     /// The vCPU's TSC frequency, if KVM reports it.
     pub tsc_khz: Option<u64>,
+    // Kept alive as long as the VM fd: its memslot points into it.
+    _shmem: Option<Arc<GuestRam>>,
     // Keep the VM fd alive as long as the vCPU and memory slot.
-    _vm_fd: VmFd,
+    vm_fd: VmFd,
 }
 
 fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmSetupError {
@@ -112,17 +120,24 @@ impl Vm {
             spec.memfd_offset,
             spec.mem_size,
         )?);
-        for (slot, (gpa, size, flags)) in memslots(spec).into_iter().enumerate() {
+        let mut slots: Vec<(u64, u64, u32, u64)> = memslots(spec)
+            .into_iter()
+            .map(|(gpa, size, flags)| (gpa, size, flags, ram.host_base() + gpa))
+            .collect();
+        if let Some(shmem) = &spec.shmem {
+            slots.push((SHMEM_GPA, shmem.size(), 0, shmem.host_base()));
+        }
+        for (slot, (gpa, size, flags, hva)) in slots.into_iter().enumerate() {
             let region = kvm_userspace_memory_region {
                 slot: slot as u32,
                 flags,
                 guest_phys_addr: gpa,
                 memory_size: size,
-                userspace_addr: ram.host_base() + gpa,
+                userspace_addr: hva,
             };
-            // SAFETY: the region lies inside the mapping of `ram`, which lives in `Vm` as
-            // long as the VM fd does (KVM only touches guest memory while a vCPU runs, and
-            // `Vm` owns the vCPU too).
+            // SAFETY: the region lies inside the mapping of `ram` or of the shared region,
+            // which live in `Vm` as long as the VM fd does (KVM only touches guest memory
+            // while a vCPU runs, and `Vm` owns the vCPU too).
             unsafe { vm_fd.set_user_memory_region(region) }
                 .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
         }
@@ -154,6 +169,7 @@ impl Vm {
         info.num_params = spec.params.len() as u32;
         info.params[..spec.params.len()].copy_from_slice(spec.params);
         info.mmio_base = MMIO_BASE;
+        info.transport = spec.transport;
         if !ram.write_pod(BOOT_INFO_GPA, &info) {
             return Err(VmSetupError::Tables);
         }
@@ -169,8 +185,22 @@ impl Vm {
             vcpu,
             stats,
             tsc_khz,
-            _vm_fd: vm_fd,
+            _shmem: spec.shmem.clone(),
+            vm_fd,
         })
+    }
+
+    /// Registers `fd` with KVM to be signalled, instead of an exit, by every 4-byte guest
+    /// write of `datamatch` to the MMIO address `gpa`.
+    pub fn register_ioevent(
+        &self,
+        fd: &EventFd,
+        gpa: u64,
+        datamatch: u32,
+    ) -> Result<(), VmSetupError> {
+        self.vm_fd
+            .register_ioevent(fd, &IoEventAddress::Mmio(gpa), datamatch)
+            .map_err(kvm_err("KVM_IOEVENTFD"))
     }
 }
 

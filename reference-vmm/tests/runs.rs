@@ -59,3 +59,47 @@ fn stop_on_failure_stops_the_others_quickly() {
     assert!(death.registers["rip"] >= pageflip_abi::IMAGE_BASE);
     assert_eq!(death.registers["cpl"], 3, "the guest runs at CPL3");
 }
+
+#[test]
+#[cfg_attr(no_kvm, ignore = "needs /dev/kvm (missing on this host)")]
+fn shmem_transport_runs_two_guests_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let hello = common::guest(dir.path(), "hello");
+    let mut cfg = common::config(&[(hello.clone(), 8, vec![1]), (hello, 8, vec![1])], 20_000);
+    cfg.transport = pageflip_interface::TransportConfig::Shmem;
+    let r = pageflip_vmm::runner::run(&cfg, Instant::now(), None).unwrap();
+    assert_eq!(r.outcome, RunOutcome::Completed);
+    for vm in &r.vms {
+        assert_eq!(vm.status, VmStatus::Done { exit_code: 0 }, "{}", vm.console);
+    }
+    let t = r.transport.expect("a shmem run reports its transport");
+    assert_eq!(t.kind, "shmem");
+    assert_eq!(t.vms.len(), 2);
+    assert!(t.vms.iter().all(|v| v.sent == 0 && v.virtio.is_none()));
+}
+
+#[test]
+#[cfg_attr(no_kvm, ignore = "needs /dev/kvm (missing on this host)")]
+fn virtio_transports_start_and_stop_cleanly() {
+    use pageflip_interface::{NotifyMode, TransportConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let hello = common::guest(dir.path(), "hello");
+    for notify in [NotifyMode::Ioeventfd, NotifyMode::Userspace] {
+        let mut cfg = common::config(
+            &[(hello.clone(), 8, vec![1]), (hello.clone(), 8, vec![1])],
+            20_000,
+        );
+        cfg.transport = TransportConfig::Virtio { notify };
+        let r = pageflip_vmm::runner::run(&cfg, Instant::now(), None).unwrap();
+        assert_eq!(r.outcome, RunOutcome::Completed);
+        for vm in &r.vms {
+            assert_eq!(vm.status, VmStatus::Done { exit_code: 0 }, "{}", vm.console);
+            assert!(vm.guest_errors.is_empty(), "{:?}", vm.guest_errors);
+        }
+        let t = r.transport.expect("a virtio run reports its transport");
+        assert_eq!(t.kind, cfg.transport.name());
+        let v = t.vms[0].virtio.as_ref().expect("virtio counters");
+        assert_eq!(v.notify, notify.name());
+        assert_eq!((v.features, v.tx_chains), (None, 0), "hello has no driver");
+    }
+}

@@ -1,10 +1,13 @@
-//! Faults that can be injected into the reference VMM's remap IPC, one at a time, to prove
-//! that the conformance suite catches a broken implementation (`conform --mutants`).
+//! Faults that can be injected into the reference VMM's transports (remap IPC, the virtio
+//! datagram device, the shared region), one at a time, to prove that the conformance suite
+//! catches a broken implementation (`conform --mutants`).
 //! They are set only on the VMM's command line (`--inject-fault NAME`); no guest and no run
 //! config can turn one on, and normal runs have none.
 
 use std::fmt;
 use std::str::FromStr;
+
+use pageflip_interface::TransportConfig;
 
 /// One injected fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +32,17 @@ pub enum Fault {
     /// The control structure's header page is write-protected: every guest store to it
     /// (each deferred send's head update) exits to the VMM, which emulates it and drains.
     ExitEveryDeferredSend,
+    /// The virtio device never suppresses driver notifications: after every chain it asks
+    /// for the next one (`avail_event = next_avail`), so every buffer added needs a kick.
+    IgnoreEventIdx,
+    /// Every 1000th rx chain the virtio device fills is never published in the used ring:
+    /// the message is lost (the sender is told Ok).
+    DropUsedUpdate,
+    /// The virtio device accepts FEATURES_OK with unoffered feature bits or without
+    /// VERSION_1.
+    AcceptUnofferedFeatures,
+    /// Each VM gets its own private region at `SHMEM_GPA` instead of the run's shared one.
+    UnsharedShmem,
 }
 
 /// Every fault, in the order `conform --mutants` runs them.
@@ -42,6 +56,10 @@ pub const ALL_FAULTS: &[Fault] = &[
     Fault::MapBoth,
     Fault::IgnoreUrgent,
     Fault::ExitEveryDeferredSend,
+    Fault::IgnoreEventIdx,
+    Fault::DropUsedUpdate,
+    Fault::AcceptUnofferedFeatures,
+    Fault::UnsharedShmem,
 ];
 
 impl Fault {
@@ -57,6 +75,24 @@ impl Fault {
             Fault::MapBoth => "map-both",
             Fault::IgnoreUrgent => "ignore-urgent",
             Fault::ExitEveryDeferredSend => "exit-every-deferred-send",
+            Fault::IgnoreEventIdx => "ignore-event-idx",
+            Fault::DropUsedUpdate => "drop-used-update",
+            Fault::AcceptUnofferedFeatures => "accept-unoffered-features",
+            Fault::UnsharedShmem => "unshared-shmem",
+        }
+    }
+}
+
+impl Fault {
+    /// Whether the fault changes anything in a run with transport `t` (a mutant run on
+    /// another transport behaves like the correct VMM).
+    pub fn applies_to(self, t: &TransportConfig) -> bool {
+        match self {
+            Fault::IgnoreEventIdx | Fault::DropUsedUpdate | Fault::AcceptUnofferedFeatures => {
+                matches!(t, TransportConfig::Virtio { .. })
+            }
+            Fault::UnsharedShmem => *t == TransportConfig::Shmem,
+            _ => t.has_ipc(),
         }
     }
 }
@@ -91,5 +127,22 @@ mod tests {
             assert_eq!(f.name().parse::<Fault>(), Ok(*f));
         }
         assert!("nope".parse::<Fault>().unwrap_err().contains("skip-unmap"));
+    }
+
+    #[test]
+    fn every_fault_applies_to_exactly_one_family() {
+        use pageflip_interface::NotifyMode;
+        let kinds = [
+            TransportConfig::Remap,
+            TransportConfig::Virtio {
+                notify: NotifyMode::Ioeventfd,
+            },
+            TransportConfig::Shmem,
+        ];
+        for f in ALL_FAULTS {
+            let n = kinds.iter().filter(|t| f.applies_to(t)).count();
+            assert_eq!(n, 1, "{f}");
+            assert!(!f.applies_to(&TransportConfig::None));
+        }
     }
 }

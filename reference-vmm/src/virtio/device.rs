@@ -1,0 +1,146 @@
+//! One VM's datagram device: its register file, the memory it reaches, its counters and the
+//! guest errors it recorded.
+
+use std::sync::Arc;
+
+use pageflip_abi::virtio::{DgramConfig, F_EVENT_IDX, MAX_PAYLOAD, RX_QUEUE, TX_QUEUE};
+use pageflip_interface::{TransportVmReport, VirtioVmReport};
+use virtio_queue::QueueT;
+
+use super::regs::{AccessError, Regs};
+use crate::guest_errors::GuestErrorLog;
+use crate::memory::GuestRam;
+
+/// Guest-error status of a refused register access or notification.
+pub const REFUSED: &str = "refused";
+/// Guest-error status of a tx chain dropped without a status (no writable status buffer).
+pub const DROPPED: &str = "dropped";
+/// Guest-error status of a broken queue: the device set DEVICE_NEEDS_RESET.
+pub const NEEDS_RESET: &str = "needs-reset";
+
+/// The datagram device of one VM.
+#[derive(Debug)]
+pub struct VirtioDevice {
+    /// The VM's id.
+    pub id: u32,
+    /// The VM's name, for logs.
+    pub name: String,
+    /// The VM's memory.
+    pub ram: Arc<GuestRam>,
+    /// Registers and queues.
+    pub regs: Regs,
+    /// The VM whose rx buffers the head of this device's tx queue waits for.
+    pub blocked_on: Option<u32>,
+    /// Used entries added per queue since the last used-buffer notification decision.
+    pub used_pending: [bool; 2],
+    /// Transport counters (`virtio` left None; see [`VirtioDevice::report`]).
+    pub counters: TransportVmReport,
+    /// Virtio counters.
+    pub virtio: VirtioVmReport,
+    /// Guest errors of this device.
+    pub errors: GuestErrorLog,
+}
+
+impl VirtioDevice {
+    /// The device of VM `id` of `num_vms`, notified as `notify` says, with `accept_unoffered`
+    /// the `accept-unoffered-features` fault.
+    pub fn new(
+        id: u32,
+        name: String,
+        ram: Arc<GuestRam>,
+        num_vms: u32,
+        notify: &str,
+        accept_unoffered: bool,
+    ) -> VirtioDevice {
+        let config = DgramConfig {
+            vm_id: id,
+            num_vms,
+            max_payload: MAX_PAYLOAD,
+            reserved: 0,
+        };
+        VirtioDevice {
+            id,
+            name,
+            ram,
+            regs: Regs::new(config, accept_unoffered),
+            blocked_on: None,
+            used_pending: [false; 2],
+            counters: TransportVmReport::default(),
+            virtio: VirtioVmReport {
+                notify: notify.into(),
+                ..Default::default()
+            },
+            errors: GuestErrorLog::default(),
+        }
+    }
+
+    /// Records a guest error about `what` (`virtio:<what>`).
+    pub fn guest_error(&mut self, what: &str, offset: Option<u64>, status: &str, detail: String) {
+        self.errors.record(
+            &self.name,
+            &format!("virtio:{what}"),
+            offset,
+            status,
+            detail,
+        );
+    }
+
+    /// Records a refused register access.
+    pub fn refuse(&mut self, register: &str, offset: u64, e: &AccessError) {
+        self.guest_error(register, Some(offset), REFUSED, e.to_string());
+    }
+
+    /// The device found a queue broken (`what`: `tx` or `rx`): sets DEVICE_NEEDS_RESET and
+    /// stops processing until the driver resets it.
+    pub fn needs_reset(&mut self, what: &str, detail: String) {
+        self.regs.set_needs_reset();
+        self.blocked_on = None;
+        self.virtio.needs_reset += 1;
+        self.guest_error(what, None, NEEDS_RESET, detail);
+    }
+
+    /// The driver reset the device.
+    pub fn reset(&mut self) {
+        self.blocked_on = None;
+        self.used_pending = [false; 2];
+        self.virtio.resets += 1;
+    }
+
+    /// Counts a driver notification of `queue`.
+    pub fn count_notifications(&mut self, queue: u32, n: u64) {
+        match queue {
+            RX_QUEUE => self.virtio.rx_notifications += n,
+            TX_QUEUE => self.virtio.tx_notifications += n,
+            _ => {}
+        }
+    }
+
+    /// Decides the used-buffer notifications of the queues that got used entries since the
+    /// last decision, and counts them (sent or suppressed).
+    pub fn flush_used_notifications(&mut self) {
+        for q in 0..2 {
+            if !std::mem::take(&mut self.used_pending[q]) {
+                continue;
+            }
+            let mem = self.ram.mem();
+            match self.regs.queues[q].needs_notification(mem) {
+                Ok(true) => self.virtio.used_notifications += 1,
+                Ok(false) => self.virtio.used_suppressed += 1,
+                Err(e) => log::warn!("{}: reading used_event of queue {q}: {e}", self.name),
+            }
+        }
+    }
+
+    /// This device's transport report.
+    pub fn report(&self) -> TransportVmReport {
+        let features = self.regs.accepted_features;
+        TransportVmReport {
+            virtio: Some(VirtioVmReport {
+                features,
+                event_idx: features.is_some_and(|f| f & F_EVENT_IDX != 0),
+                ..self.virtio.clone()
+            }),
+            ..self.counters.clone()
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! The relay: moves each message from a sender's tx queue into a buffer of the receiver's rx
+//! queue (a copy, as virtio-vsock does), completes the tx chain with a [`TxStatus`], and
+//! holds a sender back while its receiver has no rx buffer. All descriptor handling is
+//! virtio-queue's (`Queue`, `DescriptorChain`, `Reader`, `Writer`).
+
+use std::io::{Read, Write};
+use std::ops::Deref;
+use std::time::Instant;
+
+use pageflip_abi::virtio::{DgramHeader, TxStatus, HEADER_SIZE, MAX_PAYLOAD, RX_QUEUE, TX_QUEUE};
+use virtio_queue::{DescriptorChain, QueueOwnedT, QueueT, Reader, Writer};
+use vm_memory::{GuestMemory, GuestMemoryMmap};
+
+use super::device::{VirtioDevice, DROPPED};
+use crate::ipc::Fault;
+
+const RX: usize = RX_QUEUE as usize;
+const TX: usize = TX_QUEUE as usize;
+/// Every this many rx chains, the `drop-used-update` fault loses one.
+const DROP_EVERY: u64 = 1000;
+
+/// What a descriptor chain looks like, from walking it with virtio-queue.
+#[derive(Debug, PartialEq, Eq)]
+enum Shape {
+    /// Readable descriptors, then writable ones.
+    Ok {
+        /// Readable descriptors.
+        readable: usize,
+    },
+    /// A readable descriptor after a writable one.
+    Misordered,
+    /// The queue is broken: the head is outside the table, or the chain does not end
+    /// within the queue size (a loop, or a next index outside the table).
+    Broken(&'static str),
+}
+
+fn shape<M>(chain: &DescriptorChain<M>) -> Shape
+where
+    M: Deref + Clone,
+    M::Target: GuestMemory,
+{
+    let (mut readable, mut writable, mut misordered, mut last) = (0, 0, false, None);
+    for d in chain.clone() {
+        if d.is_write_only() {
+            writable += 1;
+        } else {
+            misordered |= writable > 0;
+            readable += 1;
+        }
+        last = Some(d);
+    }
+    match last {
+        None => Shape::Broken("the chain's head is outside the descriptor table"),
+        Some(d) if d.has_next() => Shape::Broken(
+            "the chain does not end within the queue size (a loop, or a next index outside the table)",
+        ),
+        _ if misordered => Shape::Misordered,
+        _ => Shape::Ok { readable },
+    }
+}
+
+/// Parses a little-endian [`DgramHeader`].
+fn parse_header(b: &[u8; HEADER_SIZE as usize]) -> DgramHeader {
+    let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
+    DgramHeader {
+        seq: u64::from_le_bytes(b[0..8].try_into().expect("8 bytes")),
+        src: u32_at(8),
+        dst: u32_at(12),
+        len: u32_at(16),
+        flags: u32_at(20),
+    }
+}
+
+/// Encodes a [`DgramHeader`] little-endian.
+fn header_bytes(h: &DgramHeader) -> [u8; HEADER_SIZE as usize] {
+    let mut b = [0u8; HEADER_SIZE as usize];
+    b[0..8].copy_from_slice(&h.seq.to_le_bytes());
+    for (i, v) in [h.src, h.dst, h.len, h.flags].into_iter().enumerate() {
+        b[8 + 4 * i..12 + 4 * i].copy_from_slice(&v.to_le_bytes());
+    }
+    b
+}
+
+/// How one tx chain went.
+enum Delivery {
+    /// Copied into the receiver's buffer.
+    Sent,
+    /// Completed with this status (not ok), for this reason.
+    Failed(TxStatus, String),
+    /// The receiver has no rx buffer: the chain went back to the tx queue.
+    Held,
+    /// The chain went back to the tx queue and must be popped again now.
+    Retry,
+}
+
+/// What processing one tx chain left.
+enum Step {
+    /// A chain was handled; look for the next.
+    Next,
+    /// The tx queue is empty.
+    Empty,
+    /// Stop: the sender is held back or its device needs reset.
+    Stop,
+}
+
+/// Processes VM `s`'s tx queue with the standard notification-suppression loop: disable
+/// notifications, process every chain, re-enable, and go on if more arrived meanwhile.
+pub fn process_tx(devs: &mut [VirtioDevice], s: usize, fault: Option<Fault>) {
+    let ram = devs[s].ram.clone();
+    let mem = ram.mem();
+    let eager = fault == Some(Fault::IgnoreEventIdx);
+    loop {
+        if !devs[s].regs.running() || !devs[s].regs.queues[TX].ready() {
+            return;
+        }
+        if !eager {
+            if let Err(e) = devs[s].regs.queues[TX].disable_notification(mem) {
+                devs[s].needs_reset("tx", format!("writing the used ring: {e}"));
+                return;
+            }
+        }
+        loop {
+            match next_tx(devs, s, mem, fault) {
+                Step::Next if eager => {
+                    // The injected fault: ask for a notification of every next buffer.
+                    let _ = devs[s].regs.queues[TX].enable_notification(mem);
+                }
+                Step::Next => {}
+                Step::Empty => break,
+                Step::Stop => return,
+            }
+        }
+        match devs[s].regs.queues[TX].enable_notification(mem) {
+            Ok(true) => continue,
+            Ok(false) => return,
+            Err(e) => {
+                devs[s].needs_reset("tx", format!("reading the available ring: {e}"));
+                return;
+            }
+        }
+    }
+}
+
+/// VM `d`'s driver added rx buffers: retries the senders held back for them; with none
+/// waiting, turns `d`'s rx notifications off again (a sender that finds no buffer turns
+/// them on).
+pub fn rx_added(devs: &mut [VirtioDevice], d: usize, fault: Option<Fault>) {
+    let waiting: Vec<usize> = (0..devs.len())
+        .filter(|&s| devs[s].blocked_on == Some(d as u32))
+        .collect();
+    if waiting.is_empty() {
+        if devs[d].regs.running() && devs[d].regs.queues[RX].ready() {
+            let ram = devs[d].ram.clone();
+            if let Err(e) = devs[d].regs.queues[RX].disable_notification(ram.mem()) {
+                devs[d].needs_reset("rx", format!("writing the used ring: {e}"));
+            }
+        }
+        return;
+    }
+    for s in waiting {
+        devs[s].blocked_on = None;
+        process_tx(devs, s, fault);
+    }
+}
+
+/// Pops and handles one chain of `s`'s tx queue.
+fn next_tx(
+    devs: &mut [VirtioDevice],
+    s: usize,
+    mem: &GuestMemoryMmap,
+    fault: Option<Fault>,
+) -> Step {
+    let popped = match devs[s].regs.queues[TX].iter(mem) {
+        Ok(mut it) => it.next(),
+        Err(e) => {
+            devs[s].needs_reset("tx", format!("available ring: {e}"));
+            return Step::Stop;
+        }
+    };
+    let Some(chain) = popped else {
+        return Step::Empty;
+    };
+    let head = chain.head_index();
+    let shape = shape(&chain);
+    if let Shape::Broken(why) = shape {
+        devs[s].needs_reset("tx", format!("chain at descriptor {head}: {why}"));
+        return Step::Stop;
+    }
+    let status_writer = Writer::<()>::new(mem, chain.clone())
+        .ok()
+        .filter(|w| w.available_bytes() >= 4);
+    let Some(mut status_writer) = status_writer else {
+        devs[s].guest_error(
+            "tx",
+            None,
+            DROPPED,
+            format!(
+                "chain at descriptor {head} has no writable status buffer of 4 bytes inside guest memory; dropped"
+            ),
+        );
+        *devs[s].virtio.tx_errors.entry(DROPPED.into()).or_default() += 1;
+        return complete_tx(devs, s, mem, head, 0);
+    };
+    let delivery = match shape {
+        Shape::Ok { .. } => deliver(devs, s, mem, chain, fault),
+        _ => Delivery::Failed(
+            TxStatus::BadChain,
+            "a readable descriptor follows a writable one".into(),
+        ),
+    };
+    let status = match delivery {
+        Delivery::Sent => TxStatus::Ok,
+        Delivery::Failed(status, detail) => {
+            devs[s].guest_error(
+                "tx",
+                None,
+                status.name(),
+                format!("chain at descriptor {head}: {detail}"),
+            );
+            *devs[s]
+                .virtio
+                .tx_errors
+                .entry(status.name().into())
+                .or_default() += 1;
+            status
+        }
+        Delivery::Held => return Step::Stop,
+        Delivery::Retry => return Step::Next,
+    };
+    // At least 4 writable bytes inside guest memory: this cannot fail.
+    let _ = status_writer.write_all(&(status as u32).to_le_bytes());
+    complete_tx(devs, s, mem, head, 4)
+}
+
+/// Puts tx chain `head` in the used ring with `len` bytes written.
+fn complete_tx(
+    devs: &mut [VirtioDevice],
+    s: usize,
+    mem: &GuestMemoryMmap,
+    head: u16,
+    len: u32,
+) -> Step {
+    devs[s].virtio.tx_chains += 1;
+    devs[s].used_pending[TX] = true;
+    match devs[s].regs.queues[TX].add_used(mem, head, len) {
+        Ok(()) => Step::Next,
+        Err(e) => {
+            devs[s].needs_reset("tx", format!("adding to the used ring: {e}"));
+            Step::Stop
+        }
+    }
+}
+
+/// Reads the message of tx chain `chain` of VM `s` and copies it into an rx buffer of its
+/// destination.
+fn deliver(
+    devs: &mut [VirtioDevice],
+    s: usize,
+    mem: &GuestMemoryMmap,
+    chain: DescriptorChain<&GuestMemoryMmap>,
+    fault: Option<Fault>,
+) -> Delivery {
+    let fail = |st: TxStatus, detail: String| Delivery::Failed(st, detail);
+    let mut reader = match Reader::<()>::new(mem, chain) {
+        Ok(r) => r,
+        Err(e) => {
+            return fail(
+                TxStatus::BadChain,
+                format!("a readable descriptor is outside guest memory: {e}"),
+            )
+        }
+    };
+    let mut hb = [0u8; HEADER_SIZE as usize];
+    if reader.available_bytes() < hb.len() || reader.read_exact(&mut hb).is_err() {
+        return fail(
+            TxStatus::BadChain,
+            format!(
+                "{} readable bytes, less than a {HEADER_SIZE}-byte header",
+                reader.available_bytes()
+            ),
+        );
+    }
+    let header = parse_header(&hb);
+    let len = header.len;
+    let after = reader.available_bytes();
+    if len > MAX_PAYLOAD || len as usize > after {
+        return fail(
+            TxStatus::BadLength,
+            format!(
+                "len {len}: above {MAX_PAYLOAD} or the {after} readable bytes after the header"
+            ),
+        );
+    }
+    let d = header.dst as usize;
+    if d >= devs.len() || d == s {
+        return fail(
+            TxStatus::BadDestination,
+            format!("dst {d} is not another VM of the run"),
+        );
+    }
+    if !devs[d].regs.running() || !devs[d].regs.queues[RX].ready() {
+        return fail(
+            TxStatus::DestinationDown,
+            format!("VM {d}'s device is not running or its rx queue not ready"),
+        );
+    }
+    let dram = devs[d].ram.clone();
+    let dmem = dram.mem();
+    loop {
+        let popped = match devs[d].regs.queues[RX].iter(dmem) {
+            Ok(mut it) => it.next(),
+            Err(e) => {
+                devs[d].needs_reset("rx", format!("available ring: {e}"));
+                return fail(
+                    TxStatus::DestinationDown,
+                    format!("VM {d}'s rx queue broke"),
+                );
+            }
+        };
+        let Some(rx) = popped else {
+            // No buffer: hold the chain back until the receiver adds one.
+            devs[s].regs.queues[TX].go_to_previous_position();
+            return match devs[d].regs.queues[RX].enable_notification(dmem) {
+                Ok(false) => {
+                    devs[s].blocked_on = Some(d as u32);
+                    Delivery::Held
+                }
+                Ok(true) => Delivery::Retry,
+                Err(e) => {
+                    devs[d].needs_reset("rx", format!("writing the used ring: {e}"));
+                    Delivery::Retry
+                }
+            };
+        };
+        let rhead = rx.head_index();
+        let writer = match shape(&rx) {
+            Shape::Broken(why) => {
+                devs[d].needs_reset("rx", format!("chain at descriptor {rhead}: {why}"));
+                return fail(
+                    TxStatus::DestinationDown,
+                    format!("VM {d}'s rx queue broke"),
+                );
+            }
+            Shape::Ok { readable: 0 } => Writer::<()>::new(dmem, rx)
+                .map_err(|e| format!("a descriptor is outside guest memory: {e}")),
+            _ => Err("an rx chain must be device-writable only".to_string()),
+        };
+        let mut writer = match writer {
+            Ok(w) => w,
+            Err(why) => {
+                // The receiver's mistake: consume its buffer with nothing written, try the next.
+                devs[d].guest_error(
+                    "rx",
+                    None,
+                    TxStatus::BadChain.name(),
+                    format!("chain at descriptor {rhead}: {why}"),
+                );
+                if !discard_rx(&mut devs[d], dmem, rhead) {
+                    return fail(
+                        TxStatus::DestinationDown,
+                        format!("VM {d}'s rx queue broke"),
+                    );
+                }
+                continue;
+            }
+        };
+        let total = HEADER_SIZE + len;
+        if writer.available_bytes() < total as usize {
+            devs[d].regs.queues[RX].go_to_previous_position();
+            return fail(
+                TxStatus::TooBig,
+                format!(
+                    "VM {d}'s rx buffer holds {} bytes, the message {total}",
+                    writer.available_bytes()
+                ),
+            );
+        }
+        let started = Instant::now();
+        let out = DgramHeader {
+            src: s as u32,
+            ..header
+        };
+        let copied = writer
+            .write_all(&header_bytes(&out))
+            .and_then(|()| std::io::copy(&mut (&mut reader).take(u64::from(len)), &mut writer));
+        let move_ns = started.elapsed().as_nanos() as u64;
+        if let Err(e) = copied {
+            discard_rx(&mut devs[d], dmem, rhead);
+            return fail(
+                TxStatus::BadChain,
+                format!("copying the message failed: {e}"),
+            );
+        }
+        publish_rx(&mut devs[d], dmem, rhead, total, fault);
+        let c = &mut devs[s].counters;
+        c.sent += 1;
+        c.bytes_copied += u64::from(len);
+        c.move_ns += move_ns;
+        return Delivery::Sent;
+    }
+}
+
+/// Puts rx chain `head` of device `dev` in its used ring with nothing written; false if
+/// the queue broke.
+fn discard_rx(dev: &mut VirtioDevice, mem: &GuestMemoryMmap, head: u16) -> bool {
+    dev.used_pending[RX] = true;
+    match dev.regs.queues[RX].add_used(mem, head, 0) {
+        Ok(()) => true,
+        Err(e) => {
+            dev.needs_reset("rx", format!("adding to the used ring: {e}"));
+            false
+        }
+    }
+}
+
+/// Puts filled rx chain `head` of device `dev` in its used ring (unless the
+/// `drop-used-update` fault loses it).
+fn publish_rx(
+    dev: &mut VirtioDevice,
+    mem: &GuestMemoryMmap,
+    head: u16,
+    len: u32,
+    fault: Option<Fault>,
+) {
+    let nth = dev.virtio.rx_chains;
+    dev.virtio.rx_chains += 1;
+    dev.counters.received += 1;
+    if fault == Some(Fault::DropUsedUpdate) && nth % DROP_EVERY == DROP_EVERY - 1 {
+        return;
+    }
+    dev.used_pending[RX] = true;
+    if let Err(e) = dev.regs.queues[RX].add_used(mem, head, len) {
+        dev.needs_reset("rx", format!("adding to the used ring: {e}"));
+    }
+}

@@ -1,0 +1,600 @@
+//! Hermetic tests of the register state machine and the relay: real guest memory, queues
+//! driven by virtio-queue's `MockSplitQueue` (the driver's side), no KVM.
+
+use std::sync::Arc;
+
+use pageflip_abi::virtio::*;
+use pageflip_interface::NotifyMode;
+use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
+use virtio_queue::mock::MockSplitQueue;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+use super::VirtioHub;
+use crate::ipc::Fault;
+use crate::memory::GuestRam;
+
+const MEM: u64 = 8 << 20;
+const QSIZE: u16 = 16;
+const RXQ_GPA: u64 = 0x1_0000;
+const TXQ_GPA: u64 = 0x2_0000;
+const BUF: u64 = 0x10_0000;
+
+struct Run {
+    hub: VirtioHub,
+    rams: Vec<Arc<GuestRam>>,
+}
+
+impl Run {
+    fn new(n: usize, fault: Option<Fault>) -> Run {
+        let rams: Vec<_> = (0..n)
+            .map(|i| Arc::new(GuestRam::new(&format!("t{i}"), MEM).unwrap()))
+            .collect();
+        let vms = rams
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("vm{i}"), r.clone()))
+            .collect();
+        Run {
+            hub: VirtioHub::new(vms, NotifyMode::Userspace, fault),
+            rams,
+        }
+    }
+
+    fn mem(&self, vm: usize) -> &GuestMemoryMmap {
+        self.rams[vm].mem()
+    }
+
+    fn w(&self, vm: usize, reg: u64, v: u32) {
+        self.hub.mmio_write(vm, reg, &v.to_le_bytes());
+    }
+
+    fn r(&self, vm: usize, reg: u64) -> u32 {
+        let mut b = [0u8; 4];
+        self.hub.mmio_read(vm, reg, &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    fn errors(&self, vm: usize) -> Vec<(String, String)> {
+        self.hub
+            .take_guest_errors(vm)
+            .into_iter()
+            .map(|e| (e.register, e.status))
+            .collect()
+    }
+
+    /// ACKNOWLEDGE, DRIVER, features, FEATURES_OK; returns the status read back.
+    fn negotiate(&self, vm: usize, features: u64) -> u32 {
+        self.w(vm, REG_STATUS, STATUS_ACKNOWLEDGE);
+        self.w(vm, REG_STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+        for sel in 0..2 {
+            self.w(vm, REG_DRIVER_FEATURES_SEL, sel);
+            self.w(vm, REG_DRIVER_FEATURES, (features >> (32 * sel)) as u32);
+        }
+        self.w(
+            vm,
+            REG_STATUS,
+            STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK,
+        );
+        self.r(vm, REG_STATUS)
+    }
+
+    fn setup_queue(&self, vm: usize, q: u32, mock: &MockSplitQueue<GuestMemoryMmap>) {
+        self.w(vm, REG_QUEUE_SEL, q);
+        self.w(vm, REG_QUEUE_NUM, u32::from(QSIZE));
+        for (lo, a) in [
+            (REG_QUEUE_DESC_LOW, mock.desc_table_addr()),
+            (REG_QUEUE_DRIVER_LOW, mock.avail_addr()),
+            (REG_QUEUE_DEVICE_LOW, mock.used_addr()),
+        ] {
+            self.w(vm, lo, a.0 as u32);
+            self.w(vm, lo + 4, (a.0 >> 32) as u32);
+        }
+        self.w(vm, REG_QUEUE_READY, 1);
+    }
+
+    /// A device fully up with `features`, its queues at RXQ_GPA / TXQ_GPA.
+    fn up(&self, vm: usize, features: u64) -> (Driver<'_>, Driver<'_>) {
+        assert_ne!(self.negotiate(vm, features) & STATUS_FEATURES_OK, 0);
+        let rx = Driver::new(self.mem(vm), RXQ_GPA);
+        let tx = Driver::new(self.mem(vm), TXQ_GPA);
+        self.setup_queue(vm, RX_QUEUE, &rx.q);
+        self.setup_queue(vm, TX_QUEUE, &tx.q);
+        self.w(
+            vm,
+            REG_STATUS,
+            STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK,
+        );
+        assert_eq!(self.r(vm, REG_STATUS) & STATUS_DRIVER_OK, STATUS_DRIVER_OK);
+        (rx, tx)
+    }
+
+    fn report(&self, vm: usize) -> pageflip_interface::VirtioVmReport {
+        self.hub.report("virtio-userspace".into()).vms[vm]
+            .virtio
+            .clone()
+            .unwrap()
+    }
+}
+
+/// The driver's side of one queue.
+struct Driver<'a> {
+    q: MockSplitQueue<'a, GuestMemoryMmap>,
+    mem: &'a GuestMemoryMmap,
+    next_desc: u16,
+}
+
+impl<'a> Driver<'a> {
+    fn new(mem: &'a GuestMemoryMmap, at: u64) -> Driver<'a> {
+        Driver {
+            q: MockSplitQueue::create(mem, GuestAddress(at), QSIZE),
+            mem,
+            next_desc: 0,
+        }
+    }
+
+    /// Adds a chain of `(gpa, len, device-writable)` buffers; returns its head.
+    fn add(&mut self, parts: &[(u64, u32, bool)]) -> u16 {
+        let head = self.next_desc;
+        let descs: Vec<RawDescriptor> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, &(addr, len, write))| {
+                let last = i + 1 == parts.len();
+                let flags = if write { VIRTQ_DESC_F_WRITE } else { 0 }
+                    | if last { 0 } else { VIRTQ_DESC_F_NEXT };
+                let next = (head + i as u16 + 1) % QSIZE;
+                RawDescriptor::from(SplitDescriptor::new(addr, len, flags, next))
+            })
+            .collect();
+        for (i, d) in descs.into_iter().enumerate() {
+            self.q
+                .desc_table()
+                .store((head + i as u16) % QSIZE, d)
+                .unwrap();
+        }
+        // The mock's own helper does not wrap the available ring: publish by hand.
+        let idx = self.avail_idx();
+        let avail = self.q.avail_addr().0;
+        let slot = GuestAddress(avail + 4 + 2 * u64::from(idx % QSIZE));
+        self.mem.write_obj(head, slot).unwrap();
+        self.mem
+            .write_obj(idx.wrapping_add(1), GuestAddress(avail + 2))
+            .unwrap();
+        self.next_desc = (head + parts.len() as u16) % QSIZE;
+        head
+    }
+
+    fn used_idx(&self) -> u16 {
+        self.mem
+            .read_obj(self.q.used_addr().unchecked_add_checked(2))
+            .unwrap()
+    }
+
+    /// The used element `i`: (id, len).
+    fn used(&self, i: u16) -> (u32, u32) {
+        let at = self.q.used_addr().0 + 4 + 8 * u64::from(i % QSIZE);
+        (
+            self.mem.read_obj(GuestAddress(at)).unwrap(),
+            self.mem.read_obj(GuestAddress(at + 4)).unwrap(),
+        )
+    }
+
+    fn avail_idx(&self) -> u16 {
+        self.mem
+            .read_obj(self.q.avail_addr().unchecked_add_checked(2))
+            .unwrap()
+    }
+
+    /// `avail_event`, after the used ring's elements.
+    fn avail_event(&self) -> u16 {
+        let at = self.q.used_addr().0 + 4 + 8 * u64::from(QSIZE);
+        self.mem.read_obj(GuestAddress(at)).unwrap()
+    }
+}
+
+trait AddChecked {
+    fn unchecked_add_checked(self, n: u64) -> GuestAddress;
+}
+
+impl AddChecked for GuestAddress {
+    fn unchecked_add_checked(self, n: u64) -> GuestAddress {
+        GuestAddress(self.0 + n)
+    }
+}
+
+fn header(seq: u64, src: u32, dst: u32, len: u32) -> Vec<u8> {
+    [
+        &seq.to_le_bytes()[..],
+        &src.to_le_bytes(),
+        &dst.to_le_bytes(),
+        &len.to_le_bytes(),
+        &0u32.to_le_bytes(),
+    ]
+    .concat()
+}
+
+/// Writes a message into VM memory at `BUF + slot * 0x1_0000` and queues a tx chain for it
+/// (header and payload in two descriptors, then a 4-byte status). Returns the status GPA.
+fn send(mem: &GuestMemoryMmap, tx: &mut Driver, slot: u64, dst: u32, payload: &[u8]) -> u64 {
+    let at = BUF + slot * 0x1_0000;
+    let h = header(slot, 7, dst, payload.len() as u32);
+    mem.write_slice(&h, GuestAddress(at)).unwrap();
+    mem.write_slice(payload, GuestAddress(at + 0x100)).unwrap();
+    let status = at + 0x8000;
+    mem.write_obj(0xffff_ffffu32, GuestAddress(status)).unwrap();
+    tx.add(&[
+        (at, HEADER_SIZE, false),
+        (at + 0x100, payload.len() as u32, false),
+        (status, 4, true),
+    ]);
+    status
+}
+
+fn status_at(mem: &GuestMemoryMmap, gpa: u64) -> u32 {
+    mem.read_obj(GuestAddress(gpa)).unwrap()
+}
+
+const FEATURES: u64 = F_VERSION_1 | F_EVENT_IDX;
+const RXBUF: u64 = 0x40_0000;
+
+#[test]
+fn identity_features_and_config() {
+    let t = Run::new(3, None);
+    assert_eq!(t.r(1, REG_MAGIC_VALUE), MAGIC);
+    assert_eq!(t.r(1, REG_VERSION), 2);
+    assert_eq!(t.r(1, REG_DEVICE_ID), DEVICE_ID);
+    assert_eq!(t.r(1, REG_VENDOR_ID), VENDOR_ID);
+    t.w(1, REG_DEVICE_FEATURES_SEL, 0);
+    assert_eq!(t.r(1, REG_DEVICE_FEATURES), DEVICE_FEATURES as u32);
+    t.w(1, REG_DEVICE_FEATURES_SEL, 1);
+    assert_eq!(t.r(1, REG_DEVICE_FEATURES), (DEVICE_FEATURES >> 32) as u32);
+    assert_eq!(t.r(1, REG_CONFIG), 1, "vm_id");
+    assert_eq!(t.r(1, REG_CONFIG + 4), 3, "num_vms");
+    assert_eq!(t.r(1, REG_CONFIG + 8), MAX_PAYLOAD);
+    let mut b = [0u8; 2];
+    t.hub.mmio_read(1, REG_CONFIG + 4, &mut b);
+    assert_eq!(u16::from_le_bytes(b), 3, "2-byte config read");
+    let mut b = [0u8; 1];
+    t.hub.mmio_read(1, REG_CONFIG, &mut b);
+    assert_eq!(b[0], 1, "1-byte config read");
+    assert!(t.errors(1).is_empty());
+    // A 2-byte access to a register is refused.
+    t.hub.mmio_read(1, REG_MAGIC_VALUE, &mut [0u8; 2]);
+    t.hub.mmio_write(1, REG_STATUS, &[1u8]);
+    assert_eq!(t.r(1, REG_STATUS), 0);
+    assert_eq!(
+        t.errors(1),
+        vec![
+            ("virtio:MagicValue".into(), "refused".into()),
+            ("virtio:Status".into(), "refused".into())
+        ]
+    );
+}
+
+#[test]
+fn unoffered_features_are_refused() {
+    let t = Run::new(2, None);
+    let s = t.negotiate(0, F_VERSION_1 | 1);
+    assert_eq!(s & STATUS_FEATURES_OK, 0, "FEATURES_OK stays clear");
+    assert_eq!(s, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+    let s = t.negotiate(1, F_EVENT_IDX);
+    assert_eq!(s & STATUS_FEATURES_OK, 0, "VERSION_1 is required");
+    assert_eq!(
+        t.errors(0),
+        vec![("virtio:Status".into(), "refused".into())]
+    );
+    // After a reset, a good set is accepted.
+    t.w(0, REG_STATUS, 0);
+    assert_eq!(t.r(0, REG_STATUS), 0);
+    assert_ne!(t.negotiate(0, FEATURES) & STATUS_FEATURES_OK, 0);
+    let rep = t.report(0);
+    assert_eq!(rep.features, Some(FEATURES));
+    assert!(rep.event_idx);
+    assert_eq!(rep.resets, 1);
+}
+
+#[test]
+fn accept_unoffered_features_fault_accepts_them() {
+    let t = Run::new(1, Some(Fault::AcceptUnofferedFeatures));
+    assert_ne!(t.negotiate(0, 1) & STATUS_FEATURES_OK, 0);
+}
+
+#[test]
+fn queue_registers_follow_the_state_machine() {
+    let t = Run::new(1, None);
+    t.w(0, REG_QUEUE_SEL, 0);
+    t.w(0, REG_QUEUE_NUM, 8); // before FEATURES_OK
+    assert_eq!(
+        t.errors(0),
+        vec![("virtio:QueueNum".into(), "refused".into())]
+    );
+    t.negotiate(0, FEATURES);
+    assert_eq!(t.r(0, REG_QUEUE_NUM_MAX), QUEUE_NUM_MAX);
+    t.w(0, REG_QUEUE_NUM, 3);
+    t.w(0, REG_QUEUE_NUM, 512);
+    t.w(0, REG_QUEUE_DESC_LOW, 0x1008); // misaligned
+                                        // Rings outside guest memory: QueueReady stays 0.
+    t.w(0, REG_QUEUE_DESC_LOW, 0);
+    t.w(0, REG_QUEUE_DESC_HIGH, 1);
+    t.w(0, REG_QUEUE_READY, 1);
+    assert_eq!(t.r(0, REG_QUEUE_READY), 0);
+    let e = t.errors(0);
+    assert_eq!(e.len(), 4, "{e:?}");
+    assert_eq!(e[3].0, "virtio:QueueReady");
+    // Queue 2 does not exist.
+    t.w(0, REG_QUEUE_SEL, 2);
+    assert_eq!(t.r(0, REG_QUEUE_NUM_MAX), 0);
+    t.w(0, REG_QUEUE_NUM, 8);
+    // DRIVER_OK before FEATURES_OK is out of order (on a fresh device).
+    t.w(0, REG_STATUS, 0);
+    t.w(
+        0,
+        REG_STATUS,
+        STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_DRIVER_OK,
+    );
+    assert_eq!(t.r(0, REG_STATUS), 0);
+    // Notify of a queue that is not ready.
+    t.w(0, REG_QUEUE_NOTIFY, 1);
+    let e = t.errors(0);
+    assert_eq!(e.len(), 3, "{e:?}");
+    assert_eq!(e[2].0, "virtio:QueueNotify");
+}
+
+#[test]
+fn a_message_is_relayed_and_src_cannot_be_spoofed() {
+    let t = Run::new(2, None);
+    let (_rx0, mut tx0) = t.up(0, FEATURES);
+    let (mut rx1, _tx1) = t.up(1, FEATURES);
+    rx1.add(&[(RXBUF, 16, true), (RXBUF + 16, 4096, true)]);
+    t.w(1, REG_QUEUE_NOTIFY, RX_QUEUE);
+    let payload: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+    let status = send(t.mem(0), &mut tx0, 0, 1, &payload);
+    t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+    assert_eq!(status_at(t.mem(0), status), TxStatus::Ok as u32);
+    assert_eq!(tx0.used_idx(), 1);
+    assert_eq!(tx0.used(0), (0, 4));
+    assert_eq!(rx1.used_idx(), 1);
+    assert_eq!(rx1.used(0), (0, HEADER_SIZE + 1000));
+    let mut got = vec![0u8; 24 + 1000];
+    t.mem(1)
+        .read_slice(&mut got[..16], GuestAddress(RXBUF))
+        .unwrap();
+    t.mem(1)
+        .read_slice(&mut got[16..], GuestAddress(RXBUF + 16))
+        .unwrap();
+    assert_eq!(
+        &got[..24],
+        &header(0, 0, 1, 1000)[..],
+        "src set by the device"
+    );
+    assert_eq!(&got[24..], &payload[..]);
+    let rep = t.hub.report("virtio-userspace".into());
+    assert_eq!((rep.vms[0].sent, rep.vms[1].received), (1, 1));
+    assert_eq!(rep.vms[0].bytes_copied, 1000);
+    let v0 = rep.vms[0].virtio.clone().unwrap();
+    assert_eq!((v0.tx_chains, v0.tx_notifications), (1, 1));
+    assert_eq!(rep.vms[1].virtio.clone().unwrap().rx_chains, 1);
+    assert!(v0.tx_errors.is_empty());
+    assert!(t.errors(0).is_empty() && t.errors(1).is_empty());
+}
+
+#[test]
+fn without_rx_buffers_the_sender_is_held_back_then_delivered() {
+    let t = Run::new(2, None);
+    let (_rx0, mut tx0) = t.up(0, FEATURES);
+    let (mut rx1, _tx1) = t.up(1, FEATURES);
+    let status = send(t.mem(0), &mut tx0, 0, 1, b"hello");
+    t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+    assert_eq!(tx0.used_idx(), 0, "held back");
+    assert_eq!(status_at(t.mem(0), status), 0xffff_ffff);
+    // The device asked VM 1 to notify its next rx buffer.
+    assert!(need_event(
+        rx1.avail_event(),
+        rx1.avail_idx() + 1,
+        rx1.avail_idx()
+    ));
+    rx1.add(&[(RXBUF, 4096, true)]);
+    t.w(1, REG_QUEUE_NOTIFY, RX_QUEUE);
+    assert_eq!(tx0.used_idx(), 1);
+    assert_eq!(status_at(t.mem(0), status), TxStatus::Ok as u32);
+    assert_eq!(rx1.used(0), (0, HEADER_SIZE + 5));
+}
+
+#[test]
+fn bad_destination_and_length_are_reported_to_the_sender() {
+    let t = Run::new(2, None);
+    let (_rx0, mut tx0) = t.up(0, FEATURES);
+    let (mut rx1, _tx1) = t.up(1, FEATURES);
+    rx1.add(&[(RXBUF, 4096, true)]);
+    let to_self = send(t.mem(0), &mut tx0, 0, 0, b"x");
+    let to_nobody = send(t.mem(0), &mut tx0, 1, 9, b"x");
+    // len larger than what the chain holds.
+    let at = BUF + 2 * 0x1_0000;
+    t.mem(0)
+        .write_slice(&header(2, 0, 1, 100), GuestAddress(at))
+        .unwrap();
+    tx0.add(&[(at, HEADER_SIZE + 10, false), (at + 0x8000, 4, true)]);
+    let too_long = send(
+        t.mem(0),
+        &mut tx0,
+        3,
+        1,
+        &vec![0u8; MAX_PAYLOAD as usize + 1],
+    );
+    t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+    assert_eq!(
+        status_at(t.mem(0), to_self),
+        TxStatus::BadDestination as u32
+    );
+    assert_eq!(
+        status_at(t.mem(0), to_nobody),
+        TxStatus::BadDestination as u32
+    );
+    assert_eq!(status_at(t.mem(0), at + 0x8000), TxStatus::BadLength as u32);
+    assert_eq!(status_at(t.mem(0), too_long), TxStatus::BadLength as u32);
+    assert_eq!(tx0.used_idx(), 4);
+    assert_eq!(rx1.used_idx(), 0, "nothing delivered");
+    let rep = t.report(0);
+    assert_eq!(rep.tx_errors["bad-destination"], 2);
+    assert_eq!(rep.tx_errors["bad-length"], 2);
+    let e = t.errors(0);
+    assert_eq!(e.len(), 4);
+    assert_eq!(e[0], ("virtio:tx".into(), "bad-destination".into()));
+}
+
+#[test]
+fn descriptors_outside_memory_complete_with_bad_chain() {
+    let t = Run::new(2, None);
+    let (_rx0, mut tx0) = t.up(0, FEATURES);
+    let (_rx1, _tx1) = t.up(1, FEATURES);
+    let status = BUF + 0x8000;
+    tx0.add(&[(MEM - 8, 64, false), (status, 4, true)]);
+    tx0.add(&[(u64::MAX - 8, 64, false), (status + 4, 4, true)]);
+    // No writable status inside memory: dropped with used length 0.
+    tx0.add(&[(BUF, 64, false), (MEM + 0x1000, 4, true)]);
+    t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+    assert_eq!(status_at(t.mem(0), status), TxStatus::BadChain as u32);
+    assert_eq!(status_at(t.mem(0), status + 4), TxStatus::BadChain as u32);
+    assert_eq!(tx0.used_idx(), 3);
+    assert_eq!(tx0.used(2).1, 0);
+    let rep = t.report(0);
+    assert_eq!(
+        (rep.tx_errors["bad-chain"], rep.tx_errors["dropped"]),
+        (2, 1)
+    );
+    assert_eq!(t.errors(0).len(), 3);
+}
+
+#[test]
+fn a_looping_chain_needs_reset() {
+    let t = Run::new(2, None);
+    let (_rx0, tx0) = t.up(0, FEATURES);
+    let (_rx1, _tx1) = t.up(1, FEATURES);
+    // Two descriptors pointing at each other.
+    let d = |next| RawDescriptor::from(SplitDescriptor::new(BUF, 8, VIRTQ_DESC_F_NEXT, next));
+    tx0.q.add_desc_chains(&[d(1), d(0)], 0).unwrap();
+    t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+    let s = t.r(0, REG_STATUS);
+    assert_ne!(s & STATUS_DEVICE_NEEDS_RESET, 0);
+    assert_eq!(tx0.used_idx(), 0);
+    assert_eq!(t.report(0).needs_reset, 1);
+    assert_eq!(
+        t.errors(0),
+        vec![("virtio:tx".into(), "needs-reset".into())]
+    );
+    // Further notifications are ignored quietly; a reset brings the device back.
+    t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+    assert!(t.errors(0).is_empty());
+    t.w(0, REG_STATUS, 0);
+    assert_eq!(t.r(0, REG_STATUS), 0);
+}
+
+#[test]
+fn event_idx_asks_for_exactly_one_notification() {
+    let t = Run::new(2, None);
+    let (_rx0, mut tx0) = t.up(0, FEATURES);
+    let (mut rx1, _tx1) = t.up(1, FEATURES);
+    for i in 0..3 {
+        rx1.add(&[(RXBUF + i * 0x1000, 4096, true)]);
+    }
+    send(t.mem(0), &mut tx0, 0, 1, b"a");
+    send(t.mem(0), &mut tx0, 1, 1, b"b");
+    t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+    assert_eq!(tx0.used_idx(), 2);
+    let old = tx0.avail_idx();
+    assert_eq!(tx0.avail_event(), old, "avail_event = next_avail");
+    // One more buffer needs a notification, the one after it does not.
+    assert!(need_event(tx0.avail_event(), old + 1, old));
+    assert!(!need_event(tx0.avail_event(), old + 2, old + 1));
+}
+
+#[test]
+fn abi_constants_match_virtio_bindings() {
+    use virtio_bindings::virtio_config as c;
+    use virtio_bindings::virtio_mmio as m;
+    use virtio_bindings::virtio_ring as r;
+    let regs = [
+        (REG_MAGIC_VALUE, m::VIRTIO_MMIO_MAGIC_VALUE),
+        (REG_VERSION, m::VIRTIO_MMIO_VERSION),
+        (REG_DEVICE_ID, m::VIRTIO_MMIO_DEVICE_ID),
+        (REG_VENDOR_ID, m::VIRTIO_MMIO_VENDOR_ID),
+        (REG_DEVICE_FEATURES, m::VIRTIO_MMIO_DEVICE_FEATURES),
+        (REG_DEVICE_FEATURES_SEL, m::VIRTIO_MMIO_DEVICE_FEATURES_SEL),
+        (REG_DRIVER_FEATURES, m::VIRTIO_MMIO_DRIVER_FEATURES),
+        (REG_DRIVER_FEATURES_SEL, m::VIRTIO_MMIO_DRIVER_FEATURES_SEL),
+        (REG_QUEUE_SEL, m::VIRTIO_MMIO_QUEUE_SEL),
+        (REG_QUEUE_NUM_MAX, m::VIRTIO_MMIO_QUEUE_NUM_MAX),
+        (REG_QUEUE_NUM, m::VIRTIO_MMIO_QUEUE_NUM),
+        (REG_QUEUE_READY, m::VIRTIO_MMIO_QUEUE_READY),
+        (REG_QUEUE_NOTIFY, m::VIRTIO_MMIO_QUEUE_NOTIFY),
+        (REG_INTERRUPT_STATUS, m::VIRTIO_MMIO_INTERRUPT_STATUS),
+        (REG_INTERRUPT_ACK, m::VIRTIO_MMIO_INTERRUPT_ACK),
+        (REG_STATUS, m::VIRTIO_MMIO_STATUS),
+        (REG_QUEUE_DESC_LOW, m::VIRTIO_MMIO_QUEUE_DESC_LOW),
+        (REG_QUEUE_DESC_HIGH, m::VIRTIO_MMIO_QUEUE_DESC_HIGH),
+        (REG_QUEUE_DRIVER_LOW, m::VIRTIO_MMIO_QUEUE_AVAIL_LOW),
+        (REG_QUEUE_DRIVER_HIGH, m::VIRTIO_MMIO_QUEUE_AVAIL_HIGH),
+        (REG_QUEUE_DEVICE_LOW, m::VIRTIO_MMIO_QUEUE_USED_LOW),
+        (REG_QUEUE_DEVICE_HIGH, m::VIRTIO_MMIO_QUEUE_USED_HIGH),
+        (REG_CONFIG_GENERATION, m::VIRTIO_MMIO_CONFIG_GENERATION),
+        (REG_CONFIG, m::VIRTIO_MMIO_CONFIG),
+    ];
+    for (ours, theirs) in regs {
+        assert_eq!(ours, u64::from(theirs), "register {ours:#x}");
+    }
+    assert_eq!(MAGIC, u32::from_le_bytes(*b"virt"));
+    let status = [
+        (STATUS_ACKNOWLEDGE, c::VIRTIO_CONFIG_S_ACKNOWLEDGE),
+        (STATUS_DRIVER, c::VIRTIO_CONFIG_S_DRIVER),
+        (STATUS_DRIVER_OK, c::VIRTIO_CONFIG_S_DRIVER_OK),
+        (STATUS_FEATURES_OK, c::VIRTIO_CONFIG_S_FEATURES_OK),
+        (STATUS_DEVICE_NEEDS_RESET, c::VIRTIO_CONFIG_S_NEEDS_RESET),
+        (STATUS_FAILED, c::VIRTIO_CONFIG_S_FAILED),
+    ];
+    for (ours, theirs) in status {
+        assert_eq!(ours, theirs);
+    }
+    assert_eq!(F_VERSION_1, 1 << c::VIRTIO_F_VERSION_1);
+    assert_eq!(F_EVENT_IDX, 1 << r::VIRTIO_RING_F_EVENT_IDX);
+    assert_eq!(u32::from(VIRTQ_DESC_F_NEXT), r::VRING_DESC_F_NEXT);
+    assert_eq!(u32::from(VIRTQ_DESC_F_WRITE), r::VRING_DESC_F_WRITE);
+    assert_eq!(
+        u32::from(VIRTQ_AVAIL_F_NO_INTERRUPT),
+        r::VRING_AVAIL_F_NO_INTERRUPT
+    );
+    assert_eq!(u32::from(VIRTQ_USED_F_NO_NOTIFY), r::VRING_USED_F_NO_NOTIFY);
+}
+
+#[test]
+fn drop_used_update_fault_loses_the_1000th_message() {
+    for (fault, lost) in [(None, 0), (Some(Fault::DropUsedUpdate), 1)] {
+        let t = Run::new(2, fault);
+        let (_rx0, mut tx0) = t.up(0, FEATURES);
+        let (mut rx1, _tx1) = t.up(1, FEATURES);
+        for i in 0..1000u64 {
+            rx1.add(&[(RXBUF + (i % 16) * 0x1000, 4096, true)]);
+            t.w(1, REG_QUEUE_NOTIFY, RX_QUEUE);
+            send(t.mem(0), &mut tx0, i % 16, 1, b"m");
+            t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+        }
+        assert_eq!(tx0.used_idx(), 1000, "every send completed ok");
+        assert_eq!(rx1.used_idx(), 1000 - lost);
+    }
+}
+
+#[test]
+fn ignore_event_idx_fault_keeps_tx_notifications_on() {
+    // Without EVENT_IDX: a held-back sender normally has tx notifications off (NO_NOTIFY).
+    for (fault, flags) in [
+        (None, VIRTQ_USED_F_NO_NOTIFY),
+        (Some(Fault::IgnoreEventIdx), 0),
+    ] {
+        let t = Run::new(2, fault);
+        let (_rx0, mut tx0) = t.up(0, F_VERSION_1);
+        let (_rx1, _tx1) = t.up(1, F_VERSION_1);
+        send(t.mem(0), &mut tx0, 0, 1, b"m");
+        t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+        let used_flags: u16 = t.mem(0).read_obj(tx0.q.used_addr()).unwrap();
+        assert_eq!(used_flags, flags, "{fault:?}");
+    }
+}
