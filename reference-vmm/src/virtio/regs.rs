@@ -152,6 +152,9 @@ pub struct Regs {
     accept_unoffered: bool,
     /// The features of the last accepted FEATURES_OK, kept across resets.
     pub accepted_features: Option<u64>,
+    /// Per queue: a configuration write was refused since the queue was last reset, so it
+    /// may not become ready (the driver's configuration is not what it wrote).
+    config_refused: [bool; NUM_QUEUES as usize],
 }
 
 fn new_queue() -> Queue {
@@ -180,6 +183,7 @@ impl Regs {
             config,
             accept_unoffered,
             accepted_features: None,
+            config_refused: [false; NUM_QUEUES as usize],
         }
     }
 
@@ -401,6 +405,24 @@ impl Regs {
         if !setup || q.ready() {
             return Err(AccessError::QueueState);
         }
+        let refused = &mut self.config_refused[sel as usize];
+        let result = Self::configure(q, offset, value, mem, *refused, sel);
+        if result.is_err() && offset != REG_QUEUE_READY {
+            *refused = true;
+        }
+        result
+    }
+
+    /// Applies one configuration write to queue `q` (`sel`); `refused`: an earlier one was
+    /// refused, so QueueReady = 1 is too.
+    fn configure(
+        q: &mut Queue,
+        offset: u64,
+        value: u32,
+        mem: &GuestMemoryMmap,
+        refused: bool,
+        sel: u32,
+    ) -> Result<(), AccessError> {
         let align =
             |r: Result<(), virtio_queue::Error>, a: u64| r.map_err(|_| AccessError::Align(a));
         match offset {
@@ -408,6 +430,9 @@ impl Regs {
                 let size = u16::try_from(value).map_err(|_| AccessError::QueueNum(value))?;
                 q.try_set_size(size)
                     .map_err(|_| AccessError::QueueNum(value))?;
+            }
+            REG_QUEUE_READY if value == 1 && refused => {
+                return Err(AccessError::QueueInvalid(sel));
             }
             REG_QUEUE_READY if value == 1 => {
                 q.set_ready(true);

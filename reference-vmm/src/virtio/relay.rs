@@ -106,6 +106,12 @@ enum Step {
 /// Processes VM `s`'s tx queue with the standard notification-suppression loop: disable
 /// notifications, process every chain, re-enable, and go on if more arrived meanwhile.
 pub fn process_tx(devs: &mut [VirtioDevice], s: usize, fault: Option<Fault>) {
+    process_tx_with(devs, s, fault, true)
+}
+
+/// Processes VM `s`'s tx queue; with `rearm` false it leaves notifications off at the end
+/// (the ioeventfd backend's busy-poll window: it looks at the ring again itself).
+pub fn process_tx_with(devs: &mut [VirtioDevice], s: usize, fault: Option<Fault>, rearm: bool) {
     let ram = devs[s].ram.clone();
     let mem = ram.mem();
     let eager = fault == Some(Fault::IgnoreEventIdx);
@@ -130,6 +136,9 @@ pub fn process_tx(devs: &mut [VirtioDevice], s: usize, fault: Option<Fault>) {
                 Step::Stop => return,
             }
         }
+        if !rearm && !eager {
+            return;
+        }
         match devs[s].regs.queues[TX].enable_notification(mem) {
             Ok(true) => continue,
             Ok(false) => return,
@@ -145,6 +154,11 @@ pub fn process_tx(devs: &mut [VirtioDevice], s: usize, fault: Option<Fault>) {
 /// waiting, turns `d`'s rx notifications off again (a sender that finds no buffer turns
 /// them on).
 pub fn rx_added(devs: &mut [VirtioDevice], d: usize, fault: Option<Fault>) {
+    rx_added_with(devs, d, fault, true)
+}
+
+/// [`rx_added`]; with `rearm` false the senders' tx queues are left with notifications off.
+pub fn rx_added_with(devs: &mut [VirtioDevice], d: usize, fault: Option<Fault>, rearm: bool) {
     let waiting: Vec<usize> = (0..devs.len())
         .filter(|&s| devs[s].blocked_on == Some(d as u32))
         .collect();
@@ -159,7 +173,7 @@ pub fn rx_added(devs: &mut [VirtioDevice], d: usize, fault: Option<Fault>) {
     }
     for s in waiting {
         devs[s].blocked_on = None;
-        process_tx(devs, s, fault);
+        process_tx_with(devs, s, fault, rearm);
     }
 }
 

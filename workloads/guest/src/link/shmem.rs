@@ -271,6 +271,13 @@ impl Link for Shmem {
         }
         for &src in &self.srcs[..self.nsrcs] {
             touch(src, self.me, false);
+            // Write `tail` (only this VM writes it) back once, so that the first write in the
+            // measured phase does not fault: the read above mapped the control page
+            // read-only in the host's shadow page tables.
+            let tail = read_tail(src, self.me);
+            // SAFETY: `tail` of a consumer ring of this VM in the shared region, mapped
+            // read-write; only this VM writes it, and it writes the value it holds.
+            unsafe { ptr::write_volatile(addr_of_mut!((*control(src, self.me)).tail), tail) };
         }
     }
 
