@@ -44,10 +44,11 @@ pub struct KillMatrix {
 }
 
 impl KillMatrix {
-    /// Mutants no case killed.
+    /// Mutants no case killed (of those some selected case was run against).
     pub fn survivors(&self) -> Vec<&str> {
         self.rows
             .iter()
+            .filter(|(_, kills)| kills.iter().any(Option::is_some))
             .filter(|(_, kills)| !kills.iter().any(|k| *k == Some(true)))
             .map(|(name, _)| name.as_str())
             .collect()
@@ -91,7 +92,9 @@ impl KillMatrix {
                 let _ = write!(s, "  {c} ");
             }
             let n = kills.iter().filter(|k| **k == Some(true)).count();
-            let verdict = if n == 0 {
+            let verdict = if kills.iter().all(Option::is_none) {
+                "not run (no selected case of its transport)".to_string()
+            } else if n == 0 {
                 "SURVIVED".to_string()
             } else {
                 format!("killed by {n}")
@@ -106,11 +109,15 @@ impl KillMatrix {
             );
         }
         let survivors = self.survivors();
+        let run = self
+            .rows
+            .iter()
+            .filter(|(_, kills)| kills.iter().any(Option::is_some))
+            .count();
         let _ = writeln!(
             s,
-            "{} mutants, {} killed, {} survived{}",
-            self.rows.len(),
-            self.rows.len() - survivors.len(),
+            "{run} mutants, {} killed, {} survived{}",
+            run - survivors.len(),
             survivors.len(),
             if survivors.is_empty() {
                 String::new()
@@ -175,6 +182,18 @@ pub fn run(
                 Ok(Some(failed(c, &mutant)? && !failed_before))
             })
             .collect::<Result<_, DriverError>>()?;
+        if !cases.iter().any(|c| applies(fault, c)) {
+            report(
+                progress,
+                format!(
+                    "[{}/{}] {fault}: not run (no selected case of its transport)",
+                    i + 1,
+                    faults.len()
+                ),
+            );
+            rows.push((fault.to_string(), vec![None; cases.len()]));
+            continue;
+        }
         let killers: Vec<&str> = cases
             .iter()
             .zip(&kills)
@@ -235,6 +254,12 @@ mod tests {
             text.contains("2 mutants, 1 killed, 1 survived: f2"),
             "{text}"
         );
+        let not_run = KillMatrix {
+            rows: vec![("f3".into(), vec![None, None])],
+            ..m.clone()
+        };
+        assert!(not_run.survivors().is_empty());
+        assert!(not_run.render().contains("not run"));
         let clean = KillMatrix {
             rows: vec![("f1".into(), vec![Some(true), None])],
             ..m.clone()

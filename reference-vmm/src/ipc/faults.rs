@@ -32,8 +32,10 @@ pub enum Fault {
     /// The control structure's header page is write-protected: every guest store to it
     /// (each deferred send's head update) exits to the VMM, which emulates it and drains.
     ExitEveryDeferredSend,
-    /// The virtio device never suppresses driver notifications: after every chain it asks
-    /// for the next one (`avail_event = next_avail`), so every buffer added needs a kick.
+    /// The virtio device ignores the negotiated VIRTIO_F_EVENT_IDX: it suppresses and
+    /// re-arms notifications with the used ring's NO_NOTIFY flag, which a driver that
+    /// negotiated EVENT_IDX does not read, and never updates `avail_event` (nor honours
+    /// `used_event`).
     IgnoreEventIdx,
     /// Every 1000th rx chain the virtio device fills is never published in the used ring:
     /// the message is lost (the sender is told Ok).

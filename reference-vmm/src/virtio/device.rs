@@ -9,6 +9,7 @@ use virtio_queue::QueueT;
 
 use super::regs::{AccessError, Regs};
 use crate::guest_errors::GuestErrorLog;
+use crate::ipc::Fault;
 use crate::memory::GuestRam;
 
 /// Guest-error status of a refused register access or notification.
@@ -50,7 +51,7 @@ impl VirtioDevice {
         ram: Arc<GuestRam>,
         num_vms: u32,
         notify: &str,
-        accept_unoffered: bool,
+        fault: Option<Fault>,
     ) -> VirtioDevice {
         let config = DgramConfig {
             vm_id: id,
@@ -62,7 +63,7 @@ impl VirtioDevice {
             id,
             name,
             ram,
-            regs: Regs::new(config, accept_unoffered),
+            regs: Regs::new(config, fault),
             blocked_on: None,
             used_pending: [false; 2],
             counters: TransportVmReport::default(),

@@ -44,13 +44,10 @@ impl VirtioHub {
         fault: Option<Fault>,
     ) -> VirtioHub {
         let n = vms.len() as u32;
-        let accept = fault == Some(Fault::AcceptUnofferedFeatures);
         let devices = vms
             .into_iter()
             .enumerate()
-            .map(|(i, (name, ram))| {
-                VirtioDevice::new(i as u32, name, ram, n, notify.name(), accept)
-            })
+            .map(|(i, (name, ram))| VirtioDevice::new(i as u32, name, ram, n, notify.name(), fault))
             .collect();
         VirtioHub {
             devices: Mutex::new(devices),

@@ -15,6 +15,8 @@ use pageflip_abi::virtio::{
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
+use crate::ipc::Fault;
+
 /// Size of the configuration space ([`DgramConfig`]).
 const CONFIG_SIZE: u64 = std::mem::size_of::<DgramConfig>() as u64;
 
@@ -149,7 +151,8 @@ pub struct Regs {
     /// The rx and tx queues.
     pub queues: [Queue; NUM_QUEUES as usize],
     config: DgramConfig,
-    accept_unoffered: bool,
+    /// The injected fault, if any (`accept-unoffered-features`, `ignore-event-idx`).
+    fault: Option<Fault>,
     /// The features of the last accepted FEATURES_OK, kept across resets.
     pub accepted_features: Option<u64>,
     /// Per queue: a configuration write was refused since the queue was last reset, so it
@@ -170,9 +173,8 @@ fn set_high(v: u64, high: u32) -> u64 {
 }
 
 impl Regs {
-    /// A device in reset state with config `config`; `accept_unoffered` is the
-    /// `accept-unoffered-features` fault.
-    pub fn new(config: DgramConfig, accept_unoffered: bool) -> Regs {
+    /// A device in reset state with config `config` and the injected `fault`, if any.
+    pub fn new(config: DgramConfig, fault: Option<Fault>) -> Regs {
         Regs {
             status: 0,
             device_features_sel: 0,
@@ -181,7 +183,7 @@ impl Regs {
             queue_sel: 0,
             queues: [new_queue(), new_queue()],
             config,
-            accept_unoffered,
+            fault,
             accepted_features: None,
             config_refused: [false; NUM_QUEUES as usize],
         }
@@ -206,7 +208,7 @@ impl Regs {
     /// Resets the device (status 0 written): registers and queues to their initial state.
     pub fn reset(&mut self) {
         let accepted = self.accepted_features;
-        *self = Regs::new(self.config, self.accept_unoffered);
+        *self = Regs::new(self.config, self.fault);
         self.accepted_features = accepted;
     }
 
@@ -367,7 +369,7 @@ impl Regs {
         if added & STATUS_FEATURES_OK != 0 {
             let f = self.driver_features;
             let ok = f & !DEVICE_FEATURES == 0 && f & F_VERSION_1 != 0;
-            if !ok && !self.accept_unoffered {
+            if !ok && self.fault != Some(Fault::AcceptUnofferedFeatures) {
                 self.status = new & !STATUS_FEATURES_OK;
                 return Err(AccessError::Features {
                     features: f,
@@ -375,8 +377,11 @@ impl Regs {
                 });
             }
             self.accepted_features = Some(f);
+            // The `ignore-event-idx` fault: the queues work as if EVENT_IDX were not
+            // negotiated (suppression by the used ring's flags, which such a driver ignores).
+            let event_idx = f & F_EVENT_IDX != 0 && self.fault != Some(Fault::IgnoreEventIdx);
             for q in &mut self.queues {
-                q.set_event_idx(f & F_EVENT_IDX != 0);
+                q.set_event_idx(event_idx);
             }
         }
         self.status = new;

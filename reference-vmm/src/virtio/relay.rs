@@ -114,29 +114,22 @@ pub fn process_tx(devs: &mut [VirtioDevice], s: usize, fault: Option<Fault>) {
 pub fn process_tx_with(devs: &mut [VirtioDevice], s: usize, fault: Option<Fault>, rearm: bool) {
     let ram = devs[s].ram.clone();
     let mem = ram.mem();
-    let eager = fault == Some(Fault::IgnoreEventIdx);
     loop {
         if !devs[s].regs.running() || !devs[s].regs.queues[TX].ready() {
             return;
         }
-        if !eager {
-            if let Err(e) = devs[s].regs.queues[TX].disable_notification(mem) {
-                devs[s].needs_reset("tx", format!("writing the used ring: {e}"));
-                return;
-            }
+        if let Err(e) = devs[s].regs.queues[TX].disable_notification(mem) {
+            devs[s].needs_reset("tx", format!("writing the used ring: {e}"));
+            return;
         }
         loop {
             match next_tx(devs, s, mem, fault) {
-                Step::Next if eager => {
-                    // The injected fault: ask for a notification of every next buffer.
-                    let _ = devs[s].regs.queues[TX].enable_notification(mem);
-                }
                 Step::Next => {}
                 Step::Empty => break,
                 Step::Stop => return,
             }
         }
-        if !rearm && !eager {
+        if !rearm {
             return;
         }
         match devs[s].regs.queues[TX].enable_notification(mem) {

@@ -583,18 +583,18 @@ fn drop_used_update_fault_loses_the_1000th_message() {
 }
 
 #[test]
-fn ignore_event_idx_fault_keeps_tx_notifications_on() {
-    // Without EVENT_IDX: a held-back sender normally has tx notifications off (NO_NOTIFY).
-    for (fault, flags) in [
-        (None, VIRTQ_USED_F_NO_NOTIFY),
-        (Some(Fault::IgnoreEventIdx), 0),
-    ] {
+fn ignore_event_idx_fault_never_moves_avail_event() {
+    // With EVENT_IDX negotiated, a correct device re-arms by publishing avail_event after
+    // it empties the tx ring; the mutant never does, so the driver would never notify again.
+    for (fault, want) in [(None, 1), (Some(Fault::IgnoreEventIdx), 0)] {
         let t = Run::new(2, fault);
-        let (_rx0, mut tx0) = t.up(0, F_VERSION_1);
-        let (_rx1, _tx1) = t.up(1, F_VERSION_1);
+        let (_rx0, mut tx0) = t.up(0, FEATURES);
+        let (mut rx1, _tx1) = t.up(1, FEATURES);
+        rx1.add(&[(RXBUF, 4096, true)]);
+        t.w(1, REG_QUEUE_NOTIFY, RX_QUEUE);
         send(t.mem(0), &mut tx0, 0, 1, b"m");
         t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
-        let used_flags: u16 = t.mem(0).read_obj(tx0.q.used_addr()).unwrap();
-        assert_eq!(used_flags, flags, "{fault:?}");
+        assert_eq!(tx0.used_idx(), 1, "{fault:?}: the message went through");
+        assert_eq!(tx0.avail_event(), want, "{fault:?}");
     }
 }
