@@ -75,7 +75,7 @@ pub enum AppError {
 
 /// Runs one invocation with these options.
 pub fn run(options: &Options) -> Result<Finished, AppError> {
-    let selected = select(cases::all(), &options.filter)?;
+    let selected = select(cases::all(), &options.filter, &options.skip)?;
     let mut out = open_output(options.output.as_deref())?;
     if options.list {
         out.write_all(list(&selected).as_bytes())
@@ -124,18 +124,30 @@ pub fn run(options: &Options) -> Result<Finished, AppError> {
     Ok(Finished::Ran(suite.counts()))
 }
 
-/// The cases whose name contains any of `filters` (all cases if there are none).
-pub fn select(cases: Vec<Case>, filters: &[String]) -> Result<Vec<Case>, AppError> {
-    if filters.is_empty() {
-        return Ok(cases);
-    }
+/// The cases whose name contains any of `filters` (all cases if there are none) and none of
+/// `skips`.
+pub fn select(
+    cases: Vec<Case>,
+    filters: &[String],
+    skips: &[String],
+) -> Result<Vec<Case>, AppError> {
     let selected: Vec<Case> = cases
         .into_iter()
-        .filter(|c| filters.iter().any(|f| c.name.contains(f.as_str())))
+        .filter(|c| filters.is_empty() || filters.iter().any(|f| c.name.contains(f.as_str())))
+        .filter(|c| !skips.iter().any(|f| c.name.contains(f.as_str())))
         .collect();
     if selected.is_empty() {
         let quoted: Vec<String> = filters.iter().map(|f| format!("{f:?}")).collect();
-        return Err(AppError::NoMatch(quoted.join(" or ")));
+        let skipped: Vec<String> = skips.iter().map(|f| format!("{f:?}")).collect();
+        let mut what = if quoted.is_empty() {
+            "any case".to_string()
+        } else {
+            quoted.join(" or ")
+        };
+        if !skipped.is_empty() {
+            what = format!("{what} but not {}", skipped.join(" or "));
+        }
+        return Err(AppError::NoMatch(what));
     }
     Ok(selected)
 }
@@ -196,10 +208,12 @@ mod tests {
     fn filters_select_by_substring_and_refuse_no_match() {
         let names = |cases: Vec<Case>| cases.iter().map(|c| c.name).collect::<Vec<_>>();
         let all = cases::all();
-        assert_eq!(select(all.clone(), &[]).unwrap().len(), all.len());
-        let boot = names(select(all.clone(), &["boot-".into()]).unwrap());
+        assert_eq!(select(all.clone(), &[], &[]).unwrap().len(), all.len());
+        let boot = names(select(all.clone(), &["boot-".into()], &[]).unwrap());
         assert_eq!(boot, ["boot-hello", "boot-info"]);
-        let two = names(select(all.clone(), &["k10".into(), "watchdog".into()]).unwrap());
+        let k = names(select(all.clone(), &["k10".into()], &["k100".into()]).unwrap());
+        assert_eq!(k, ["exit-fidelity-k10"]);
+        let two = names(select(all.clone(), &["k10".into(), "watchdog".into()], &[]).unwrap());
         assert_eq!(
             two,
             [
@@ -209,8 +223,10 @@ mod tests {
                 "exit-fidelity-k1000"
             ]
         );
-        let err = select(all, &["nothing-like-it".into()]).unwrap_err();
+        let err = select(all.clone(), &["nothing-like-it".into()], &[]).unwrap_err();
         assert!(err.to_string().contains("\"nothing-like-it\""), "{err}");
+        let err = select(all, &["boot-".into()], &["boot".into()]).unwrap_err();
+        assert!(err.to_string().contains("but not \"boot\""), "{err}");
     }
 
     #[test]

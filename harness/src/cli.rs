@@ -30,6 +30,9 @@ pub struct Options {
     /// Run only cases whose name contains PATTERN (repeatable: any may match)
     #[arg(long, value_name = "PATTERN")]
     pub filter: Vec<String>,
+    /// Leave out cases whose name contains PATTERN (repeatable; applied after --filter)
+    #[arg(long, value_name = "PATTERN")]
+    pub skip: Vec<String>,
     /// Kill a case's VMM process after SECS seconds; the case fails
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub timeout: Duration,
@@ -42,9 +45,9 @@ pub struct Options {
     /// Keep each case's config, result and VMM output under DIR (and the guest images)
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
-    /// Mutation testing: run the remap-IPC cases once per fault the reference VMM can inject
-    /// (`run --inject-fault NAME`) and print a mutant x case kill matrix; exit 1 if a mutant
-    /// survives (no case fails against it)
+    /// Mutation testing: run the (selected) transport cases once per fault the reference VMM
+    /// can inject (`run --inject-fault NAME`), each fault against its transport's cases, and
+    /// print a mutant x case kill matrix; exit 1 if a mutant survives (no case fails against it)
     #[arg(long)]
     pub mutants: bool,
 }

@@ -175,9 +175,9 @@ pub fn event_idx_suppresses(config: &RunConfig, result: &RunResult) -> Result<()
 }
 
 /// Shared memory: in every VM's measured phase, no MMIO exit beyond the phase's own writes,
-/// no exit that is not an interrupt or a page fault (`exits` = `irq_exits` + `pf_taken`;
-/// under kvm_pvm `pf_taken` also counts each MMIO exit), no remote TLB flush request, and at
-/// most one vCPU TLB flush per 100 messages.
+/// no exit that is not one of those, an interrupt or a page fault (`exits` ≤ `irq_exits` +
+/// `pf_taken` + `mmio_exits`; kvm_pvm also counts each MMIO exit in `pf_taken`), no remote
+/// TLB flush request, and at most one vCPU TLB flush per 100 messages.
 ///
 /// The page faults and the rare vCPU flush are the host's, not the transport's: the
 /// receiver's shadow page tables were seen to be dropped once in some runs (one `tlb_flush`,
@@ -189,7 +189,8 @@ pub fn shmem_no_exits(config: &RunConfig, result: &RunResult) -> Result<(), Stri
         let exits = measured(result, vm, "exits")?;
         let irq = measured(result, vm, "irq_exits")?;
         let pf = measured(result, vm, "pf_taken")?;
-        if mmio > PHASE_MMIO_EXITS_MAX || exits != irq + pf {
+        // kvm_pvm counts each MMIO exit in `pf_taken` too, kvm_amd does not: at most the sum.
+        if mmio > PHASE_MMIO_EXITS_MAX || exits > irq + pf + mmio {
             return Err(format!(
                 "VM{vm}: measured exits {exits} (mmio {mmio}, irq {irq}, pf_taken {pf}): expected only the phase's own 1-2 MMIO exits, interrupts and page faults"
             ));

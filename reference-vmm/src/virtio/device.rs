@@ -32,6 +32,9 @@ pub struct VirtioDevice {
     pub regs: Regs,
     /// The VM whose rx buffers the head of this device's tx queue waits for.
     pub blocked_on: Option<u32>,
+    /// Where the next round-robin over the senders held back for this VM's rx buffers
+    /// starts (so that no sender always comes last).
+    pub next_waiter: usize,
     /// Used entries added per queue since the last used-buffer notification decision.
     pub used_pending: [bool; 2],
     /// Transport counters (`virtio` left None; see [`VirtioDevice::report`]).
@@ -65,6 +68,7 @@ impl VirtioDevice {
             ram,
             regs: Regs::new(config, fault),
             blocked_on: None,
+            next_waiter: 0,
             used_pending: [false; 2],
             counters: TransportVmReport::default(),
             virtio: VirtioVmReport {

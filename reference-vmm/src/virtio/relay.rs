@@ -151,11 +151,18 @@ pub fn rx_added(devs: &mut [VirtioDevice], d: usize, fault: Option<Fault>) {
 }
 
 /// [`rx_added`]; with `rearm` false the senders' tx queues are left with notifications off.
+///
+/// The senders held back are served round-robin, one chain each per round, starting one
+/// further each time, so that a receiver's buffers are shared fairly: no sender waits
+/// behind the others for ever.
 pub fn rx_added_with(devs: &mut [VirtioDevice], d: usize, fault: Option<Fault>, rearm: bool) {
-    let waiting: Vec<usize> = (0..devs.len())
+    let n = devs.len();
+    let start = devs[d].next_waiter % n;
+    let mut active: Vec<usize> = (0..n)
+        .map(|i| (start + i) % n)
         .filter(|&s| devs[s].blocked_on == Some(d as u32))
         .collect();
-    if waiting.is_empty() {
+    if active.is_empty() {
         if devs[d].regs.running() && devs[d].regs.queues[RX].ready() {
             let ram = devs[d].ram.clone();
             if let Err(e) = devs[d].regs.queues[RX].disable_notification(ram.mem()) {
@@ -164,10 +171,35 @@ pub fn rx_added_with(devs: &mut [VirtioDevice], d: usize, fault: Option<Fault>, 
         }
         return;
     }
-    for s in waiting {
+    devs[d].next_waiter = start + 1;
+    for &s in &active {
         devs[s].blocked_on = None;
-        process_tx_with(devs, s, fault, rearm);
     }
+    while !active.is_empty() {
+        let mut again = Vec::with_capacity(active.len());
+        for s in active {
+            if !devs[s].regs.running() || !devs[s].regs.queues[TX].ready() {
+                continue;
+            }
+            let ram = devs[s].ram.clone();
+            match next_tx(devs, s, ram.mem(), fault) {
+                Step::Next => again.push(s),
+                // Its ring is empty: finish as a notification would (re-arm, or go on if
+                // more arrived meanwhile).
+                Step::Empty => process_tx_with(devs, s, fault, rearm),
+                Step::Stop => {}
+            }
+        }
+        active = again;
+    }
+}
+
+/// Whether another sender than `s` waits for VM `d`'s rx buffers: `s` then queues behind
+/// it rather than taking the buffers first.
+fn others_waiting(devs: &[VirtioDevice], s: usize, d: usize) -> bool {
+    devs.iter()
+        .enumerate()
+        .any(|(t, dev)| t != s && dev.blocked_on == Some(d as u32))
 }
 
 /// Pops and handles one chain of `s`'s tx queue.
@@ -313,6 +345,12 @@ fn deliver(
     }
     let dram = devs[d].ram.clone();
     let dmem = dram.mem();
+    if others_waiting(devs, s, d) {
+        // Fairness: queue behind the senders already held back for `d`.
+        devs[s].regs.queues[TX].go_to_previous_position();
+        devs[s].blocked_on = Some(d as u32);
+        return Delivery::Held;
+    }
     loop {
         let popped = match devs[d].regs.queues[RX].iter(dmem) {
             Ok(mut it) => it.next(),
