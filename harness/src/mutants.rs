@@ -49,7 +49,7 @@ impl KillMatrix {
         self.rows
             .iter()
             .filter(|(_, kills)| kills.iter().any(Option::is_some))
-            .filter(|(_, kills)| !kills.iter().any(|k| *k == Some(true)))
+            .filter(|(_, kills)| !kills.contains(&Some(true)))
             .map(|(name, _)| name.as_str())
             .collect()
     }
