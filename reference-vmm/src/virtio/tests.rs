@@ -598,3 +598,40 @@ fn ignore_event_idx_fault_never_moves_avail_event() {
         assert_eq!(tx0.avail_event(), want, "{fault:?}");
     }
 }
+
+#[test]
+fn held_senders_share_a_receivers_buffers_round_robin() {
+    let t = Run::new(3, None);
+    let (mut rx0, _tx0) = t.up(0, FEATURES);
+    let (_rx1, mut tx1) = t.up(1, FEATURES);
+    let (_rx2, mut tx2) = t.up(2, FEATURES);
+    // VM 1 sends two messages to VM 0, which has no buffer: held back.
+    for slot in 0..2 {
+        send(t.mem(1), &mut tx1, slot, 0, b"one");
+    }
+    t.w(1, REG_QUEUE_NOTIFY, TX_QUEUE);
+    assert_eq!(tx1.used_idx(), 0);
+    // A buffer appears before VM 0 notifies it: VM 2, coming later, queues behind VM 1.
+    rx0.add(&[(RXBUF, 4096, true)]);
+    for slot in 0..2 {
+        send(t.mem(2), &mut tx2, slot, 0, b"two");
+    }
+    t.w(2, REG_QUEUE_NOTIFY, TX_QUEUE);
+    assert_eq!(tx2.used_idx(), 0, "VM 2 waits behind VM 1");
+    // A second buffer and the notification: one message from each sender, VM 1's first.
+    rx0.add(&[(RXBUF + 0x1000, 4096, true)]);
+    t.w(0, REG_QUEUE_NOTIFY, RX_QUEUE);
+    assert_eq!((tx1.used_idx(), tx2.used_idx()), (1, 1));
+    let src = |i: u64| -> u32 {
+        t.mem(0)
+            .read_obj(GuestAddress(RXBUF + i * 0x1000 + 8))
+            .unwrap()
+    };
+    assert_eq!([src(0), src(1)], [1, 2]);
+    // Two more: the rest, one each again.
+    rx0.add(&[(RXBUF + 0x2000, 4096, true)]);
+    rx0.add(&[(RXBUF + 0x3000, 4096, true)]);
+    t.w(0, REG_QUEUE_NOTIFY, RX_QUEUE);
+    assert_eq!((tx1.used_idx(), tx2.used_idx()), (2, 2));
+    assert_eq!([src(2), src(3)], [1, 2]);
+}
