@@ -119,7 +119,7 @@ fn serve(epoll: &Epoll, fds: &[(usize, u32, EventFd)], hub: &VirtioHub, stop: &A
                 continue;
             };
             if let Ok(count) = fd.read() {
-                hub.notified_with(*vm, *queue, count, false);
+                hub.notified(*vm, *queue, count);
                 notified = true;
             }
         }

@@ -102,15 +102,10 @@ impl VirtioHub {
         flush(&mut devs);
     }
 
-    /// `count` notifications of queue `queue` of VM `vm` arrived through its ioeventfd.
+    /// `count` notifications of queue `queue` of VM `vm` arrived through its ioeventfd. A tx
+    /// queue is left with notifications off once emptied: the backend polls it for a while,
+    /// then calls [`VirtioHub::rearm`].
     pub fn notified(&self, vm: usize, queue: u32, count: u64) {
-        self.notified_with(vm, queue, count, true)
-    }
-
-    /// [`VirtioHub::notified`] for the ioeventfd backend: with `rearm` false, a tx queue is
-    /// left with notifications off after it was emptied (the backend polls it for a while,
-    /// then calls [`VirtioHub::rearm`]).
-    pub fn notified_with(&self, vm: usize, queue: u32, count: u64, rearm: bool) {
         let mut devs = self.lock();
         devs[vm].count_notifications(queue, count);
         if devs[vm].regs.status() & pageflip_abi::virtio::STATUS_DEVICE_NEEDS_RESET != 0 {
@@ -122,8 +117,8 @@ impl VirtioHub {
             return;
         }
         match queue {
-            TX_QUEUE => relay::process_tx_with(&mut devs, vm, self.fault, rearm),
-            RX_QUEUE => relay::rx_added_with(&mut devs, vm, self.fault, rearm),
+            TX_QUEUE => relay::process_tx_with(&mut devs, vm, self.fault, false),
+            RX_QUEUE => relay::rx_added_with(&mut devs, vm, self.fault, false),
             _ => {}
         }
         flush(&mut devs);
