@@ -12,7 +12,8 @@ use crate::expect::{Check, StatusIs};
 /// Guest memory of the IPC cases' VMs.
 const MIB: u64 = w::MIN_MEMORY_MIB;
 
-fn both(n: usize) -> Vec<Check> {
+/// Every VM of `n` succeeds and every record it writes passes (at least one).
+pub(crate) fn both(n: usize) -> Vec<Check> {
     (0..n)
         .flat_map(|vm| {
             [
@@ -23,7 +24,11 @@ fn both(n: usize) -> Vec<Check> {
         .collect()
 }
 
-fn custom(name: &'static str, check: fn(&RunConfig, &RunResult) -> Result<(), String>) -> Check {
+/// A check in code named `name`.
+pub(crate) fn custom(
+    name: &'static str,
+    check: fn(&RunConfig, &RunResult) -> Result<(), String>,
+) -> Check {
     Check::Custom { name, check }
 }
 
@@ -173,18 +178,7 @@ pub fn tlb_per_page(config: &RunConfig, result: &RunResult) -> Result<(), String
     if remap && pages == 0 {
         return Err("no page was remapped".into());
     }
-    let get = |vm: usize, counter: &str| -> Result<u64, String> {
-        let m = result.vms[vm]
-            .stats
-            .measured
-            .as_ref()
-            .ok_or_else(|| format!("VM{vm} has no measured-phase stats"))?;
-        m.vcpu
-            .get(counter)
-            .or_else(|| m.vm.get(counter))
-            .copied()
-            .ok_or_else(|| format!("the host does not maintain {counter} (unavailable)"))
-    };
+    let get = |vm: usize, counter: &str| measured(result, vm, counter);
     let exact = |vm: usize, counter: &str, want: u64| -> Result<(), String> {
         let v = get(vm, counter)?;
         if v == want {
@@ -217,12 +211,27 @@ pub fn tlb_per_page(config: &RunConfig, result: &RunResult) -> Result<(), String
     Ok(())
 }
 
+/// A KVM counter of a VM's measured phase, or why there is none.
+pub(crate) fn measured(result: &RunResult, vm: usize, counter: &str) -> Result<u64, String> {
+    let m = result.vms[vm]
+        .stats
+        .measured
+        .as_ref()
+        .ok_or_else(|| format!("VM{vm} has no measured-phase stats"))?;
+    m.vcpu
+        .get(counter)
+        .or_else(|| m.vm.get(counter))
+        .copied()
+        .ok_or_else(|| format!("the host does not maintain {counter} (unavailable)"))
+}
+
 /// Remote TLB flush requests on the sender's VM per page remapped out of it (kvm_pvm).
 pub const TLB_SENDER_REQUESTS_PER_PAGE: u64 = 1;
 /// vCPU TLB flushes of the sender per page remapped out of it (kvm_pvm).
 pub const TLB_SENDER_FLUSHES_PER_PAGE: u64 = 1;
 
-fn ipc_layout(transport: &TransportConfig, vms: Vec<VmSpec>) -> Layout {
+/// A layout of `vms` with `transport` and the IPC cases' 300 s watchdog.
+pub(crate) fn ipc_layout(transport: &TransportConfig, vms: Vec<VmSpec>) -> Layout {
     Layout {
         // A hang guard, not a duration assertion: ipc-delivery-remap takes ~12 s here and
         // ~150 s on kvm_amd under QEMU's emulator (ci/hw-kvm, docs/TESTING.md).
@@ -231,7 +240,8 @@ fn ipc_layout(transport: &TransportConfig, vms: Vec<VmSpec>) -> Layout {
     }
 }
 
-fn stream(params: &[u64], n: usize, image: &'static str) -> Vec<VmSpec> {
+/// `n` VMs booting `image` with `params`.
+pub(crate) fn stream(params: &[u64], n: usize, image: &'static str) -> Vec<VmSpec> {
     (0..n).map(|_| VmSpec::guest(image, MIB, params)).collect()
 }
 
@@ -250,7 +260,7 @@ fn wl(count: u64, size: u64, batch: u64, recv: u64, check: u64) -> Vec<u64> {
 /// A workload VM gives up after this long without progress: long for a correct VMM (a
 /// message takes well under a millisecond), short enough that a VMM that loses messages
 /// fails its case in seconds.
-const IDLE_TIMEOUT_MS: u64 = 3_000;
+pub(crate) const IDLE_TIMEOUT_MS: u64 = 3_000;
 
 /// The remap-IPC cases.
 pub fn all() -> Vec<Case> {

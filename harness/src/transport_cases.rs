@@ -7,42 +7,10 @@
 use pageflip_abi::probes::{ipc_workloads as w, virtio_hostile, virtio_init};
 use pageflip_interface::{NotifyMode, RunConfig, RunResult, TransportConfig};
 
-use crate::cases::{run, status, Case, Layout, VmSpec};
-use crate::expect::{Check, StatusIs};
-use crate::ipc_cases::workload_counts;
-
-/// Guest memory of the cases' VMs.
-const MIB: u64 = w::MIN_MEMORY_MIB;
-
-/// A workload VM gives up after this long without progress (as in the remap-IPC cases).
-const IDLE_TIMEOUT_MS: u64 = 3_000;
-
-fn all_pass(n: usize) -> Vec<Check> {
-    (0..n)
-        .flat_map(|vm| {
-            [
-                status(vm, StatusIs::Success),
-                Check::AllRecordsPass { vm, at_least: 1 },
-            ]
-        })
-        .collect()
-}
-
-fn custom(name: &'static str, check: fn(&RunConfig, &RunResult) -> Result<(), String>) -> Check {
-    Check::Custom { name, check }
-}
-
-fn layout(transport: &TransportConfig, vms: Vec<VmSpec>) -> Layout {
-    Layout {
-        // A hang guard, not a duration assertion (see ipc_cases).
-        timeout_ms: 300_000,
-        ..Layout::of(vms).with_transport(transport.clone())
-    }
-}
-
-fn vms(params: &[u64], n: usize, image: &'static str) -> Vec<VmSpec> {
-    (0..n).map(|_| VmSpec::guest(image, MIB, params)).collect()
-}
+use crate::cases::{run, Case};
+use crate::ipc_cases::{
+    both, custom, ipc_layout, measured, stream, workload_counts, IDLE_TIMEOUT_MS,
+};
 
 /// Params of a workload: count, size, receive mode, EVENT_IDX on or off, depth.
 fn wl(count: u64, size: u64, recv: u64, event_idx: bool, depth: u64) -> Vec<u64> {
@@ -55,20 +23,6 @@ fn wl(count: u64, size: u64, recv: u64, event_idx: bool, depth: u64) -> Vec<u64>
     p[w::EVENT_IDX] = u64::from(!event_idx);
     p[w::DEPTH] = depth;
     p
-}
-
-/// A KVM counter of a VM's measured phase, or why there is none.
-fn measured(result: &RunResult, vm: usize, counter: &str) -> Result<u64, String> {
-    let m = result.vms[vm]
-        .stats
-        .measured
-        .as_ref()
-        .ok_or_else(|| format!("VM{vm} has no measured-phase stats"))?;
-    m.vcpu
-        .get(counter)
-        .or_else(|| m.vm.get(counter))
-        .copied()
-        .ok_or_else(|| format!("the host does not maintain {counter} (unavailable)"))
 }
 
 /// A sample of a workload VM's header.
@@ -298,16 +252,16 @@ pub fn all() -> Vec<Case> {
     let mut cases = vec![run(
         "virtio-init",
         "the full virtio 1.2 initialisation: reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK, queues, DRIVER_OK",
-        layout(&ioeventfd, vms(&[virtio_init::MODE_FULL], 1, "virtio_init")),
-        all_pass(1),
+        ipc_layout(&ioeventfd, stream(&[virtio_init::MODE_FULL], 1, "virtio_init")),
+        both(1),
     )];
     for (name, mode, description) in INIT_REJECTIONS {
         cases.push(run(
             name,
             description,
-            layout(&ioeventfd, vms(&[mode], 1, "virtio_init")),
+            ipc_layout(&ioeventfd, stream(&[mode], 1, "virtio_init")),
             [
-                all_pass(1),
+                both(1),
                 vec![custom("rejection logged", init_rejection_logged)],
             ]
             .concat(),
@@ -337,56 +291,55 @@ pub fn all() -> Vec<Case> {
         cases.push(run(
             names[0],
             "100,000 messages over virtio: every byte intact, FIFO, gap-free, no duplicates, nothing lost",
-            layout(t, vms(&wl(100_000, 64, w::RECV_POLL, true, 32), 2, "stream")),
-            [all_pass(2), counts()].concat(),
+            ipc_layout(t, stream(&wl(100_000, 64, w::RECV_POLL, true, 32), 2, "stream")),
+            [both(2), counts()].concat(),
         ));
         cases.push(run(
             names[1],
             "64 KiB messages over virtio arrive whole",
-            layout(
+            ipc_layout(
                 t,
-                vms(&wl(500, 64 * 1024, w::RECV_POLL, true, 8), 2, "stream"),
+                stream(&wl(500, 64 * 1024, w::RECV_POLL, true, 8), 2, "stream"),
             ),
-            [all_pass(2), counts()].concat(),
+            [both(2), counts()].concat(),
         ));
         cases.push(run(
             names[2],
             "three senders, one receiver over virtio: every message names the right source",
-            layout(t, vms(&wl(2000, 4096, w::RECV_POLL, true, 32), 4, "fanin")),
-            [all_pass(4), counts()].concat(),
+            ipc_layout(
+                t,
+                stream(&wl(2000, 4096, w::RECV_POLL, true, 32), 4, "fanin"),
+            ),
+            [both(4), counts()].concat(),
         ));
         cases.push(run(
             names[3],
             "ping-pong over virtio: every round trip completes, both directions checked",
-            layout(
+            ipc_layout(
                 t,
-                vms(&wl(2000, 4096, w::RECV_POLL, true, 32), 2, "pingpong"),
+                stream(&wl(2000, 4096, w::RECV_POLL, true, 32), 2, "pingpong"),
             ),
-            [
-                all_pass(2),
-                vec![custom("transport counts", pingpong_counts)],
-            ]
-            .concat(),
+            [both(2), vec![custom("transport counts", pingpong_counts)]].concat(),
         ));
     }
     cases.push(run(
         "virtio-event-idx",
         "EVENT_IDX at depth 32: the sender notifies only when the device asks, at most 0.1 times per message, as KVM counts",
-        layout(
+        ipc_layout(
             &ioeventfd,
-            vms(&wl(20_000, 64, w::RECV_POLL, true, 32), 2, "stream"),
+            stream(&wl(20_000, 64, w::RECV_POLL, true, 32), 2, "stream"),
         ),
-        [all_pass(2), vec![custom("EVENT_IDX suppression", event_idx_suppresses)]].concat(),
+        [both(2), vec![custom("EVENT_IDX suppression", event_idx_suppresses)]].concat(),
     ));
     cases.push(run(
         "virtio-no-event-idx",
         "without EVENT_IDX the driver follows the used ring's NO_NOTIFY flag; KVM counts what it made",
-        layout(
+        ipc_layout(
             &userspace,
-            vms(&wl(20_000, 64, w::RECV_POLL, false, 32), 2, "stream"),
+            stream(&wl(20_000, 64, w::RECV_POLL, false, 32), 2, "stream"),
         ),
         [
-            all_pass(2),
+            both(2),
             vec![custom("notifications counted by KVM", notifications_match)],
         ]
         .concat(),
@@ -395,9 +348,9 @@ pub fn all() -> Vec<Case> {
         cases.push(run(
             name,
             description,
-            layout(&ioeventfd, vms(&[case], 2, "virtio_hostile")),
+            ipc_layout(&ioeventfd, stream(&[case], 2, "virtio_hostile")),
             [
-                all_pass(2),
+                both(2),
                 vec![custom("logged and recovered", hostile_logged)],
             ]
             .concat(),
@@ -407,29 +360,29 @@ pub fn all() -> Vec<Case> {
         run(
             "shmem-delivery",
             "100,000 messages over shared memory: every byte intact, FIFO, gap-free, no duplicates, nothing lost",
-            layout(&shmem, vms(&wl(100_000, 64, w::RECV_POLL, true, 0), 2, "stream")),
-            [all_pass(2), vec![custom("transport counts", workload_counts)]].concat(),
+            ipc_layout(&shmem, stream(&wl(100_000, 64, w::RECV_POLL, true, 0), 2, "stream")),
+            [both(2), vec![custom("transport counts", workload_counts)]].concat(),
         ),
         run(
             "shmem-fanin",
             "three senders, one receiver over shared memory",
-            layout(&shmem, vms(&wl(2000, 4096, w::RECV_POLL, true, 0), 4, "fanin")),
-            [all_pass(4), vec![custom("transport counts", workload_counts)]].concat(),
+            ipc_layout(&shmem, stream(&wl(2000, 4096, w::RECV_POLL, true, 0), 4, "fanin")),
+            [both(4), vec![custom("transport counts", workload_counts)]].concat(),
         ),
         run(
             "shmem-pingpong",
             "ping-pong over shared memory",
-            layout(&shmem, vms(&wl(2000, 4096, w::RECV_POLL, true, 0), 2, "pingpong")),
-            [all_pass(2), vec![custom("transport counts", pingpong_counts)]].concat(),
+            ipc_layout(&shmem, stream(&wl(2000, 4096, w::RECV_POLL, true, 0), 2, "pingpong")),
+            [both(2), vec![custom("transport counts", pingpong_counts)]].concat(),
         ),
         run(
             "shmem-zero-exits",
             "shared memory moves 64 KiB messages with no exit and no TLB flush",
-            layout(
+            ipc_layout(
                 &shmem,
-                vms(&wl(2000, 64 * 1024, w::RECV_POLL, true, 0), 2, "stream"),
+                stream(&wl(2000, 64 * 1024, w::RECV_POLL, true, 0), 2, "stream"),
             ),
-            [all_pass(2), vec![custom("no exits", shmem_no_exits)]].concat(),
+            [both(2), vec![custom("no exits", shmem_no_exits)]].concat(),
         ),
     ]);
     cases
