@@ -348,7 +348,7 @@ fn hostile(mut dev: DgramDevice, arena: &mut Arena, case: u64, expected: Expecte
     while let Some(msg) = dev.recv() {
         arrived += 1;
         first.get_or_insert(msg.header);
-        dev.recycle_deferred(&msg);
+        dev.recycle(&msg);
     }
     match first {
         None => pass_with(NOTHING_ARRIVED_AT_SENDER, "rx used ring empty"),

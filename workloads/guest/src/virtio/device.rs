@@ -321,41 +321,6 @@ impl DgramDevice {
         flags: u32,
         fill: impl FnOnce(&[u64]),
     ) -> bool {
-        self.send_inner(dst, seq, len, flags, fill, true)
-    }
-
-    /// [`DgramDevice::send`] without the notification: the chain is published (the device
-    /// may see it whenever it looks) but the device is only notified, if it asks for it,
-    /// by the next [`DgramDevice::send`] or [`DgramDevice::flush`] (batching: one decision
-    /// for several chains).
-    pub fn send_deferred(
-        &mut self,
-        dst: u32,
-        seq: u64,
-        len: u32,
-        flags: u32,
-        fill: impl FnOnce(&[u64]),
-    ) -> bool {
-        self.send_inner(dst, seq, len, flags, fill, false)
-    }
-
-    /// Notifies the device of the chains published on either queue since the last
-    /// notification decision, where it asks for it ([`Virtqueue::kick`]).
-    pub fn flush(&mut self) {
-        self.tx.kick(&self.t);
-        self.rx.kick(&self.t);
-    }
-
-    /// [`DgramDevice::send`] and [`DgramDevice::send_deferred`].
-    fn send_inner(
-        &mut self,
-        dst: u32,
-        seq: u64,
-        len: u32,
-        flags: u32,
-        fill: impl FnOnce(&[u64]),
-        kick: bool,
-    ) -> bool {
         assert!(
             len <= self.max_payload,
             "a {len}-byte message is above the driver's max payload {}",
@@ -422,9 +387,7 @@ impl DgramDevice {
         self.tx_busy |= 1 << i;
         self.tx_seq[i as usize] = seq;
         self.tx.publish(head as u16);
-        if kick {
-            self.tx.kick(&self.t);
-        }
+        self.tx.kick(&self.t);
         true
     }
 
@@ -513,24 +476,13 @@ impl DgramDevice {
     }
 
     /// Gives the buffer of `msg` back to the device (available ring) and notifies it if it
-    /// asked for it. Does nothing after [`DgramDevice::reset`].
+    /// asked for it. Does nothing after [`DgramDevice::reset`]. The buffer's header is zeroed
+    /// first, so that a used element with a short used length does not show the previous
+    /// message's header.
     ///
     /// Panics if the buffer is not one the driver holds (recycled twice, or not from
     /// [`DgramDevice::recv`]).
     pub fn recycle(&mut self, msg: &RxMsg) {
-        self.recycle_inner(msg, true);
-    }
-
-    /// [`DgramDevice::recycle`] without the notification (see
-    /// [`DgramDevice::send_deferred`]; [`DgramDevice::flush`] makes it).
-    pub fn recycle_deferred(&mut self, msg: &RxMsg) {
-        self.recycle_inner(msg, false);
-    }
-
-    /// [`DgramDevice::recycle`] and [`DgramDevice::recycle_deferred`]. The buffer's header
-    /// is zeroed first, so that a used element with a short used length does not show the
-    /// previous message's header.
-    fn recycle_inner(&mut self, msg: &RxMsg, kick: bool) {
         if !self.live {
             return;
         }
@@ -545,9 +497,7 @@ impl DgramDevice {
         unsafe { ptr::write_volatile(header_gpa as *mut DgramHeader, DgramHeader::default()) };
         self.rx_busy |= 1 << i;
         self.rx.publish(msg.id);
-        if kick {
-            self.rx.kick(&self.t);
-        }
+        self.rx.kick(&self.t);
     }
 
     /// What the driver counted.
