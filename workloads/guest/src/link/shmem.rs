@@ -128,14 +128,18 @@ impl Shmem {
     /// the consumer taking a message.
     #[cold]
     fn wait_for_room(&mut self) -> bool {
+        let head = self.head;
+        self.wait_for_tail(|tail| head.wrapping_sub(tail) < RING_SLOTS)
+    }
+
+    /// Polls `tail` of the ring (me, dst) until `done(tail)`: `false` (and timed out) once the
+    /// consumer has taken nothing for the idle timeout.
+    fn wait_for_tail(&mut self, done: impl Fn(u64) -> bool) -> bool {
         let mut deadline = Deadline::after_ms(self.idle_ms);
         let mut tail = read_tail(self.me, self.dst);
-        loop {
+        while !done(tail) {
             core::hint::spin_loop();
             let now = read_tail(self.me, self.dst);
-            if self.head.wrapping_sub(now) < RING_SLOTS {
-                return true;
-            }
             if now != tail {
                 tail = now;
                 deadline = Deadline::after_ms(self.idle_ms);
@@ -144,6 +148,7 @@ impl Shmem {
                 return false;
             }
         }
+        true
     }
 
     /// Messages of this run the consumer has taken from the ring (me, dst).
@@ -333,20 +338,8 @@ impl Link for Shmem {
         if !self.sending() {
             return true;
         }
-        let mut deadline = Deadline::after_ms(self.idle_ms);
-        let mut tail = read_tail(self.me, self.dst);
-        while tail != self.head {
-            core::hint::spin_loop();
-            let now = read_tail(self.me, self.dst);
-            if now != tail {
-                tail = now;
-                deadline = Deadline::after_ms(self.idle_ms);
-            } else if deadline.expired() {
-                self.timed_out = true;
-                return false;
-            }
-        }
-        true
+        let head = self.head;
+        self.wait_for_tail(|tail| tail == head)
     }
 
     #[inline]
