@@ -165,8 +165,11 @@ pub fn hostile_counts(config: &RunConfig, result: &RunResult) -> Result<(), Stri
     Ok(())
 }
 
-/// Remap: every page moved out of the sender costs it exactly one remote TLB flush request
-/// and one vCPU TLB flush (KVM's MMU notifier zaps the sender's live translation); the
+/// Remap: every page moved out of the sender costs it one remote TLB flush request and one
+/// vCPU TLB flush (KVM's MMU notifier zaps the sender's live translation), plus at most
+/// [`host_allowance`] that the host itself asked for in the same phase (reclaim aging or
+/// page migration also go through the MMU notifier: one extra request in 2,000 pages was
+/// seen once, on a fresh CI machine); fewer than one per page is always a failure. The
 /// receiver gets at most one request per page (only when its shadow/EPT tables held the
 /// landing page at that moment, which the host decides: not asserted exactly). Copy: no
 /// flush at all (`docs/remap-ipc.md`, "TLB flushes").
@@ -179,36 +182,50 @@ pub fn tlb_per_page(config: &RunConfig, result: &RunResult) -> Result<(), String
         return Err("no page was remapped".into());
     }
     let get = |vm: usize, counter: &str| measured(result, vm, counter);
-    let exact = |vm: usize, counter: &str, want: u64| -> Result<(), String> {
+    let within = |vm: usize, counter: &str, want: u64, slack: u64| -> Result<(), String> {
         let v = get(vm, counter)?;
-        if v == want {
+        if (want..=want + slack).contains(&v) {
             Ok(())
-        } else {
+        } else if slack == 0 {
             Err(format!(
                 "VM{vm}: measured {counter} {v} for {pages} pages moved, expected {want}"
+            ))
+        } else {
+            Err(format!(
+                "VM{vm}: measured {counter} {v} for {pages} pages moved, expected {want} \
+                 (+ at most {slack} from the host)"
             ))
         }
     };
     if !remap {
         for vm in 0..2 {
-            exact(vm, "remote_tlb_flush_requests", 0)?;
-            exact(vm, "tlb_flush", 0)?;
+            within(vm, "remote_tlb_flush_requests", 0, 0)?;
+            within(vm, "tlb_flush", 0, 0)?;
         }
         return Ok(());
     }
-    exact(
+    let slack = host_allowance(pages);
+    within(
         0,
         "remote_tlb_flush_requests",
         TLB_SENDER_REQUESTS_PER_PAGE * pages,
+        slack,
     )?;
-    exact(0, "tlb_flush", TLB_SENDER_FLUSHES_PER_PAGE * pages)?;
+    within(0, "tlb_flush", TLB_SENDER_FLUSHES_PER_PAGE * pages, slack)?;
     let receiver = get(1, "remote_tlb_flush_requests")?;
-    if receiver == 0 || receiver > pages {
+    if receiver == 0 || receiver > pages + slack {
         return Err(format!(
-            "VM1 (receiver): measured remote_tlb_flush_requests {receiver} for {pages} pages moved, expected 1 to {pages}"
+            "VM1 (receiver): measured remote_tlb_flush_requests {receiver} for {pages} pages moved, expected 1 to {pages} (+ at most {slack} from the host)"
         ));
     }
     Ok(())
+}
+
+/// TLB flushes the host may add on its own to a remap phase of `pages` pages: 1 per 500
+/// pages, at least 1 (4 for the cases' 2,000). A VMM that flushes once more per message, or
+/// not at all, is still far outside it.
+pub fn host_allowance(pages: u64) -> u64 {
+    (pages / 500).max(1)
 }
 
 /// A KVM counter of a VM's measured phase, or why there is none.
