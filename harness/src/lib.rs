@@ -17,6 +17,7 @@ pub mod ipc_bench;
 pub mod ipc_cases;
 pub mod mutants;
 pub mod report;
+pub mod results;
 pub mod stats;
 pub mod transport_cases;
 pub mod vmm;
