@@ -63,6 +63,8 @@ pub struct Layout {
     pub stop_on_failure: bool,
     /// The transport between the VMs.
     pub transport: TransportConfig,
+    /// Pin VM i's vCPU thread to host CPU i mod the online CPUs (`VmConfig::cpu`).
+    pub pin_vcpus: bool,
 }
 
 /// One VM of a [`Layout`].
@@ -100,6 +102,7 @@ impl Layout {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             stop_on_failure: true,
             transport: TransportConfig::None,
+            pin_vcpus: false,
         }
     }
 
@@ -110,17 +113,19 @@ impl Layout {
 
     /// The run config for this layout, with image paths from `images`.
     pub fn config(&self, images: &ImageSet) -> RunConfig {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         RunConfig {
             version: INTERFACE_VERSION,
             vms: self
                 .vms
                 .iter()
-                .map(|vm| VmConfig {
+                .enumerate()
+                .map(|(i, vm)| VmConfig {
                     name: None,
                     image: images.path(vm.image),
                     memory_mib: vm.memory_mib,
                     params: vm.params.clone(),
-                    cpu: None,
+                    cpu: self.pin_vcpus.then_some(i % cpus),
                 })
                 .collect(),
             transport: self.transport.clone(),

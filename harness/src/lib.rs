@@ -15,6 +15,7 @@ pub mod expect;
 pub mod images;
 pub mod ipc_bench;
 pub mod ipc_cases;
+pub mod matrix;
 pub mod mutants;
 pub mod report;
 pub mod results;

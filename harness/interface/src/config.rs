@@ -101,6 +101,22 @@ impl NotifyMode {
 }
 
 impl TransportConfig {
+    /// Every transport that moves messages, in the order benchmarks list them: a transport
+    /// added here appears in every benchmark profile (`bench run`) without other changes.
+    pub fn catalog() -> Vec<TransportConfig> {
+        vec![
+            TransportConfig::Remap,
+            TransportConfig::Copy,
+            TransportConfig::Virtio {
+                notify: NotifyMode::Ioeventfd,
+            },
+            TransportConfig::Virtio {
+                notify: NotifyMode::Userspace,
+            },
+            TransportConfig::Shmem,
+        ]
+    }
+
     /// Whether the run has remap-IPC queues (remap or copy).
     pub fn has_ipc(&self) -> bool {
         matches!(self, TransportConfig::Remap | TransportConfig::Copy)

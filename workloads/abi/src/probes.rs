@@ -59,6 +59,18 @@ pub mod doorbell {
     pub const S_PHASE_TSC: usize = 0;
 }
 
+/// The `notify_floor` guest (1 VM, virtio transport): K virtio QueueNotify writes of an empty
+/// tx queue inside the measured phase — the floor of an in-kernel (ioeventfd) exit.
+pub mod notify_floor {
+    /// `params[COUNT]`: K, the notifications inside the measured phase.
+    pub const COUNT: usize = 0;
+    /// Notifications before the measured phase, to warm up.
+    pub const WARMUP: u64 = 16;
+    /// Sample index: TSC ticks from before the PHASE begin write to after the end write
+    /// (K notifications + 2 userspace exits).
+    pub const S_PHASE_TSC: usize = 0;
+}
+
 /// Names of the records the remap-IPC guests write (`stream`, `pingpong`, `fanin` and the
 /// `ipc_*` probes), for the host to look for.
 pub mod ipc_records {
@@ -218,8 +230,9 @@ pub mod ipc_workloads {
     pub const S_DRAINS: usize = 4;
     /// Sample index: n, the number of per-message samples that follow the header.
     pub const S_PER_MESSAGE: usize = 5;
-    /// Sample index: driver-to-device notifications this VM made in the measured phase
-    /// (virtio: QueueNotify writes; 0 for the other transports).
+    /// Sample index: driver-to-device notifications this VM made in the measured phase,
+    /// counted by the guest (virtio: QueueNotify writes; remap and copy: doorbell writes,
+    /// SEND and FLUSH; 0 for shmem).
     pub const S_NOTIFICATIONS: usize = 6;
     /// Sample index: notifications this VM's driver left out because the device did not ask
     /// for them (virtio with EVENT_IDX, or the used ring's NO_NOTIFY flag).

@@ -173,6 +173,8 @@ pub struct Ipc {
     last_landing: Landing,
     landing_mismatches: u64,
     wait_mismatches: u64,
+    /// Doorbell writes this VM made ([`Ipc::doorbells`]).
+    doorbells: u64,
 }
 
 impl Ipc {
@@ -211,6 +213,7 @@ impl Ipc {
             },
             landing_mismatches: 0,
             wait_mismatches: 0,
+            doorbells: 0,
         };
         compiler_fence(Ordering::SeqCst);
         Some(ipc)
@@ -360,20 +363,32 @@ impl Ipc {
         desc.pages[..pages.len()].copy_from_slice(pages);
         let slot = self.place(&desc);
         if self.batch <= 1 || flags & FLAG_URGENT != 0 || self.pending() >= self.batch {
-            mmio_write(IPC_DOORBELL, DOORBELL_SEND);
+            self.ring(DOORBELL_SEND);
         }
         slot
     }
 
     /// Rings [`DOORBELL_FLUSH`]: the VMM drains whatever the send ring holds.
     pub fn flush(&mut self) {
-        mmio_write(IPC_DOORBELL, DOORBELL_FLUSH);
+        self.ring(DOORBELL_FLUSH);
     }
 
     /// Rings [`DOORBELL_SEND`] without placing anything (the VMM drains only if the ring
     /// holds a batch or an urgent descriptor).
     pub fn ring_send_doorbell(&mut self) {
-        mmio_write(IPC_DOORBELL, DOORBELL_SEND);
+        self.ring(DOORBELL_SEND);
+    }
+
+    /// Writes `value` to [`IPC_DOORBELL`] and counts the write.
+    fn ring(&mut self, value: u64) {
+        self.doorbells += 1;
+        mmio_write(IPC_DOORBELL, value);
+    }
+
+    /// Doorbell writes ([`DOORBELL_SEND`], [`DOORBELL_FLUSH`]) this VM made so far, counted
+    /// by the guest itself: each is one exit to the VMM.
+    pub fn doorbells(&self) -> u64 {
+        self.doorbells
     }
 
     /// The raw status word of the descriptor in `slot` (an [`IpcStatus`] value if the VMM

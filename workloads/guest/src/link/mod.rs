@@ -38,7 +38,8 @@ pub struct OutOfMemory {
     pub pages: u64,
 }
 
-/// Driver-to-device notifications (virtio; 0 for the other transports).
+/// Driver-to-device notifications: virtio QueueNotify writes, remap/copy doorbell writes
+/// (SEND and FLUSH); 0 for shmem.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Notifications {
     /// Notifications made.
@@ -129,6 +130,6 @@ pub trait Link {
     /// The VMM's drains of this VM's send ring (remap/copy; else 0).
     fn drains(&self) -> u64;
 
-    /// Notifications so far (virtio; else 0).
+    /// Notifications so far ([`Notifications`]).
     fn notifications(&self) -> Notifications;
 }

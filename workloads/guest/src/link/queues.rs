@@ -155,6 +155,9 @@ impl Link for Queues {
 
     #[inline]
     fn notifications(&self) -> Notifications {
-        Notifications::default()
+        Notifications {
+            made: self.ipc.doorbells(),
+            suppressed: 0,
+        }
     }
 }
