@@ -185,7 +185,12 @@ pub struct Report {
     pub host: String,
 }
 
-fn layout(transport: TransportConfig, image: &'static str, params: &[u64], vms: usize) -> Layout {
+pub(crate) fn layout(
+    transport: TransportConfig,
+    image: &'static str,
+    params: &[u64],
+    vms: usize,
+) -> Layout {
     Layout {
         timeout_ms: 600_000,
         ..Layout::of(
@@ -198,7 +203,7 @@ fn layout(transport: TransportConfig, image: &'static str, params: &[u64], vms: 
 }
 
 /// Runs one layout and returns its result, checking that every VM succeeded.
-fn run_one(
+pub(crate) fn run_one(
     name: &'static str,
     layout: Layout,
     bench: &Bench<'_>,

@@ -19,6 +19,7 @@ pub mod matrix;
 pub mod mutants;
 pub mod report;
 pub mod results;
+pub mod runner;
 pub mod stats;
 pub mod transport_cases;
 pub mod vmm;

@@ -172,16 +172,13 @@ impl Profile {
                 groups: vec![
                     group(
                         &["pingpong", "stream"],
-                        &[64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536],
+                        &[
+                            64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536,
+                        ],
                         &[1],
                         &[2],
                     ),
-                    group(
-                        &["stream"],
-                        &[4096, 65536],
-                        &[2, 4, 8, 16, 32, 64],
-                        &[2],
-                    ),
+                    group(&["stream"], &[4096, 65536], &[2, 4, 8, 16, 32, 64], &[2]),
                     Group {
                         event_idx: vec![false],
                         ..group(&["stream", "pingpong"], &[64, 4096, 65536], &[1], &[2])
@@ -288,7 +285,11 @@ impl Matrix {
             return bad("messages, rounds and min_messages must be at least 1".into());
         }
         if !(1..=w::MAX_DEPTH).contains(&self.depth) {
-            return bad(format!("depth {}: must be 1 to {}", self.depth, w::MAX_DEPTH));
+            return bad(format!(
+                "depth {}: must be 1 to {}",
+                self.depth,
+                w::MAX_DEPTH
+            ));
         }
         if self.floor_count == 0 {
             return bad("floor_count must be at least 1".into());
@@ -495,8 +496,10 @@ mod tests {
         };
         assert!(bad(&|m| m.repetitions = 0).contains("repetitions"));
         assert!(bad(&|m| m.groups[0].sizes = vec![8]).contains("size 8"));
-        assert!(bad(&|m| m.groups[0].transports = vec!["carrier-pigeon".into()])
-            .contains("unknown transport \"carrier-pigeon\""));
+        assert!(
+            bad(&|m| m.groups[0].transports = vec!["carrier-pigeon".into()])
+                .contains("unknown transport \"carrier-pigeon\"")
+        );
         assert!(bad(&|m| m.groups[0].workloads = vec!["nap".into()]).contains("unknown workload"));
         assert!(bad(&|m| m.groups[0].batches = vec![65]).contains("batch 65"));
         assert!(bad(&|m| m.groups.clear()).contains("no case"));

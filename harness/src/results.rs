@@ -194,6 +194,10 @@ pub struct CaseResult {
     pub latency: Option<LatencyDistribution>,
     /// The same quantity counted by independent sources; disagreements are kept here.
     pub cross_checks: Vec<CrossCheck>,
+    /// Repetitions that failed (a VM failed, the VMM crashed), with why; their values are
+    /// not in `metrics`.
+    #[serde(default)]
+    pub errors: Vec<String>,
 }
 
 /// One metric: the value of every measured repetition and their summary.

@@ -131,15 +131,28 @@ impl Vmm {
     /// The same VMM with one fault injected (`run ... --inject-fault NAME`), as the
     /// reference VMM offers for mutation testing.
     pub fn with_fault(&self, fault: &str) -> Vmm {
+        self.with_run_args(
+            vec!["--inject-fault".into(), fault.into()],
+            &format!("with fault {fault}"),
+        )
+    }
+
+    /// The same VMM run with `args` added to `run` (`what` says what they do, for messages).
+    pub fn with_run_args(&self, args: Vec<String>, what: &str) -> Vmm {
         let mut v = self.clone();
-        v.run_args = vec!["--inject-fault".into(), fault.into()];
-        v.description = format!("{} with fault {fault}", self.description);
+        v.run_args = args.into_iter().map(Into::into).collect();
+        v.description = format!("{} {what}", self.description);
         v
     }
 
     /// What this VMM is, for messages.
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// The executable that is run (for the built-in VMM: this program).
+    pub fn program(&self) -> &Path {
+        &self.program
     }
 
     /// Runs `run --config <config> --out <out>`, with stdout and stderr going to the given

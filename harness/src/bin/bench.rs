@@ -6,6 +6,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -13,6 +15,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pageflip_harness::driver::Bench;
 use pageflip_harness::images::ImageSet;
 use pageflip_harness::ipc_bench::{self, Params};
+use pageflip_harness::matrix::{Matrix, Profile};
+use pageflip_harness::runner::{self, Plan};
 use pageflip_harness::vmm::{Vmm, VMM_SUBCOMMAND};
 
 /// pageflip's benchmark runner.
@@ -25,6 +29,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs a benchmark matrix (workload x transport x exit policy x size x batch x VMs)
+    /// from a profile or a matrix file, with warm-up and repetitions, and writes a results
+    /// file (docs/results.md) that `report` draws and `report compare` compares.
+    Run(RunArgs),
     /// Remap vs copy vs virtio vs shared memory: exits, notifications, faults and TLB
     /// flushes per message, and latency over the floors (bare exit + host remap; shared
     /// memory) measured in the same run.
@@ -57,6 +65,42 @@ enum Command {
     },
 }
 
+/// `bench run` options.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Named matrix: quick (~5 min on 2 cores), nightly (~30 min) or full (hours).
+    #[arg(long, value_enum, default_value = "quick", conflicts_with = "matrix")]
+    profile: Profile,
+    /// A matrix file (JSON, docs/results.md) instead of a profile.
+    #[arg(long, value_name = "FILE")]
+    matrix: Option<PathBuf>,
+    /// Where to write the results [default: results/<run id>.json].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Measured repetitions per case (overrides the profile's).
+    #[arg(long, value_name = "N")]
+    reps: Option<u32>,
+    /// Warm-up runs per case (overrides the profile's).
+    #[arg(long, value_name = "N")]
+    warmup: Option<u32>,
+    /// Do not pin vCPU threads to host CPUs.
+    #[arg(long)]
+    no_pin: bool,
+    /// VMM build to measure [default: the reference VMM built into this binary].
+    #[arg(long, value_name = "PATH")]
+    vmm: Option<PathBuf>,
+    /// Reference VMM only: busy-wait US microseconds on every message it moves (an injected
+    /// slowdown, to show that `report compare` flags it).
+    #[arg(long, value_name = "US")]
+    inject_slowdown_us: Option<u32>,
+    /// Keep every run's config and result under DIR.
+    #[arg(long, value_name = "DIR")]
+    keep: Option<PathBuf>,
+    /// List the cases the matrix expands to and exit.
+    #[arg(long)]
+    list: bool,
+}
+
 fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == VMM_SUBCOMMAND) {
@@ -77,6 +121,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
+    if let Command::Run(args) = cli.command {
+        return bench_run(args);
+    }
     if let Err(e) = check(&cli) {
         eprintln!("bench: error: {e}; run `bench transports --help` for usage");
         return ExitCode::from(2);
@@ -99,7 +146,10 @@ fn check(cli: &Cli) -> Result<(), String> {
         batch,
         depth,
         ..
-    } = &cli.command;
+    } = &cli.command
+    else {
+        return Ok(());
+    };
     if !(1..=85).contains(depth) {
         return Err(format!("--depth {depth}: must be 1 to 85"));
     }
@@ -130,7 +180,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         vmm,
         json,
         keep,
-    } = cli.command;
+    } = cli.command
+    else {
+        return Ok(());
+    };
     let vmm = match vmm {
         Some(p) => Vmm::at(&p)?,
         None => Vmm::builtin()?,
@@ -170,4 +223,163 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// `bench run`: exit 0 when every case ran, 1 when a case had failed repetitions or the run
+/// could not go on, 2 for bad options or a bad matrix, 130 when interrupted (the results
+/// of the finished cases are written).
+fn bench_run(args: RunArgs) -> ExitCode {
+    let usage = |e: &dyn std::fmt::Display| {
+        eprintln!("bench: error: {e}; run `bench run --help` for usage");
+        ExitCode::from(2)
+    };
+    let (mut matrix, profile) = match &args.matrix {
+        Some(path) => match Matrix::load(path) {
+            Ok(m) => (m, path.display().to_string()),
+            Err(e) => return usage(&e),
+        },
+        None => (args.profile.matrix(), args.profile.name().to_string()),
+    };
+    if let Some(r) = args.reps {
+        matrix.repetitions = r;
+    }
+    if let Some(w) = args.warmup {
+        matrix.warmup = w;
+    }
+    let cases = match matrix.expand() {
+        Ok(c) => c,
+        Err(e) => return usage(&e),
+    };
+    if args.list {
+        for c in &cases {
+            println!(
+                "{:<8} {:<18} {:<12} {:>6} B  batch {:<2} {} VMs  {} messages",
+                c.workload,
+                c.transport.name(),
+                c.policy,
+                c.size,
+                c.batch,
+                c.vms,
+                c.messages()
+            );
+        }
+        println!(
+            "{} cases x ({} warm-up + {} repetitions)",
+            cases.len(),
+            matrix.warmup,
+            matrix.repetitions
+        );
+        return ExitCode::SUCCESS;
+    }
+    if let Some(us) = args.inject_slowdown_us {
+        if args.vmm.is_some() {
+            return usage(&"--inject-slowdown-us works with the built-in reference VMM only");
+        }
+        if !(1..=100_000).contains(&us) {
+            return usage(&format!("--inject-slowdown-us {us}: must be 1 to 100000"));
+        }
+    }
+    match bench_run_inner(args, matrix, profile, cases.len()) {
+        Ok((results, out)) => {
+            let failed: usize = results.cases.iter().map(|c| c.errors.len()).sum();
+            let disagree = results
+                .cases
+                .iter()
+                .flat_map(|c| {
+                    c.cross_checks
+                        .iter()
+                        .filter(|x| !x.agree)
+                        .map(move |x| (c, x))
+                })
+                .count();
+            eprintln!(
+                "bench: {} cases in {:.0} s -> {}{}",
+                results.cases.len(),
+                results.run.duration_s,
+                out.display(),
+                if disagree > 0 {
+                    format!(" ({disagree} cross-checks disagree: see the results)")
+                } else {
+                    String::new()
+                }
+            );
+            if results.run.interrupted {
+                eprintln!("bench: interrupted; the finished cases are kept");
+                ExitCode::from(130)
+            } else if failed > 0 {
+                eprintln!("bench: {failed} repetitions failed (see `errors` in the results)");
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("bench: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn bench_run_inner(
+    args: RunArgs,
+    matrix: Matrix,
+    profile: String,
+    cases: usize,
+) -> anyhow::Result<(pageflip_harness::results::Results, PathBuf)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("cannot install the Ctrl-C handler")?;
+    let mut vmm = match &args.vmm {
+        Some(p) => Vmm::at(p)?,
+        None => Vmm::builtin()?,
+    };
+    let mut vmm_args = Vec::new();
+    if let Some(us) = args.inject_slowdown_us {
+        vmm_args = vec!["--inject-slowdown-us".to_string(), us.to_string()];
+        vmm = vmm.with_run_args(
+            vmm_args.clone(),
+            &format!("slowed down by {us} us per message"),
+        );
+    }
+    let temp = tempfile::tempdir().context("cannot create a temporary directory (set TMPDIR)")?;
+    let work = args
+        .keep
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    let images_dir = work.join("images");
+    std::fs::create_dir_all(&images_dir)
+        .with_context(|| format!("cannot create {}", images_dir.display()))?;
+    let images = ImageSet::write(&images_dir)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("results").join(format!("{}.json", profile.replace('/', "_")))
+    });
+    let plan = Plan {
+        matrix,
+        profile,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        pin: !args.no_pin,
+        vmm_path: args
+            .vmm
+            .as_ref()
+            .map_or("builtin".to_string(), |p| p.display().to_string()),
+        vmm_args,
+        out: out.clone(),
+    };
+    let bench = Bench {
+        vmm: &vmm,
+        images: &images,
+        work_dir: &work,
+        timeout: std::time::Duration::from_secs(600),
+    };
+    let bar = ProgressBar::new(runner::total_runs(&plan.matrix, cases)).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}, eta {eta}] {msg}")
+            .expect("valid template"),
+    );
+    let results = runner::run(&plan, &bench, &stop, &mut |step| {
+        bar.set_message(step.to_string());
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    Ok((results?, out))
 }

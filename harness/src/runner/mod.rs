@@ -1,0 +1,489 @@
+//! `bench run`: runs a benchmark [`Matrix`] against a VMM build — the floor first, then each
+//! case with its warm-up and measured repetitions — and writes a [`Results`] file
+//! (`docs/results.md`) after every case, so an interrupted run (Ctrl-C) keeps every case it
+//! finished.
+
+pub mod floor;
+pub mod measure;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use pageflip_interface::RunResult;
+
+use crate::driver::Bench;
+use crate::ipc_bench::{layout, run_one, BenchError};
+use crate::matrix::{CaseSpec, Matrix};
+use crate::results::{
+    self, metric as m, CaseParams, CaseResult, CrossCheck, Floor, Host, LatencyDistribution,
+    Metric, Results, RunInfo, TracepointState, VmmBuild,
+};
+use measure::{PerfCounts, Repetition};
+
+/// What a benchmark run is asked to do.
+#[derive(Debug)]
+pub struct Plan {
+    /// The matrix.
+    pub matrix: Matrix,
+    /// The profile's name or the matrix file's path.
+    pub profile: String,
+    /// The command line, for the results.
+    pub command: String,
+    /// Pin each VM's vCPU thread to a host CPU.
+    pub pin: bool,
+    /// `builtin` or the `--vmm` path.
+    pub vmm_path: String,
+    /// Extra arguments the VMM is run with.
+    pub vmm_args: Vec<String>,
+    /// Where the results file is written (after every case).
+    pub out: PathBuf,
+}
+
+/// Why the benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// The matrix is unusable.
+    #[error(transparent)]
+    Matrix(#[from] crate::matrix::MatrixError),
+    /// The floor could not be measured (nothing else can be).
+    #[error("the floor could not be measured: {0}")]
+    Floor(#[source] BenchError),
+    /// The results file could not be written.
+    #[error("cannot write the results to {path}: {source}")]
+    Write {
+        /// The file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Interrupted before the floor was measured: there is nothing to keep.
+    #[error("interrupted before anything was measured")]
+    Interrupted,
+}
+
+/// The number of VMM runs `matrix` takes (for a progress bar).
+pub fn total_runs(matrix: &Matrix, cases: usize) -> u64 {
+    let per = u64::from(matrix.warmup + matrix.repetitions);
+    per * 3 + per * cases as u64
+}
+
+/// Runs the plan. `progress` is told before each VMM run what it is; `stop` is polled
+/// between runs (set it on Ctrl-C): the run then ends early with `run.interrupted` set and
+/// every finished case kept.
+pub fn run(
+    plan: &Plan,
+    bench: &Bench<'_>,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Results, RunnerError> {
+    let cases = plan.matrix.expand()?;
+    let started = Instant::now();
+    let date = utc_now();
+    let mx = &plan.matrix;
+
+    // The floor: warm-up and measured repetitions.
+    let mut floor_reps = Vec::new();
+    for i in 0..(mx.warmup + mx.repetitions) {
+        if stop.load(Ordering::SeqCst) {
+            return Err(RunnerError::Interrupted);
+        }
+        progress("floor: bare exit, ioeventfd exit, host remap, memcpy");
+        let rep = floor::measure(mx.floor_count, bench).map_err(|e| {
+            if stop.load(Ordering::SeqCst) {
+                RunnerError::Interrupted
+            } else {
+                RunnerError::Floor(e)
+            }
+        })?;
+        for _ in 0..2 {
+            progress("floor");
+        }
+        if i >= mx.warmup {
+            floor_reps.push(rep);
+        }
+    }
+    let first = floor_reps[0].exit_run.clone().expect("floor has a run");
+    let floor = floor_metrics(&floor_reps);
+    let exit_ns = floor
+        .metrics
+        .get(results::floor::EXIT_NS)
+        .map(|m| m.summary.median);
+
+    let mut results = Results {
+        schema: results::SCHEMA.into(),
+        version: results::SCHEMA_VERSION,
+        run: RunInfo {
+            id: format!("{}-{}", date.replace(['-', ':'], ""), short(&plan.profile)),
+            date,
+            git_revision: git(&["rev-parse", "HEAD"]),
+            git_dirty: git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty()),
+            profile: plan.profile.clone(),
+            command: plan.command.clone(),
+            repetitions: mx.repetitions,
+            warmup: mx.warmup,
+            pinned: plan.pin,
+            interrupted: false,
+            duration_s: 0.0,
+        },
+        host: host(&first),
+        vmm: VmmBuild {
+            name: first.vmm.name.clone(),
+            version: first.vmm.version.clone(),
+            path: plan.vmm_path.clone(),
+            sha256: sha256_of(bench.vmm.program()),
+            args: plan.vmm_args.clone(),
+        },
+        floor,
+        cases: Vec::new(),
+    };
+    write(&plan.out, &results)?;
+
+    'cases: for spec in &cases {
+        let params = case_params(spec);
+        let id = params.id();
+        let mut reps: Vec<Repetition> = Vec::new();
+        let mut errors = Vec::new();
+        for i in 0..(mx.warmup + mx.repetitions) {
+            if stop.load(Ordering::SeqCst) {
+                results.run.interrupted = true;
+                break 'cases;
+            }
+            let what = if i < mx.warmup { "warm-up" } else { "rep" };
+            progress(&format!("{id} ({what} {})", i + 1));
+            let lay = crate::cases::Layout {
+                pin_vcpus: plan.pin,
+                ..layout(
+                    spec.transport.clone(),
+                    spec.workload,
+                    &spec.params(),
+                    spec.vms,
+                )
+            };
+            let cpu0 = children_cpu_ns();
+            let outcome = run_one(spec.workload, lay, bench);
+            let cpu_ns = children_cpu_ns().saturating_sub(cpu0);
+            match outcome {
+                Ok((_, result)) => {
+                    if i >= mx.warmup {
+                        reps.push(measure::repetition(
+                            spec,
+                            &result,
+                            exit_ns,
+                            cpu_ns,
+                            &PerfCounts::default(),
+                        ));
+                    }
+                }
+                Err(e) => {
+                    if stop.load(Ordering::SeqCst) {
+                        results.run.interrupted = true;
+                        break 'cases;
+                    }
+                    errors.push(format!("{what} {}: {e}", i + 1));
+                }
+            }
+        }
+        results.cases.push(case_result(id, params, &reps, errors));
+        results.run.duration_s = started.elapsed().as_secs_f64();
+        write(&plan.out, &results)?;
+    }
+    results.run.duration_s = started.elapsed().as_secs_f64();
+    write(&plan.out, &results)?;
+    Ok(results)
+}
+
+/// The parameters of `spec` as the results give them.
+fn case_params(spec: &CaseSpec) -> CaseParams {
+    CaseParams {
+        workload: spec.workload.into(),
+        transport: spec.transport.name(),
+        transport_config: spec.transport.clone(),
+        policy: spec.policy.into(),
+        size: spec.size,
+        batch: spec.batch,
+        vms: spec.vms,
+        messages: spec.messages(),
+        depth: spec.depth,
+    }
+}
+
+/// A case's result from its measured repetitions.
+fn case_result(
+    id: String,
+    params: CaseParams,
+    reps: &[Repetition],
+    errors: Vec<String>,
+) -> CaseResult {
+    let mut metrics = BTreeMap::new();
+    let mut unavailable = BTreeMap::new();
+    let names: BTreeSet<&String> = reps.iter().flat_map(|r| r.values.keys()).collect();
+    for name in names {
+        let values: Vec<f64> = reps
+            .iter()
+            .filter_map(|r| r.values.get(name).copied())
+            .collect();
+        if values.len() == reps.len() {
+            let (unit, higher) = unit_of(name);
+            metrics.insert(name.clone(), Metric::new(unit, higher, values));
+        } else {
+            unavailable.insert(
+                name.clone(),
+                format!("measured in {} of {} repetitions", values.len(), reps.len()),
+            );
+        }
+    }
+    for r in reps {
+        for (name, why) in &r.unavailable {
+            if !metrics.contains_key(name) {
+                unavailable
+                    .entry(name.clone())
+                    .or_insert_with(|| why.clone());
+            }
+        }
+    }
+    let pooled: Vec<u64> = reps
+        .iter()
+        .flat_map(|r| r.latency_ns.iter().copied())
+        .collect();
+    let latency = (!pooled.is_empty()).then(|| LatencyDistribution {
+        what: if params.workload == "pingpong" {
+            "one-way latency (round trip / 2), ns".into()
+        } else {
+            "receiver inter-arrival time, ns".into()
+        },
+        samples: pooled.len() as u64,
+        cdf: measure::cdf(&pooled),
+    });
+    let mut totals: BTreeMap<&String, BTreeMap<&String, u64>> = BTreeMap::new();
+    for r in reps {
+        for (what, sources) in &r.counts {
+            let t = totals.entry(what).or_default();
+            for (src, c) in sources {
+                *t.entry(src).or_default() += c;
+            }
+        }
+    }
+    let cross_checks = totals
+        .into_iter()
+        .filter(|(_, s)| s.len() >= 2)
+        .map(|(what, s)| {
+            let first = s.values().next().copied();
+            CrossCheck {
+                what: what.clone(),
+                agree: s.values().all(|&c| Some(c) == first),
+                sources: s.into_iter().map(|(k, v)| (k.clone(), v)).collect(),
+                note: measure::check::note(what).into(),
+            }
+        })
+        .collect();
+    CaseResult {
+        id,
+        params,
+        metrics,
+        unavailable,
+        latency,
+        cross_checks,
+        errors,
+    }
+}
+
+/// The floor's metrics from its repetitions.
+fn floor_metrics(reps: &[floor::FloorRep]) -> Floor {
+    let mut out = Floor::default();
+    for name in [
+        results::floor::EXIT_NS,
+        results::floor::IOEVENTFD_EXIT_NS,
+        results::floor::MEMCPY_4K_NS,
+        results::floor::REMAP_NS,
+    ] {
+        let values: Vec<f64> = reps
+            .iter()
+            .filter_map(|r| r.values.get(name).copied())
+            .collect();
+        if values.len() == reps.len() && !values.is_empty() {
+            out.metrics
+                .insert(name.into(), Metric::new("ns", false, values));
+        } else {
+            let why = reps
+                .iter()
+                .find_map(|r| r.unavailable.get(name).cloned())
+                .unwrap_or_else(|| "not measured in every repetition".into());
+            out.unavailable.insert(name.into(), why);
+        }
+    }
+    out
+}
+
+/// Unit and direction of a case metric.
+pub fn unit_of(name: &str) -> (&'static str, bool) {
+    match name {
+        m::MESSAGES => ("messages", true),
+        m::BYTES => ("bytes", true),
+        m::THROUGHPUT_MSGS => ("msg/s", true),
+        m::THROUGHPUT_MIB => ("MiB/s", true),
+        m::HOST_CPU_NS_PER_MSG => ("ns/msg", false),
+        n if n.ends_with("_over_exit") => ("ratio", false),
+        n if n.ends_with("_ns") => ("ns", false),
+        n if n.ends_with("_per_page") => ("per page", false),
+        n if n.starts_with(m::EXITS_BY_KIND) || n.starts_with(m::EXIT_REASON) => {
+            ("exits/msg", false)
+        }
+        _ => ("per message", false),
+    }
+}
+
+/// The host as the floor's first run saw it.
+fn host(r: &RunResult) -> Host {
+    let vm = &r.vms[0].stats;
+    let mut counters: BTreeSet<String> = BTreeSet::new();
+    if let Some(d) = vm.run.as_ref().or(vm.measured.as_ref()) {
+        counters.extend(d.vcpu.keys().cloned());
+        counters.extend(d.vm.keys().cloned());
+    }
+    Host {
+        cpu_model: r.host.cpu_model.clone(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        kernel: r.host.kernel.clone(),
+        kvm_flavour: r.host.kvm_flavour.clone(),
+        tsc_khz: r.host.tsc_khz,
+        tsc_source: "KVM_GET_TSC_KHZ on the VMM's vCPU (result host.tsc_khz)".into(),
+        counters: counters.into_iter().collect(),
+        unavailable_counters: vm.unavailable.clone(),
+        tracepoints: BTreeMap::<String, TracepointState>::new(),
+    }
+}
+
+/// The profile's name for the run id (a matrix file's stem).
+fn short(profile: &str) -> String {
+    Path::new(profile)
+        .file_stem()
+        .map_or_else(|| profile.to_string(), |s| s.to_string_lossy().into_owned())
+}
+
+/// The UTC time now, RFC 3339 to the second.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Output of `git ARGS` in the harness's source tree, trimmed, if git and the tree exist.
+fn git(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// SHA-256 of a file, hex.
+fn sha256_of(path: &Path) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).ok()?;
+    Some(
+        Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
+}
+
+/// CPU time (user + system) of every child process waited for so far, ns.
+fn children_cpu_ns() -> u64 {
+    // SAFETY: an all-zero rusage is valid; getrusage writes it whole and reads nothing else.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
+        return 0;
+    }
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    ns(ru.ru_utime) + ns(ru.ru_stime)
+}
+
+/// Writes the results file whole (a temporary file renamed over it).
+fn write(path: &Path, r: &Results) -> Result<(), RunnerError> {
+    let err = |source| RunnerError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let tmp = path.with_extension("json.partial");
+    std::fs::write(&tmp, r.to_json()).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates_are_civil() {
+        let d = utc_now();
+        assert_eq!(d.len(), 20, "{d}");
+        assert!(d.starts_with("20") && d.ends_with('Z'), "{d}");
+    }
+
+    #[test]
+    fn units_and_directions() {
+        assert_eq!(unit_of(m::THROUGHPUT_MIB), ("MiB/s", true));
+        assert_eq!(unit_of(m::LATENCY_P99_NS), ("ns", false));
+        assert_eq!(unit_of(m::LATENCY_P50_OVER_EXIT), ("ratio", false));
+        assert_eq!(unit_of("exits_by_kind.mmio_exits"), ("exits/msg", false));
+        assert_eq!(unit_of(m::REMOTE_TLB_FLUSHES_PER_PAGE), ("per page", false));
+    }
+
+    #[test]
+    fn a_metric_missing_in_one_repetition_is_unavailable_not_averaged() {
+        let mut a = Repetition::default();
+        a.values.insert(m::EXITS_PER_MSG.into(), 1.0);
+        a.values.insert(m::TIME_PER_MSG_NS.into(), 10.0);
+        let mut b = Repetition::default();
+        b.values.insert(m::EXITS_PER_MSG.into(), 1.0);
+        let spec = &crate::matrix::Profile::Quick.matrix().expand().unwrap()[0];
+        let c = case_result("x".into(), case_params(spec), &[a, b], vec![]);
+        assert_eq!(c.metrics[m::EXITS_PER_MSG].values, vec![1.0, 1.0]);
+        assert!(!c.metrics.contains_key(m::TIME_PER_MSG_NS));
+        assert!(c.unavailable[m::TIME_PER_MSG_NS].contains("1 of 2"));
+    }
+
+    #[test]
+    fn cross_checks_keep_disagreements() {
+        let mut a = Repetition::default();
+        let mut s = BTreeMap::new();
+        s.insert("guest".to_string(), 100);
+        s.insert("kvm".to_string(), 101);
+        a.counts.insert(measure::check::NOTIFICATIONS.into(), s);
+        let spec = &crate::matrix::Profile::Quick.matrix().expand().unwrap()[0];
+        let c = case_result("x".into(), case_params(spec), &[a.clone(), a], vec![]);
+        assert_eq!(c.cross_checks.len(), 1);
+        assert!(!c.cross_checks[0].agree);
+        assert_eq!(c.cross_checks[0].sources["kvm"], 202);
+    }
+}
