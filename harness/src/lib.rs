@@ -19,5 +19,6 @@ pub mod mutants;
 pub mod report;
 pub mod results;
 pub mod stats;
+pub mod tracepoints;
 pub mod transport_cases;
 pub mod vmm;
