@@ -21,5 +21,6 @@ pub mod report;
 pub mod results;
 pub mod runner;
 pub mod stats;
+pub mod tracepoints;
 pub mod transport_cases;
 pub mod vmm;
