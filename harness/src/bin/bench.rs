@@ -96,6 +96,10 @@ struct RunArgs {
     /// Keep every run's config and result under DIR.
     #[arg(long, value_name = "DIR")]
     keep: Option<PathBuf>,
+    /// Do not count perf tracepoints (kvm:kvm_exit, kvm:kvm_userspace_exit, tlb:tlb_flush)
+    /// around the runs.
+    #[arg(long)]
+    no_perf: bool,
     /// List the cases the matrix expands to and exit.
     #[arg(long)]
     list: bool,
@@ -365,6 +369,7 @@ fn bench_run_inner(
             .map_or("builtin".to_string(), |p| p.display().to_string()),
         vmm_args,
         out: out.clone(),
+        perf: !args.no_perf,
     };
     let bench = Bench {
         vmm: &vmm,

@@ -111,7 +111,7 @@ pub fn measure(count: u64, bench: &Bench<'_>) -> Result<FloorRep, BenchError> {
 }
 
 /// Nanoseconds per memcpy of 4 KiB between two page-aligned buffers (the copy transport's
-/// unit of work), over [`MEMCPY_ROUNDS`] copies.
+/// unit of work), over `MEMCPY_ROUNDS` copies.
 pub fn memcpy_4k_ns() -> f64 {
     #[repr(align(4096))]
     struct Page([u8; 4096]);

@@ -10,8 +10,10 @@ use pageflip_interface::{NotifyMode, RunResult, StatsDelta, TransportConfig};
 
 use crate::matrix::CaseSpec;
 use crate::results::metric as m;
+use crate::tracepoints as tp;
 
-/// Host-wide perf tracepoint counts over one run (see [`crate::tracepoints`]).
+/// Host-wide perf tracepoint counts over one run ([`crate::tracepoints`]), of the tracepoints
+/// that fired on this host.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PerfCounts {
     /// Totals by tracepoint (`kvm:kvm_exit`, ...), only for tracepoints that fired in the
@@ -19,18 +21,6 @@ pub struct PerfCounts {
     pub totals: BTreeMap<String, u64>,
     /// `kvm:kvm_exit` by exit reason, if sampled.
     pub exit_reasons: Option<BTreeMap<String, u64>>,
-}
-
-/// The perf tracepoints the runner reads.
-pub mod tp {
-    /// Every VM exit (not fired by kvm_pvm).
-    pub const KVM_EXIT: &str = "kvm:kvm_exit";
-    /// Every exit to userspace.
-    pub const KVM_USERSPACE_EXIT: &str = "kvm:kvm_userspace_exit";
-    /// Host TLB flushes.
-    pub const TLB_FLUSH: &str = "tlb:tlb_flush";
-    /// All of them.
-    pub const ALL: &[&str] = &[KVM_EXIT, KVM_USERSPACE_EXIT, TLB_FLUSH];
 }
 
 /// One repetition's measurements.

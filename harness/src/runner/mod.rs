@@ -20,6 +20,7 @@ use crate::results::{
     self, metric as m, CaseParams, CaseResult, CrossCheck, Floor, Host, LatencyDistribution,
     Metric, Results, RunInfo, TracepointState, VmmBuild,
 };
+use crate::tracepoints::{self, TracepointCounts, Tracepoints};
 use measure::{PerfCounts, Repetition};
 
 /// What a benchmark run is asked to do.
@@ -39,6 +40,8 @@ pub struct Plan {
     pub vmm_args: Vec<String>,
     /// Where the results file is written (after every case).
     pub out: PathBuf,
+    /// Count perf tracepoints around each run (`crate::tracepoints`).
+    pub perf: bool,
 }
 
 /// Why the benchmark could not run.
@@ -84,14 +87,24 @@ pub fn run(
     let date = utc_now();
     let mx = &plan.matrix;
 
-    // The floor: warm-up and measured repetitions.
+    let mut perf = plan
+        .perf
+        .then(|| Tracepoints::open(tracepoints::RUNNER_TRACEPOINTS));
+
+    // The floor: warm-up and measured repetitions. The tracepoints count around it only to
+    // learn which of them this host fires.
     let mut floor_reps = Vec::new();
     for i in 0..(mx.warmup + mx.repetitions) {
         if stop.load(Ordering::SeqCst) {
             return Err(RunnerError::Interrupted);
         }
         progress("floor: bare exit, ioeventfd exit, host remap, memcpy");
-        let rep = floor::measure(mx.floor_count, bench).map_err(|e| {
+        let counting = perf.as_mut().is_some_and(|p| p.start().is_ok());
+        let rep = floor::measure(mx.floor_count, bench);
+        if counting {
+            let _ = perf.as_mut().map(|p| p.stop());
+        }
+        let rep = rep.map_err(|e| {
             if stop.load(Ordering::SeqCst) {
                 RunnerError::Interrupted
             } else {
@@ -106,6 +119,13 @@ pub fn run(
         }
     }
     let first = floor_reps[0].exit_run.clone().expect("floor has a run");
+    let fired: BTreeSet<String> = perf.as_ref().map_or_else(BTreeSet::new, |p| {
+        p.states()
+            .into_iter()
+            .filter(|(_, s)| *s == TracepointState::Fired)
+            .map(|(n, _)| n)
+            .collect()
+    });
     let floor = floor_metrics(&floor_reps);
     let exit_ns = floor
         .metrics
@@ -163,9 +183,16 @@ pub fn run(
                     spec.vms,
                 )
             };
+            let counting = !fired.is_empty() && perf.as_mut().is_some_and(|p| p.start().is_ok());
             let cpu0 = children_cpu_ns();
             let outcome = run_one(spec.workload, lay, bench);
             let cpu_ns = children_cpu_ns().saturating_sub(cpu0);
+            let counts = if counting {
+                perf.as_mut().and_then(|p| p.stop().ok())
+            } else {
+                None
+            };
+            let perf_counts = counts.map_or_else(PerfCounts::default, |c| perf_counts(&c, &fired));
             match outcome {
                 Ok((_, result)) => {
                     if i >= mx.warmup {
@@ -174,7 +201,7 @@ pub fn run(
                             &result,
                             exit_ns,
                             cpu_ns,
-                            &PerfCounts::default(),
+                            &perf_counts,
                         ));
                     }
                 }
@@ -192,8 +219,28 @@ pub fn run(
         write(&plan.out, &results)?;
     }
     results.run.duration_s = started.elapsed().as_secs_f64();
+    if let Some(p) = &perf {
+        results.host.tracepoints = p.states();
+    }
     write(&plan.out, &results)?;
     Ok(results)
+}
+
+/// The counts of the tracepoints in `fired` (a by-reason breakdown only if complete).
+fn perf_counts(c: &TracepointCounts, fired: &BTreeSet<String>) -> PerfCounts {
+    PerfCounts {
+        totals: c
+            .totals
+            .iter()
+            .filter(|(n, _)| fired.contains(*n))
+            .map(|(n, v)| (n.clone(), *v))
+            .collect(),
+        exit_reasons: c
+            .by_reason
+            .get(tracepoints::KVM_EXIT)
+            .filter(|r| r.complete && fired.contains(tracepoints::KVM_EXIT))
+            .map(|r| r.reasons.clone()),
+    }
 }
 
 /// The parameters of `spec` as the results give them.
@@ -353,7 +400,7 @@ fn host(r: &RunResult) -> Host {
         tsc_source: "KVM_GET_TSC_KHZ on the VMM's vCPU (result host.tsc_khz)".into(),
         counters: counters.into_iter().collect(),
         unavailable_counters: vm.unavailable.clone(),
-        tracepoints: BTreeMap::<String, TracepointState>::new(),
+        tracepoints: BTreeMap::new(),
     }
 }
 
