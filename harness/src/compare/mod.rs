@@ -18,8 +18,8 @@
 //!
 //! **Comparability.** Files of another schema or version are refused
 //! ([`CompareError::Schema`]). Files from different hosts (CPU model, cores, kernel, KVM
-//! flavour) or runs set up differently (profile, vCPU pinning), or an interrupted run, are
-//! compared but warned about ([`Warning`]).
+//! flavour) or runs set up differently (profile, vCPU pinning), an interrupted run, or failed
+//! repetitions, are compared but warned about ([`Warning`]).
 //!
 //! **The floor.** The floor metrics ([`results::Floor`]) are compared too, as case
 //! [`FLOOR_CASE`], but by default they do not gate: they measure the host (a bare exit, a 4 KiB
@@ -292,6 +292,16 @@ pub enum Warning {
         /// Case id.
         case: String,
     },
+    /// Repetitions of a case failed on one side (a VM failed, the VMM crashed): its metrics
+    /// have fewer values there.
+    FailedRepetitions {
+        /// Case id.
+        case: String,
+        /// Which side.
+        side: Side,
+        /// How many failed.
+        count: usize,
+    },
     /// Some metrics have too few repetitions for any change to reach p < alpha.
     Undetectable {
         /// Such rows.
@@ -328,6 +338,10 @@ impl fmt::Display for Warning {
             Warning::ParamsDiffer { case } => write!(
                 f,
                 "case {case} has other parameters in A than in B (e.g. the message count)"
+            ),
+            Warning::FailedRepetitions { case, side, count } => write!(
+                f,
+                "{count} repetition(s) of case {case} failed in {side}: its metrics have fewer values there"
             ),
             Warning::Undetectable {
                 rows,
@@ -450,6 +464,15 @@ pub fn compare_results(
                     warnings.push(Warning::ParamsDiffer {
                         case: case_a.id.clone(),
                     });
+                }
+                for (side, c) in [(Side::A, case_a), (Side::B, case_b)] {
+                    if !c.errors.is_empty() {
+                        warnings.push(Warning::FailedRepetitions {
+                            case: c.id.clone(),
+                            side,
+                            count: c.errors.len(),
+                        });
+                    }
                 }
                 acc.compare_sets(
                     &case_a.id,

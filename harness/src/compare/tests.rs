@@ -101,6 +101,7 @@ fn run_noisy(
                 unavailable: BTreeMap::new(),
                 latency: None,
                 cross_checks: vec![],
+                errors: vec![],
             }
         })
         .collect();
@@ -450,7 +451,7 @@ fn cases_and_metrics_on_one_side_are_listed_with_why() {
 }
 
 #[test]
-fn constants_get_no_verdict_and_other_parameters_are_warned_about() {
+fn constants_get_no_verdict_and_other_parameters_and_failures_are_warned_about() {
     let a = run(2, 5, 17, &same);
     let mut b = run(2, 5, 18, &same);
     let c = &mut b.cases[1];
@@ -459,6 +460,7 @@ fn constants_get_no_verdict_and_other_parameters_are_warned_about() {
         metric::MESSAGES.into(),
         Metric::new("msg", false, vec![c.params.messages as f64; 5]),
     );
+    b.cases[0].errors = vec!["repetition 3: VM 1 failed".into()];
     let r = compare(&a, &b);
     assert!(r
         .rows
@@ -466,9 +468,16 @@ fn constants_get_no_verdict_and_other_parameters_are_warned_about() {
         .all(|x| !CONSTANT_METRICS.contains(&x.metric.as_str())));
     assert_eq!(
         r.warnings,
-        [Warning::ParamsDiffer {
-            case: b.cases[1].id.clone()
-        }]
+        [
+            Warning::FailedRepetitions {
+                case: b.cases[0].id.clone(),
+                side: Side::B,
+                count: 1
+            },
+            Warning::ParamsDiffer {
+                case: b.cases[1].id.clone()
+            }
+        ]
     );
 }
 
