@@ -10,6 +10,7 @@ pub mod app;
 pub mod bad_elf;
 pub mod cases;
 pub mod cli;
+pub mod compare;
 pub mod driver;
 pub mod expect;
 pub mod images;
