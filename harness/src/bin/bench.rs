@@ -74,7 +74,7 @@ struct RunArgs {
     /// A matrix file (JSON, docs/results.md) instead of a profile.
     #[arg(long, value_name = "FILE")]
     matrix: Option<PathBuf>,
-    /// Where to write the results [default: results/<run id>.json].
+    /// Where to write the results [default: results/PROFILE.json].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Measured repetitions per case (overrides the profile's).
