@@ -1,0 +1,149 @@
+//! The `bench run` binary end to end on the reference VMM (needs /dev/kvm): the results file
+//! it writes, the exact counts it must agree on, and bad input.
+
+use std::process::{Command, Output};
+
+use pageflip_harness::results::{metric as m, Results};
+
+fn bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("bench runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The CI smoke matrix: every transport, stream, ping-pong, a deferred batch and fan-in.
+const SMOKE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../ci/smoke-matrix.json");
+
+#[test]
+#[cfg_attr(no_kvm, ignore = "needs /dev/kvm")]
+fn smoke_matrix_results_are_complete_and_counts_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let o = bench(&[
+        "run",
+        "--matrix",
+        SMOKE,
+        "--out",
+        out.to_str().unwrap(),
+        "--no-perf",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = Results::load(&out).unwrap();
+    assert!(!r.run.interrupted);
+    assert_eq!(r.run.repetitions, 2);
+    for f in ["exit_ns", "ioeventfd_exit_ns", "memcpy_4k_ns", "remap_ns"] {
+        let v = &r.floor.metrics[f];
+        assert_eq!(v.values.len(), 2, "{f}");
+        assert!(v.values.iter().all(|x| *x > 0.0), "{f}: {:?}", v.values);
+    }
+    // An in-kernel exit is cheaper than an exit to the VMM (the reason ioeventfds exist).
+    assert!(
+        r.floor.metrics["ioeventfd_exit_ns"].summary.median
+            < r.floor.metrics["exit_ns"].summary.median
+    );
+    // Every transport of the catalog is there.
+    for t in pageflip_interface::TransportConfig::catalog() {
+        assert!(
+            r.cases.iter().any(|c| c.params.transport == t.name()),
+            "{}",
+            t.name()
+        );
+    }
+    for c in &r.cases {
+        assert!(c.errors.is_empty(), "{}: {:?}", c.id, c.errors);
+        for name in [
+            m::EXITS_PER_MSG,
+            m::TIME_PER_MSG_NS,
+            m::THROUGHPUT_MIB,
+            m::LATENCY_P50_NS,
+        ] {
+            let v = c
+                .metrics
+                .get(name)
+                .unwrap_or_else(|| panic!("{}: no {name}", c.id));
+            assert_eq!(v.values.len(), 2, "{}: {name}", c.id);
+        }
+        // The guests' own notification count is KVM's, exactly.
+        let x = c
+            .cross_checks
+            .iter()
+            .find(|x| x.what.starts_with("notifications"))
+            .unwrap_or_else(|| panic!("{}: no notification cross-check", c.id));
+        assert!(x.agree, "{}: {:?}", c.id, x.sources);
+        let n = c.metrics[m::NOTIFICATIONS_PER_MSG].summary.mean;
+        let user = c.metrics[m::USERSPACE_EXITS_PER_MSG].summary.mean;
+        match c.params.transport.as_str() {
+            // Immediate sends: one doorbell exit per message at least (more on retries).
+            "remap" | "copy" if c.params.batch == 1 => assert!(n >= 1.0, "{}: {n}", c.id),
+            // Deferred sends: one exit per batch (plus retries and flushes).
+            "remap" | "copy" => assert!(n < 0.5, "{}: {n}", c.id),
+            "shmem" => {
+                assert_eq!(n, 0.0, "{}", c.id);
+                assert_eq!(user, 0.0, "{}", c.id);
+            }
+            "virtio-ioeventfd" => assert_eq!(user, 0.0, "{}: userspace exits", c.id),
+            _ => {}
+        }
+        if c.params.transport == "remap" {
+            // One remote flush request on the sender per page moved, at least.
+            assert!(
+                c.metrics[m::REMOTE_TLB_FLUSHES_PER_PAGE].summary.min >= 1.0,
+                "{}",
+                c.id
+            );
+        }
+        if c.params.transport == "copy" || c.params.transport == "shmem" {
+            assert!(
+                !c.metrics.contains_key(m::REMOTE_TLB_FLUSHES_PER_PAGE),
+                "{}",
+                c.id
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_matrices_and_options_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"repetitions": 2, "messages": 1, "rounds": 1, "groups": [{"workloads": ["stream"], "sizes": [3]}]}"#).unwrap();
+    let o = bench(&["run", "--matrix", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("size 3"), "{}", stderr(&o));
+    let o = bench(&["run", "--matrix", "/nonexistent/m.json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("cannot read the matrix file"),
+        "{}",
+        stderr(&o)
+    );
+    let o = bench(&["run", "--profile", "huge"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = bench(&["run", "--vmm", "/bin/true", "--inject-slowdown-us", "10"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("built-in reference VMM only"),
+        "{}",
+        stderr(&o)
+    );
+    let o = bench(&["run", "--reps", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("repetitions"), "{}", stderr(&o));
+}
+
+#[test]
+fn list_shows_every_transport_of_the_quick_profile() {
+    let o = bench(&["run", "--list"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for t in pageflip_interface::TransportConfig::catalog() {
+        assert!(text.contains(&t.name()), "{}", t.name());
+    }
+    assert!(text.contains("41 cases"), "{text}");
+}
