@@ -9,7 +9,9 @@
 pub mod app;
 pub mod bad_elf;
 pub mod cases;
+pub mod charts;
 pub mod cli;
+pub mod crossover;
 pub mod driver;
 pub mod expect;
 pub mod images;
@@ -20,4 +22,5 @@ pub mod report;
 pub mod results;
 pub mod stats;
 pub mod transport_cases;
+pub mod units;
 pub mod vmm;
