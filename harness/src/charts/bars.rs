@@ -230,8 +230,8 @@ fn draw_row<DB: DrawingBackend>(
                 .map_err(|e| e.to_string())?;
         }
         if let (Some(_), Some((lo, hi))) = (value, bar.ci) {
-            // The whisker: a line from lo to hi with caps a third of the bar high.
-            let cap = thickness * 0.3;
+            // The whisker: a line from lo to hi with caps a fifth of the bar high.
+            let cap = thickness * 0.18;
             chart
                 .draw_series(
                     [

@@ -22,7 +22,7 @@ pub enum FontError {
     /// The font file could not be read.
     #[error(
         "cannot read the PNG charts' font {path}: {why} (install the Debian package \
-         {FONT_PACKAGE}, or generate SVG charts only)"
+         {FONT_PACKAGE}, or write SVG charts only: report --no-png)"
     )]
     Missing {
         /// The font file.

@@ -78,8 +78,10 @@ pub struct Title {
 /// How a legend entry's swatch is drawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Swatch {
-    /// A line with a point marker (line series).
+    /// A line with a point marker (line series with markers).
     Line,
+    /// A plain line (dense line series, marks).
+    Stroke,
     /// A filled box (bars).
     Bar,
     /// A light filled box (bands, shaded ranges).
@@ -208,6 +210,10 @@ fn draw_legend<DB: DrawingBackend>(
                     entry.color.stroke_width(3),
                 ))
                 .and_then(|_| area.draw(&Circle::new((20, mid), 4, entry.color.filled()))),
+            Swatch::Stroke => area.draw(&PathElement::new(
+                vec![(8, mid), (32, mid)],
+                entry.color.stroke_width(3),
+            )),
             Swatch::Bar => area.draw(&Rectangle::new(
                 [(10, mid - 7), (30, mid + 7)],
                 entry.color.filled(),

@@ -134,13 +134,18 @@ impl Figure for XyFigure {
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()> {
         let labels = self.labels();
+        let swatch = if self.panels.iter().any(|p| p.markers) {
+            Swatch::Line
+        } else {
+            Swatch::Stroke
+        };
         let mut legend: Vec<LegendEntry> = labels
             .iter()
             .enumerate()
             .map(|(i, l)| LegendEntry {
                 label: l.to_string(),
                 color: style::color(i),
-                swatch: Swatch::Line,
+                swatch,
             })
             .collect();
         if let Some(band) = &self.band_label {
@@ -154,7 +159,7 @@ impl Figure for XyFigure {
             legend.push(LegendEntry {
                 label: mark.clone(),
                 color: MARK,
-                swatch: Swatch::Line,
+                swatch: Swatch::Stroke,
             });
         }
         let body = style::frame(root, &self.title, &legend)?;
