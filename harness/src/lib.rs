@@ -5,6 +5,11 @@
 //! ([`vmm`]), checks what the VMM did against the case's [`expect`]ations and reports the
 //! verdicts in one of several [`report`] formats. A case is data; one [`driver`] runs them all,
 //! so a new check is a new row in the table, not new code.
+//!
+//! `report` turns a benchmark [`results`] file into a [`site`]: [`charts`] (SVG and PNG),
+//! `summary.md` and a self-contained `index.html`, with the remap-vs-copy [`crossover`];
+//! `report history` charts metrics over many results files ([`history`]); its command line is
+//! [`report_cli`].
 
 pub mod app;
 pub mod bad_elf;

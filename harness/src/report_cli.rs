@@ -28,7 +28,7 @@ pub const EXIT_USAGE: u8 = 2;
 /// chart as SVG and PNG, summary.md, and index.html, one self-contained page that opens
 /// offline.
 ///
-/// `report RESULTS.json` writes into reports/<run id>/. PNG charts need the DejaVu Sans font
+/// `report RESULTS.json` writes into reports/RUN_ID/. PNG charts need the DejaVu Sans font
 /// (Debian: fonts-dejavu-core); --no-png writes SVG only. Exit code: 0 on success, 1 if an
 /// input file cannot be used, 2 for usage errors or when the report cannot be written.
 #[derive(Clone, Debug, Parser)]
@@ -45,7 +45,7 @@ pub struct Cli {
     /// The results file to report on
     #[arg(value_name = "RESULTS.json", required = true)]
     pub results: Option<PathBuf>,
-    /// Output directory [default: reports/<run id>]
+    /// Output directory [default: reports/RUN_ID]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Chart formats.
@@ -80,7 +80,7 @@ pub enum Command {
         /// Significance level of the permutation test
         #[arg(long, value_name = "ALPHA", default_value_t = DEFAULT_ALPHA, value_parser = parse_alpha)]
         alpha: f64,
-        /// Output directory [default: reports/compare-<A run id>-vs-<B run id>]
+        /// Output directory [default: reports/compare-A_RUN_ID-vs-B_RUN_ID]
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// Chart formats.
