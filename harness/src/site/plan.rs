@@ -393,18 +393,15 @@ fn counts(results: &Results) -> Vec<PlannedChart> {
 /// more sizes for both.
 fn crossovers(results: &Results) -> Vec<PlannedChart> {
     let mut charts = Vec::new();
-    for (workload, cost, cost_axis) in [
+    for (workload, cost, prose) in [
         (
             "stream",
             metric::TIME_PER_MSG_NS,
-            "transfer time per message (log scale)",
+            "transfer time per message",
         ),
-        (
-            "pingpong",
-            metric::LATENCY_P50_NS,
-            "one-way latency p50 (log scale)",
-        ),
+        ("pingpong", metric::LATENCY_P50_NS, "one-way latency p50"),
     ] {
+        let cost_axis = format!("{prose} (log scale)");
         let groups = size_series(results, workload);
         let of = |transport: &str| -> Vec<&Vec<&CaseResult>> {
             groups
@@ -450,7 +447,7 @@ fn crossovers(results: &Results) -> Vec<PlannedChart> {
                 Err(crossover.describe())
             } else {
                 Ok(ChartData::Crossover {
-                    cost_axis: cost_axis.into(),
+                    cost_axis: cost_axis.clone(),
                     remap: line(remap, &format!("remap {}", p.policy)),
                     copy: line(copy, &format!("copy {}", p.policy)),
                     crossover,
@@ -459,11 +456,11 @@ fn crossovers(results: &Results) -> Vec<PlannedChart> {
             charts.push(PlannedChart {
                 stem,
                 what: format!(
-                    "Remap vs copy, {} ({setting}): {cost} vs message size",
+                    "Remap vs copy, {} ({setting}): {prose} vs message size",
                     workload_name(workload)
                 ),
                 caption: format!(
-                    "Mean {cost} over repetitions (95% CI shaded) of remap and copy; the \
+                    "Mean {prose} ({cost}) over repetitions (95% CI shaded) of remap and copy; the \
                      crossover is where the lines cross (log-log interpolation between \
                      measured sizes), its 95% CI from {} bootstrap resamples of the \
                      repetitions.",
