@@ -35,10 +35,10 @@ const EFFECT_SEED: u64 = 0xc0ff_ee00_d15e_a5e5;
 
 /// splitmix64 (Steele, Lea, Flood 2014): a tiny PRNG, good enough for resampling.
 #[derive(Clone, Debug)]
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(u64);
 
 impl SplitMix64 {
-    fn new(seed: u64) -> SplitMix64 {
+    pub(crate) fn new(seed: u64) -> SplitMix64 {
         SplitMix64(seed)
     }
 
@@ -51,12 +51,12 @@ impl SplitMix64 {
     }
 
     /// A uniform index in `[0, n)` (`n > 0`), by multiply-high (Lemire; the bias is < n / 2^64).
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
     }
 }
 
-fn mean(xs: &[f64]) -> f64 {
+pub(crate) fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len() as f64
 }
 
@@ -75,7 +75,7 @@ fn percentile_ci(stats: &mut [f64]) -> (f64, f64) {
 }
 
 /// Mean of a bootstrap resample of `xs` (with replacement, same size).
-fn resample_mean(xs: &[f64], rng: &mut SplitMix64) -> f64 {
+pub(crate) fn resample_mean(xs: &[f64], rng: &mut SplitMix64) -> f64 {
     (0..xs.len()).map(|_| xs[rng.below(xs.len())]).sum::<f64>() / xs.len() as f64
 }
 

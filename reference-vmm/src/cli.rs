@@ -87,13 +87,26 @@ fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
     code
 }
 
-/// Folds clap's multi-line usage error into one line: the error, the possible values or a
-/// tip, and where to look (`<program> --help`).
+/// Folds clap's multi-line usage error into one line: the error (with the arguments it lists,
+/// such as the missing ones), the possible values or a tip, and where to look
+/// (`<program> --help`).
 pub fn usage_error_line(clap_message: &str, program: &str) -> String {
     let mut parts: Vec<String> = Vec::new();
+    // Whether the error's first line ends with ':' and the lines after it list arguments.
+    let mut listing = false;
     for line in clap_message.lines().map(str::trim) {
         if parts.is_empty() && !line.is_empty() {
-            parts.push(line.strip_prefix("error: ").unwrap_or(line).to_string());
+            let first = line.strip_prefix("error: ").unwrap_or(line);
+            listing = first.ends_with(':');
+            parts.push(first.to_string());
+        } else if listing {
+            // The listed arguments end at the first empty line.
+            listing = !line.is_empty();
+            if listing {
+                let first = &mut parts[0];
+                first.push_str(if first.ends_with(':') { " " } else { ", " });
+                first.push_str(line);
+            }
         } else if line.starts_with("[possible values:") || line.starts_with("tip:") {
             parts.push(line.to_string());
         }

@@ -1,0 +1,166 @@
+//! Charts over message size: latency (p50 with a band to p99), throughput, and the
+//! remap-vs-copy crossover.
+
+use super::axis::{Axis, Format, Scale};
+use super::xy::{Layout, Panel, SummarySeries, VMark, XyFigure, XyPoint, XySeries};
+use super::{render, style, ChartError, ChartOut, Rendered, Title};
+use crate::crossover::{ci_text, Crossover, Outcome};
+use crate::units;
+
+/// p50 and p99 latency at one message size.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LatencyPoint {
+    /// Message size, bytes.
+    pub size: u64,
+    /// Median latency (mean over repetitions), ns.
+    pub p50_ns: f64,
+    /// 99th percentile (mean over repetitions), ns, if measured.
+    pub p99_ns: Option<f64>,
+}
+
+/// One transport's latency over message sizes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatencySeries {
+    /// The legend label (`remap immediate`).
+    pub label: String,
+    /// The points, any order.
+    pub points: Vec<LatencyPoint>,
+}
+
+/// The message-size axis.
+fn size_axis() -> Axis {
+    Axis::new(
+        "message size (bytes, log scale)",
+        Scale::Log2,
+        Format::Bytes,
+    )
+}
+
+/// A one-panel figure of `series` with the default size.
+pub(crate) fn single(title: &Title, panel: Panel, band_label: Option<&str>) -> XyFigure {
+    XyFigure {
+        title: title.clone(),
+        panels: vec![panel],
+        layout: Layout::Rows,
+        band_label: band_label.map(str::to_string),
+        mark_label: None,
+        size: (style::WIDTH, style::HEIGHT),
+    }
+}
+
+/// Renders `figure` unless it has nothing to show.
+pub(crate) fn render_xy(
+    out: &ChartOut,
+    stem: &str,
+    figure: &XyFigure,
+    what: &str,
+) -> Result<Rendered, ChartError> {
+    if !figure.has_data() {
+        return Err(ChartError::Empty(what.to_string()));
+    }
+    render(out, stem, figure)
+}
+
+/// Latency vs message size per transport, log-log: a line through the p50s, shaded up to the
+/// p99s.
+pub fn latency_vs_size(
+    out: &ChartOut,
+    stem: &str,
+    title: &Title,
+    series: &[LatencySeries],
+) -> Result<Rendered, ChartError> {
+    let series = series
+        .iter()
+        .map(|s| {
+            let mut points: Vec<XyPoint> = s
+                .points
+                .iter()
+                .map(|p| XyPoint {
+                    x: p.size as f64,
+                    y: p.p50_ns,
+                    band: p.p99_ns.map(|p99| (p.p50_ns, p99)),
+                })
+                .collect();
+            points.sort_by(|a, b| a.x.total_cmp(&b.x));
+            XySeries {
+                label: s.label.clone(),
+                points,
+            }
+        })
+        .collect();
+    let panel = Panel {
+        heading: None,
+        x: size_axis(),
+        y: Axis::new("one-way latency (log scale)", Scale::Log10, Format::Nanos),
+        series,
+        markers: true,
+        marks: Vec::new(),
+        note: None,
+    };
+    let figure = single(title, panel, Some("shaded: p50 to p99"));
+    render_xy(out, stem, &figure, "no latency measured")
+}
+
+/// Throughput (MiB/s) vs message size per transport, log-log, with the 95% CI of the mean
+/// shaded.
+pub fn throughput_vs_size(
+    out: &ChartOut,
+    stem: &str,
+    title: &Title,
+    series: &[SummarySeries],
+) -> Result<Rendered, ChartError> {
+    let panel = Panel {
+        heading: None,
+        x: size_axis(),
+        y: Axis::new("throughput (MiB/s, log scale)", Scale::Log10, Format::Count),
+        series: series.iter().map(SummarySeries::to_xy).collect(),
+        markers: true,
+        marks: Vec::new(),
+        note: None,
+    };
+    let figure = single(title, panel, Some("shaded: 95% CI of the mean"));
+    render_xy(out, stem, &figure, "no throughput measured")
+}
+
+/// The remap-vs-copy crossover: both transports' cost vs message size (95% CI shaded) and the
+/// crossover size with its 95% CI, or a note saying there is none.
+pub fn crossover_chart(
+    out: &ChartOut,
+    stem: &str,
+    title: &Title,
+    cost_axis: &str,
+    remap: &SummarySeries,
+    copy: &SummarySeries,
+    crossover: &Crossover,
+) -> Result<Rendered, ChartError> {
+    let (marks, note) = match &crossover.outcome {
+        Outcome::At { size, ci95, .. } => (
+            vec![VMark {
+                x: *size,
+                band: Some(*ci95),
+                label: format!(
+                    "crossover {} (95% CI {})",
+                    units::bytes(*size),
+                    ci_text(*ci95, &crossover.sizes)
+                ),
+            }],
+            None,
+        ),
+        _ => (Vec::new(), Some(crossover.describe())),
+    };
+    let has_mark = !marks.is_empty();
+    let panel = Panel {
+        heading: None,
+        x: size_axis(),
+        y: Axis::new(cost_axis, Scale::Log10, Format::Nanos),
+        series: vec![remap.to_xy(), copy.to_xy()],
+        markers: true,
+        marks,
+        note,
+    };
+    let mut figure = single(title, panel, Some("shaded: 95% CI of the mean"));
+    if has_mark {
+        figure.mark_label = Some("crossover size (95% CI shaded)".into());
+    }
+    render_xy(out, stem, &figure, "no remap or copy cost measured")
+}
