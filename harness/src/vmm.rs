@@ -22,7 +22,7 @@ const POLL: Duration = Duration::from_millis(2);
 pub struct Vmm {
     program: PathBuf,
     leading_args: Vec<OsString>,
-    run_args: Vec<OsString>,
+    run_args: Vec<String>,
     description: String,
 }
 
@@ -128,6 +128,16 @@ impl Vmm {
         })
     }
 
+    /// The same VMM run with `args` after the interface's own (`run --config C --out R
+    /// ARGS...`), following any it already has; `what` says what they do, for messages
+    /// (appended to the description after a space, e.g. `slowed down by 200 us per message`).
+    pub fn with_run_args(&self, args: Vec<String>, what: &str) -> Vmm {
+        let mut v = self.clone();
+        v.run_args.extend(args);
+        v.description = format!("{} {what}", self.description);
+        v
+    }
+
     /// The same VMM with one fault injected (`run ... --inject-fault NAME`), as the
     /// reference VMM offers for mutation testing.
     pub fn with_fault(&self, fault: &str) -> Vmm {
@@ -137,12 +147,10 @@ impl Vmm {
         )
     }
 
-    /// The same VMM run with `args` added to `run` (`what` says what they do, for messages).
-    pub fn with_run_args(&self, args: Vec<String>, what: &str) -> Vmm {
-        let mut v = self.clone();
-        v.run_args = args.into_iter().map(Into::into).collect();
-        v.description = format!("{} {what}", self.description);
-        v
+    /// The extra arguments every run gets after `run --config C --out R` (none for a plain
+    /// build), so that a benchmark can record how the VMM was run.
+    pub fn run_args(&self) -> &[String] {
+        &self.run_args
     }
 
     /// What this VMM is, for messages.
@@ -262,11 +270,49 @@ mod tests {
         let vmm = Vmm::at(&script(dir.path(), "echo \"$@\" >&2; exit 3")).unwrap();
         let (r, err) = run(&vmm, dir.path(), Duration::from_secs(10));
         assert_eq!(r.exit, VmmExit::Code(3));
-        let c = dir.path().join("c.json");
-        let o = dir.path().join("r.json");
+        assert_eq!(err.trim(), interface_args(dir.path()));
+    }
+
+    /// The arguments [`run`] passes: `run --config C --out R` in `dir`.
+    fn interface_args(dir: &Path) -> String {
+        let c = dir.join("c.json");
+        let o = dir.join("r.json");
+        format!("run --config {} --out {}", c.display(), o.display())
+    }
+
+    #[test]
+    fn run_args_follow_the_interface_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = Vmm::at(&script(dir.path(), "echo \"$@\" >&2; exit 0")).unwrap();
+        assert!(plain.run_args().is_empty());
+        let vmm = plain.with_fault("skip-unmap").with_run_args(
+            vec!["--inject-slowdown-us".into(), "200".into()],
+            "with a slowdown",
+        );
+        assert_eq!(
+            vmm.run_args(),
+            [
+                "--inject-fault",
+                "skip-unmap",
+                "--inject-slowdown-us",
+                "200"
+            ]
+        );
+        assert_eq!(
+            vmm.description(),
+            format!(
+                "{} with fault skip-unmap with a slowdown",
+                plain.description()
+            )
+        );
+        let (r, err) = run(&vmm, dir.path(), Duration::from_secs(10));
+        assert_eq!(r.exit, VmmExit::Code(0));
         assert_eq!(
             err.trim(),
-            format!("run --config {} --out {}", c.display(), o.display())
+            format!(
+                "{} --inject-fault skip-unmap --inject-slowdown-us 200",
+                interface_args(dir.path())
+            )
         );
     }
 

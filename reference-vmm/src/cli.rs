@@ -13,7 +13,8 @@ use clap::{Parser, Subcommand};
 use pageflip_interface::{exit, RunConfig};
 
 use crate::ipc::Fault;
-use crate::runner::{self, VMM_NAME};
+use crate::runner::{self, Injected, VMM_NAME};
+use crate::slowdown::Slowdown;
 
 /// pageflip's reference KVM VMM: runs 1 to 8 CPL3 guests as described by a JSON run config.
 #[derive(Debug, Parser)]
@@ -40,6 +41,12 @@ enum Command {
         /// (`conform --mutants`). Never use it for measurements.
         #[arg(long, value_name = "FAULT")]
         inject_fault: Option<Fault>,
+        /// Busy-wait this many microseconds (1 to 100000) on every message the VMM moves
+        /// (each remap/copy delivery, each virtio buffer relayed; shared memory has no VMM
+        /// work to slow): a performance fault, to check that a benchmark comparison flags a
+        /// slower VMM. Never use it for measurements of the VMM itself.
+        #[arg(long, value_name = "US")]
+        inject_slowdown_us: Option<Slowdown>,
     },
     /// Print this host's KVM flavour and the KVM statistics it exposes, as JSON.
     Host,
@@ -73,7 +80,14 @@ where
             config,
             out,
             inject_fault,
-        } => run(&config, &out, started, inject_fault),
+            inject_slowdown_us,
+        } => {
+            let injected = Injected {
+                fault: inject_fault,
+                slowdown: inject_slowdown_us,
+            };
+            run(&config, &out, started, injected)
+        }
         Command::Host => host(),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
@@ -115,7 +129,7 @@ pub fn usage_error_line(clap_message: &str, program: &str) -> String {
     parts.join("; ")
 }
 
-fn run(config_path: &Path, out: &Path, started: Instant, fault: Option<Fault>) -> i32 {
+fn run(config_path: &Path, out: &Path, started: Instant, injected: Injected) -> i32 {
     let text = match std::fs::read_to_string(config_path) {
         Ok(t) => t,
         Err(e) => {
@@ -148,10 +162,15 @@ fn run(config_path: &Path, out: &Path, started: Instant, fault: Option<Fault>) -
             }
         }
     };
-    if let Some(f) = fault {
+    if let Some(f) = injected.fault {
         log::warn!("injected fault: {f} (this run is a mutant, not a measurement)");
     }
-    let result = match runner::run(&config, started, fault) {
+    if let Some(s) = injected.slowdown {
+        log::warn!(
+            "injected slowdown: {s} moved (remap, copy, virtio; none for shmem); this run measures a deliberately slower VMM"
+        );
+    }
+    let result = match runner::run(&config, started, injected) {
         Ok(r) => r,
         Err(e) => {
             // Leave no empty result behind for a run that did not happen.

@@ -17,6 +17,7 @@ pub mod kvm_stats;
 pub mod memory;
 pub mod runner;
 pub mod shmem;
+pub mod slowdown;
 pub mod vcpu;
 pub mod virtio;
 pub mod vm;

@@ -24,6 +24,7 @@ use crate::host;
 use crate::ipc::{Fault, FrameTable, IpcEngine, Movement};
 use crate::memory::create_memfd;
 use crate::shmem::SharedRegion;
+use crate::slowdown::Slowdown;
 use crate::vcpu::{self, VcpuContext, VmOutcome};
 use crate::virtio::backend::{BackendError, IoeventBackend};
 use crate::virtio::VirtioHub;
@@ -103,13 +104,25 @@ fn open_kvm() -> Result<Kvm, RunError> {
 /// and frees the receiver's old landing page, so the pool never runs dry in steady state.
 pub const POOL_PAGES: u32 = 256;
 
+/// What the VMM's command line injects into a run (no config and no guest can): normal runs
+/// have nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Injected {
+    /// One correctness fault in a transport (`--inject-fault`, mutation testing only).
+    pub fault: Option<Fault>,
+    /// A busy-wait on every message the VMM moves (`--inject-slowdown-us`, a performance
+    /// fault: see [`crate::slowdown`]).
+    pub slowdown: Option<Slowdown>,
+}
+
 /// Carries out the run `config`; `started` is when the VMM process started (for boot times).
-/// `fault` injects one fault into a transport (mutation testing only).
+/// `injected` is what the command line injects (nothing in normal runs).
 pub fn run(
     config: &RunConfig,
     started: Instant,
-    fault: Option<Fault>,
+    injected: Injected,
 ) -> Result<RunResult, RunError> {
+    let Injected { fault, slowdown } = injected;
     // Everything the user can get wrong is checked before any VM exists.
     let allowed = host::allowed_cpus();
     for (i, vm) in config.vms.iter().enumerate() {
@@ -210,17 +223,20 @@ pub fn run(
             .iter()
             .map(|v| (v.name.clone(), v.ram.clone()))
             .collect();
-        Arc::new(IpcEngine::new(m, rams, frames, memfd.clone(), fault))
+        Arc::new(IpcEngine::new(m, rams, frames, memfd.clone(), fault).with_slowdown(slowdown))
     });
     let names: Vec<String> = vms.iter().map(|v| v.name.clone()).collect();
     let virtio = match config.transport {
-        TransportConfig::Virtio { notify } => Some(Arc::new(VirtioHub::new(
-            vms.iter()
-                .map(|v| (v.name.clone(), v.ram.clone()))
-                .collect(),
-            notify,
-            fault,
-        ))),
+        TransportConfig::Virtio { notify } => Some(Arc::new(
+            VirtioHub::new(
+                vms.iter()
+                    .map(|v| (v.name.clone(), v.ram.clone()))
+                    .collect(),
+                notify,
+                fault,
+            )
+            .with_slowdown(slowdown),
+        )),
         _ => None,
     };
     register_signal_handler(SIGRTMIN(), kick_handler)

@@ -11,7 +11,7 @@ use pageflip_interface::{RunOutcome, VmStatus};
 fn hello_runs_at_cpl3_and_reports() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = common::config(&[(common::guest(dir.path(), "hello"), 8, vec![5])], 10_000);
-    let r = pageflip_vmm::runner::run(&cfg, Instant::now(), None).unwrap();
+    let r = pageflip_vmm::runner::run(&cfg, Instant::now(), Default::default()).unwrap();
     assert_eq!(r.outcome, RunOutcome::Completed);
     let vm = &r.vms[0];
     assert_eq!(
@@ -47,7 +47,7 @@ fn stop_on_failure_stops_the_others_quickly() {
     let spin = common::guest(dir.path(), "spin");
     let cfg = common::config(&[(fault, 8, vec![1]), (spin, 8, vec![])], 60_000);
     let t = Instant::now();
-    let r = pageflip_vmm::runner::run(&cfg, Instant::now(), None).unwrap();
+    let r = pageflip_vmm::runner::run(&cfg, Instant::now(), Default::default()).unwrap();
     assert_eq!(r.outcome, RunOutcome::Completed);
     assert_eq!(r.vms[0].status, VmStatus::Shutdown);
     assert_eq!(r.vms[1].status, VmStatus::Stopped);
@@ -67,7 +67,7 @@ fn shmem_transport_runs_two_guests_and_reports() {
     let hello = common::guest(dir.path(), "hello");
     let mut cfg = common::config(&[(hello.clone(), 8, vec![1]), (hello, 8, vec![1])], 20_000);
     cfg.transport = pageflip_interface::TransportConfig::Shmem;
-    let r = pageflip_vmm::runner::run(&cfg, Instant::now(), None).unwrap();
+    let r = pageflip_vmm::runner::run(&cfg, Instant::now(), Default::default()).unwrap();
     assert_eq!(r.outcome, RunOutcome::Completed);
     for vm in &r.vms {
         assert_eq!(vm.status, VmStatus::Done { exit_code: 0 }, "{}", vm.console);
@@ -90,7 +90,7 @@ fn virtio_transports_start_and_stop_cleanly() {
             20_000,
         );
         cfg.transport = TransportConfig::Virtio { notify };
-        let r = pageflip_vmm::runner::run(&cfg, Instant::now(), None).unwrap();
+        let r = pageflip_vmm::runner::run(&cfg, Instant::now(), Default::default()).unwrap();
         assert_eq!(r.outcome, RunOutcome::Completed);
         for vm in &r.vms {
             assert_eq!(vm.status, VmStatus::Done { exit_code: 0 }, "{}", vm.console);

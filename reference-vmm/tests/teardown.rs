@@ -28,7 +28,7 @@ fn runs_leave_no_threads_behind() {
     );
     let mut cfg_no_stop = cfg.clone();
     cfg_no_stop.stop_on_failure = false;
-    let r = pageflip_vmm::runner::run(&cfg_no_stop, Instant::now(), None).unwrap();
+    let r = pageflip_vmm::runner::run(&cfg_no_stop, Instant::now(), Default::default()).unwrap();
     assert_eq!(r.outcome, RunOutcome::Timeout);
     assert!(r.vms[0].status.is_success() && r.vms[1].status.is_success());
     assert_eq!(r.vms[2].status, VmStatus::Timeout);

@@ -20,6 +20,7 @@ use super::faults::Fault;
 use super::frames::{FrameTable, Remap};
 use crate::control::StopFlag;
 use crate::memory::GuestRam;
+use crate::slowdown::Slowdown;
 
 /// How message data moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +58,7 @@ pub struct IpcEngine {
     movement: Movement,
     memfd: Arc<File>,
     fault: Option<Fault>,
+    slowdown: Option<Slowdown>,
     inner: Mutex<Inner>,
     arrived: Condvar,
 }
@@ -110,6 +112,7 @@ impl IpcEngine {
             movement,
             memfd,
             fault,
+            slowdown: None,
             inner: Mutex::new(Inner {
                 vms,
                 frames,
@@ -118,6 +121,12 @@ impl IpcEngine {
             }),
             arrived: Condvar::new(),
         }
+    }
+
+    /// The same engine with an injected slowdown (`--inject-slowdown-us`): it busy-waits on
+    /// every descriptor it delivers, inside the interval counted as `move_ns`.
+    pub fn with_slowdown(self, slowdown: Option<Slowdown>) -> IpcEngine {
+        IpcEngine { slowdown, ..self }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -343,6 +352,9 @@ impl IpcEngine {
                 }
                 inner.vms[src].report.bytes_copied += u64::from(d.len);
             }
+        }
+        if let Some(slowdown) = self.slowdown {
+            slowdown.spin();
         }
         inner.vms[src].report.move_ns += started.elapsed().as_nanos() as u64;
         let mut entry = RecvEntry {
@@ -762,5 +774,25 @@ mod tests {
         ram(&e, 1).write_bytes(0x30_0000, &[0x5e; 8]);
         assert_eq!(ram(&e, 0).read_bytes(0x20_0000, 8).unwrap(), vec![0x5e; 8]);
         assert!(e.report().ownership.unwrap().violations.is_empty());
+    }
+
+    #[test]
+    fn a_slowdown_spins_inside_move_ns_and_changes_nothing_else() {
+        let slowdown = crate::slowdown::Slowdown::from_us(3_000).unwrap();
+        for movement in [Movement::Remap, Movement::Copy] {
+            let e = engine(movement, None).with_slowdown(Some(slowdown));
+            post(&e, 1, 0x30_0000);
+            place(&e, 0x20_0000, 1, 0, 0xab);
+            e.drain(0);
+            let vm = &e.report().vms[0];
+            assert_eq!((vm.sent, vm.refused.len()), (1, 0), "{movement:?}");
+            // One spin inside the timed interval: at least its duration, by construction.
+            assert!(vm.move_ns >= 3_000_000, "{movement:?}: {}", vm.move_ns);
+            assert_eq!(
+                ram(&e, 1).read_bytes(0x30_0000, 4096).unwrap(),
+                vec![0xab; 4096],
+                "{movement:?}: delivered as without a slowdown"
+            );
+        }
     }
 }

@@ -11,6 +11,7 @@ use super::regs::{AccessError, Regs};
 use crate::guest_errors::GuestErrorLog;
 use crate::ipc::Fault;
 use crate::memory::GuestRam;
+use crate::slowdown::Slowdown;
 
 /// Guest-error status of a refused register access or notification.
 pub const REFUSED: &str = "refused";
@@ -43,6 +44,8 @@ pub struct VirtioDevice {
     pub virtio: VirtioVmReport,
     /// Guest errors of this device.
     pub errors: GuestErrorLog,
+    /// The injected slowdown, spent on every tx buffer of this device that is relayed.
+    pub slowdown: Option<Slowdown>,
 }
 
 impl VirtioDevice {
@@ -76,6 +79,7 @@ impl VirtioDevice {
                 ..Default::default()
             },
             errors: GuestErrorLog::default(),
+            slowdown: None,
         }
     }
 

@@ -6,12 +6,15 @@
 //! - [`device`]: one VM's device: registers, counters, guest errors;
 //! - [`relay`]: the copy from tx to rx, over virtio-queue;
 //! - [`backend`]: the ioeventfd thread that serves notifications without exits;
+//! - `mock` (feature `test-utils`, for tests and benchmarks): the driver's side, without KVM;
 //! - this module: the [`VirtioHub`], every device of the run behind one mutex, entered by the
 //!   vCPU threads (register accesses, and notifications in `userspace` mode) and by the
 //!   backend thread (`ioeventfd` mode).
 
 pub mod backend;
 pub mod device;
+#[cfg(feature = "test-utils")]
+pub mod mock;
 pub mod regs;
 pub mod relay;
 
@@ -25,6 +28,7 @@ use pageflip_interface::{GuestError, NotifyMode, TransportReport};
 
 use crate::ipc::Fault;
 use crate::memory::GuestRam;
+use crate::slowdown::Slowdown;
 use device::VirtioDevice;
 use regs::Effect;
 
@@ -53,6 +57,15 @@ impl VirtioHub {
             devices: Mutex::new(devices),
             fault,
         }
+    }
+
+    /// The same devices with an injected slowdown (`--inject-slowdown-us`): the relay
+    /// busy-waits on every tx buffer it relays, inside the interval counted as `move_ns`.
+    pub fn with_slowdown(mut self, slowdown: Option<Slowdown>) -> VirtioHub {
+        for dev in self.devices.get_mut().unwrap_or_else(|e| e.into_inner()) {
+            dev.slowdown = slowdown;
+        }
+        self
     }
 
     /// Whether `gpa` lies in the register window of the devices.

@@ -428,6 +428,9 @@ fn deliver(
         let copied = writer
             .write_all(&header_bytes(&out))
             .and_then(|()| std::io::copy(&mut (&mut reader).take(u64::from(len)), &mut writer));
+        if let Some(slowdown) = devs[s].slowdown {
+            slowdown.spin();
+        }
         let move_ns = started.elapsed().as_nanos() as u64;
         if let Err(e) = copied {
             discard_rx(&mut devs[d], dmem, rhead);

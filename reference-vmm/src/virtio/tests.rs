@@ -1,241 +1,12 @@
 //! Hermetic tests of the register state machine and the relay: real guest memory, queues
-//! driven by virtio-queue's `MockSplitQueue` (the driver's side), no KVM.
-
-use std::sync::Arc;
+//! driven by virtio-queue's `MockSplitQueue` (the driver's side, [`super::mock`]), no KVM.
 
 use pageflip_abi::virtio::*;
-use pageflip_interface::NotifyMode;
 use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
-use virtio_queue::mock::MockSplitQueue;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress};
 
-use super::VirtioHub;
+use super::mock::*;
 use crate::ipc::Fault;
-use crate::memory::GuestRam;
-
-const MEM: u64 = 8 << 20;
-const QSIZE: u16 = 16;
-const RXQ_GPA: u64 = 0x1_0000;
-const TXQ_GPA: u64 = 0x2_0000;
-const BUF: u64 = 0x10_0000;
-
-struct Run {
-    hub: VirtioHub,
-    rams: Vec<Arc<GuestRam>>,
-}
-
-impl Run {
-    fn new(n: usize, fault: Option<Fault>) -> Run {
-        let rams: Vec<_> = (0..n)
-            .map(|i| Arc::new(GuestRam::new(&format!("t{i}"), MEM).unwrap()))
-            .collect();
-        let vms = rams
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (format!("vm{i}"), r.clone()))
-            .collect();
-        Run {
-            hub: VirtioHub::new(vms, NotifyMode::Userspace, fault),
-            rams,
-        }
-    }
-
-    fn mem(&self, vm: usize) -> &GuestMemoryMmap {
-        self.rams[vm].mem()
-    }
-
-    fn w(&self, vm: usize, reg: u64, v: u32) {
-        self.hub.mmio_write(vm, reg, &v.to_le_bytes());
-    }
-
-    fn r(&self, vm: usize, reg: u64) -> u32 {
-        let mut b = [0u8; 4];
-        self.hub.mmio_read(vm, reg, &mut b);
-        u32::from_le_bytes(b)
-    }
-
-    fn errors(&self, vm: usize) -> Vec<(String, String)> {
-        self.hub
-            .take_guest_errors(vm)
-            .into_iter()
-            .map(|e| (e.register, e.status))
-            .collect()
-    }
-
-    /// ACKNOWLEDGE, DRIVER, features, FEATURES_OK; returns the status read back.
-    fn negotiate(&self, vm: usize, features: u64) -> u32 {
-        self.w(vm, REG_STATUS, STATUS_ACKNOWLEDGE);
-        self.w(vm, REG_STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
-        for sel in 0..2 {
-            self.w(vm, REG_DRIVER_FEATURES_SEL, sel);
-            self.w(vm, REG_DRIVER_FEATURES, (features >> (32 * sel)) as u32);
-        }
-        self.w(
-            vm,
-            REG_STATUS,
-            STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK,
-        );
-        self.r(vm, REG_STATUS)
-    }
-
-    fn setup_queue(&self, vm: usize, q: u32, mock: &MockSplitQueue<GuestMemoryMmap>) {
-        self.w(vm, REG_QUEUE_SEL, q);
-        self.w(vm, REG_QUEUE_NUM, u32::from(QSIZE));
-        for (lo, a) in [
-            (REG_QUEUE_DESC_LOW, mock.desc_table_addr()),
-            (REG_QUEUE_DRIVER_LOW, mock.avail_addr()),
-            (REG_QUEUE_DEVICE_LOW, mock.used_addr()),
-        ] {
-            self.w(vm, lo, a.0 as u32);
-            self.w(vm, lo + 4, (a.0 >> 32) as u32);
-        }
-        self.w(vm, REG_QUEUE_READY, 1);
-    }
-
-    /// A device fully up with `features`, its queues at RXQ_GPA / TXQ_GPA.
-    fn up(&self, vm: usize, features: u64) -> (Driver<'_>, Driver<'_>) {
-        assert_ne!(self.negotiate(vm, features) & STATUS_FEATURES_OK, 0);
-        let rx = Driver::new(self.mem(vm), RXQ_GPA);
-        let tx = Driver::new(self.mem(vm), TXQ_GPA);
-        self.setup_queue(vm, RX_QUEUE, &rx.q);
-        self.setup_queue(vm, TX_QUEUE, &tx.q);
-        self.w(
-            vm,
-            REG_STATUS,
-            STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK,
-        );
-        assert_eq!(self.r(vm, REG_STATUS) & STATUS_DRIVER_OK, STATUS_DRIVER_OK);
-        (rx, tx)
-    }
-
-    fn report(&self, vm: usize) -> pageflip_interface::VirtioVmReport {
-        self.hub.report("virtio-userspace".into()).vms[vm]
-            .virtio
-            .clone()
-            .unwrap()
-    }
-}
-
-/// The driver's side of one queue.
-struct Driver<'a> {
-    q: MockSplitQueue<'a, GuestMemoryMmap>,
-    mem: &'a GuestMemoryMmap,
-    next_desc: u16,
-}
-
-impl<'a> Driver<'a> {
-    fn new(mem: &'a GuestMemoryMmap, at: u64) -> Driver<'a> {
-        Driver {
-            q: MockSplitQueue::create(mem, GuestAddress(at), QSIZE),
-            mem,
-            next_desc: 0,
-        }
-    }
-
-    /// Adds a chain of `(gpa, len, device-writable)` buffers; returns its head.
-    fn add(&mut self, parts: &[(u64, u32, bool)]) -> u16 {
-        let head = self.next_desc;
-        let descs: Vec<RawDescriptor> = parts
-            .iter()
-            .enumerate()
-            .map(|(i, &(addr, len, write))| {
-                let last = i + 1 == parts.len();
-                let flags = if write { VIRTQ_DESC_F_WRITE } else { 0 }
-                    | if last { 0 } else { VIRTQ_DESC_F_NEXT };
-                let next = (head + i as u16 + 1) % QSIZE;
-                RawDescriptor::from(SplitDescriptor::new(addr, len, flags, next))
-            })
-            .collect();
-        for (i, d) in descs.into_iter().enumerate() {
-            self.q
-                .desc_table()
-                .store((head + i as u16) % QSIZE, d)
-                .unwrap();
-        }
-        // The mock's own helper does not wrap the available ring: publish by hand.
-        let idx = self.avail_idx();
-        let avail = self.q.avail_addr().0;
-        let slot = GuestAddress(avail + 4 + 2 * u64::from(idx % QSIZE));
-        self.mem.write_obj(head, slot).unwrap();
-        self.mem
-            .write_obj(idx.wrapping_add(1), GuestAddress(avail + 2))
-            .unwrap();
-        self.next_desc = (head + parts.len() as u16) % QSIZE;
-        head
-    }
-
-    fn used_idx(&self) -> u16 {
-        self.mem
-            .read_obj(self.q.used_addr().unchecked_add_checked(2))
-            .unwrap()
-    }
-
-    /// The used element `i`: (id, len).
-    fn used(&self, i: u16) -> (u32, u32) {
-        let at = self.q.used_addr().0 + 4 + 8 * u64::from(i % QSIZE);
-        (
-            self.mem.read_obj(GuestAddress(at)).unwrap(),
-            self.mem.read_obj(GuestAddress(at + 4)).unwrap(),
-        )
-    }
-
-    fn avail_idx(&self) -> u16 {
-        self.mem
-            .read_obj(self.q.avail_addr().unchecked_add_checked(2))
-            .unwrap()
-    }
-
-    /// `avail_event`, after the used ring's elements.
-    fn avail_event(&self) -> u16 {
-        let at = self.q.used_addr().0 + 4 + 8 * u64::from(QSIZE);
-        self.mem.read_obj(GuestAddress(at)).unwrap()
-    }
-}
-
-trait AddChecked {
-    fn unchecked_add_checked(self, n: u64) -> GuestAddress;
-}
-
-impl AddChecked for GuestAddress {
-    fn unchecked_add_checked(self, n: u64) -> GuestAddress {
-        GuestAddress(self.0 + n)
-    }
-}
-
-fn header(seq: u64, src: u32, dst: u32, len: u32) -> Vec<u8> {
-    [
-        &seq.to_le_bytes()[..],
-        &src.to_le_bytes(),
-        &dst.to_le_bytes(),
-        &len.to_le_bytes(),
-        &0u32.to_le_bytes(),
-    ]
-    .concat()
-}
-
-/// Writes a message into VM memory at `BUF + slot * 0x1_0000` and queues a tx chain for it
-/// (header and payload in two descriptors, then a 4-byte status). Returns the status GPA.
-fn send(mem: &GuestMemoryMmap, tx: &mut Driver, slot: u64, dst: u32, payload: &[u8]) -> u64 {
-    let at = BUF + slot * 0x1_0000;
-    let h = header(slot, 7, dst, payload.len() as u32);
-    mem.write_slice(&h, GuestAddress(at)).unwrap();
-    mem.write_slice(payload, GuestAddress(at + 0x100)).unwrap();
-    let status = at + 0x8000;
-    mem.write_obj(0xffff_ffffu32, GuestAddress(status)).unwrap();
-    tx.add(&[
-        (at, HEADER_SIZE, false),
-        (at + 0x100, payload.len() as u32, false),
-        (status, 4, true),
-    ]);
-    status
-}
-
-fn status_at(mem: &GuestMemoryMmap, gpa: u64) -> u32 {
-    mem.read_obj(GuestAddress(gpa)).unwrap()
-}
-
-const FEATURES: u64 = F_VERSION_1 | F_EVENT_IDX;
-const RXBUF: u64 = 0x40_0000;
 
 #[test]
 fn identity_features_and_config() {
@@ -634,4 +405,21 @@ fn held_senders_share_a_receivers_buffers_round_robin() {
     t.w(0, REG_QUEUE_NOTIFY, RX_QUEUE);
     assert_eq!((tx1.used_idx(), tx2.used_idx()), (2, 2));
     assert_eq!([src(2), src(3)], [1, 2]);
+}
+
+#[test]
+fn a_slowdown_spins_inside_move_ns_and_changes_nothing_else() {
+    let slowdown = crate::slowdown::Slowdown::from_us(3_000).unwrap();
+    let t = Run::new(2, None).with_slowdown(Some(slowdown));
+    let (_rx0, mut tx0) = t.up(0, FEATURES);
+    let (mut rx1, _tx1) = t.up(1, FEATURES);
+    rx1.add(&[(RXBUF, 4096, true)]);
+    let status = send(t.mem(0), &mut tx0, 0, 1, b"slow");
+    t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+    assert_eq!(status_at(t.mem(0), status), TxStatus::Ok as u32);
+    assert_eq!(rx1.used(0), (0, HEADER_SIZE + 4));
+    let vm = &t.hub.report("virtio-userspace".into()).vms[0];
+    assert_eq!(vm.sent, 1);
+    // One spin inside the timed interval: at least its duration, by construction.
+    assert!(vm.move_ns >= 3_000_000, "{}", vm.move_ns);
 }
