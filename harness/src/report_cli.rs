@@ -3,7 +3,9 @@
 //!
 //! Exit codes: 0 on success; 1 when an input file cannot be used (unreadable, not a results
 //! file, wrong schema version) or holds nothing to draw; 2 for usage errors and when the
-//! report cannot be written (output directory, PNG font).
+//! report cannot be written (output directory, PNG font). `report compare` follows
+//! [`crate::compare::exit`]: 0 no regression, 1 a gating metric regressed, 2 bad usage or
+//! input (files that cannot be read or compared included).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -13,7 +15,9 @@ use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 use pageflip_vmm::cli::usage_error_line;
 
+use crate::charts::delta::{delta_chart, DeltaRow};
 use crate::charts::{history::history_chart, ChartError, ChartOut, Title};
+use crate::compare::{self, compare_results, CompareOptions, Outcome};
 use crate::history::{self, MetricRef};
 use crate::results::{Results, ResultsError};
 use crate::site;
@@ -141,9 +145,12 @@ pub enum ReportError {
     /// A chart could not be written.
     #[error(transparent)]
     Chart(#[from] ChartError),
-    /// `report compare` is not connected yet.
+    /// `report compare`: the two files cannot be compared.
     #[error("{0}")]
-    NotConnected(String),
+    CompareInput(String),
+    /// `report compare`: a gating metric regressed.
+    #[error("{0}")]
+    Regressed(String),
 }
 
 impl ReportError {
@@ -151,10 +158,11 @@ impl ReportError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ReportError::Input(_) | ReportError::Nothing(_) => EXIT_BAD_INPUT,
+            ReportError::Regressed(_) => compare::exit::REGRESSED,
             ReportError::Usage(_)
             | ReportError::Site(_)
             | ReportError::Chart(_)
-            | ReportError::NotConnected(_) => EXIT_USAGE,
+            | ReportError::CompareInput(_) => EXIT_USAGE,
         }
     }
 }
@@ -207,8 +215,11 @@ pub fn run(cli: &Cli, out: &mut impl Write) -> Result<(), ReportError> {
             out: dir,
             formats,
         }) => {
-            let a = Results::load(a)?;
-            let b = Results::load(b)?;
+            // compare's exit code 1 is a regression: bad inputs are usage errors (2) here.
+            let load =
+                |p: &Path| Results::load(p).map_err(|e| ReportError::CompareInput(e.to_string()));
+            let a = load(a)?;
+            let b = load(b)?;
             let dir = dir.clone().unwrap_or_else(|| {
                 Path::new("reports").join(format!("compare-{}-vs-{}", a.run.id, b.run.id))
             });
@@ -267,11 +278,9 @@ fn report_site(
     Ok(())
 }
 
-/// `report compare`.
-///
-/// CONNECT: the comparison (`harness/src/compare.rs`, `CompareReport`) and its delta chart
-/// (`charts::delta::delta_chart`, one `DeltaRow` per compared case and metric) are wired in
-/// here. Until then the subcommand checks its inputs and says it is not available.
+/// `report compare`: the comparison as Markdown on `out`, and `compare.md`, `compare.json`
+/// and the delta chart in the target directory. A regression of a gating metric is an
+/// error with exit code [`compare::exit::REGRESSED`].
 fn compare(
     a: &Results,
     b: &Results,
@@ -280,10 +289,83 @@ fn compare(
     target: &ChartOut,
     out: &mut impl Write,
 ) -> Result<(), ReportError> {
-    let _ = (a, b, noise, alpha, target, out);
-    Err(ReportError::NotConnected(
-        "report compare is not available in this build yet".into(),
-    ))
+    let opts = CompareOptions {
+        alpha,
+        noise_threshold: noise,
+        ..CompareOptions::default()
+    };
+    let report =
+        compare_results(a, b, &opts).map_err(|e| ReportError::CompareInput(e.to_string()))?;
+    let text = compare::markdown(&report);
+    let dir = &target.dir;
+    let write = |name: &str, body: &str| {
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(dir.join(name), body))
+            .map_err(|e| {
+                ReportError::Usage(format!("cannot write {}: {e}", dir.join(name).display()))
+            })
+    };
+    write("compare.md", &text)?;
+    write("compare.json", &report.to_json())?;
+    let rows = delta_rows(&report);
+    if !rows.is_empty() {
+        let title = Title {
+            what: format!(
+                "Change of B ({}) over A ({}): mean and 95% CI",
+                b.run.id, a.run.id
+            ),
+            host: site::document::host_line(b),
+        };
+        delta_chart(target, "deltas", &title, &rows, noise)?;
+    }
+    let _ = write!(out, "{text}");
+    let _ = writeln!(out, "report: written to {}", dir.display());
+    if report.regressed() {
+        return Err(ReportError::Regressed(format!(
+            "{} metrics regressed (p < {alpha} and more than {:.0}% worse)",
+            report.gating.regressed,
+            noise * 100.0
+        )));
+    }
+    Ok(())
+}
+
+/// Most bars of the delta chart.
+const DELTA_ROWS: usize = 40;
+
+/// The delta chart's rows: every gating row that regressed or improved, then the headline
+/// metrics of the other cases (time per message, median latency), largest changes first, at
+/// most [`DELTA_ROWS`].
+fn delta_rows(report: &compare::CompareReport) -> Vec<DeltaRow> {
+    use crate::results::metric as m;
+    let mut rows: Vec<&compare::Row> = report
+        .rows
+        .iter()
+        .filter(|r| r.comparison.relative_change.is_finite())
+        .filter(|r| {
+            matches!(r.outcome, Outcome::Regressed | Outcome::Improved)
+                || r.metric == m::TIME_PER_MSG_NS
+                || r.metric == m::LATENCY_P50_NS
+        })
+        .collect();
+    rows.sort_by(|x, y| {
+        let key = |r: &compare::Row| matches!(r.outcome, Outcome::Regressed | Outcome::Improved);
+        key(y).cmp(&key(x)).then(
+            y.comparison
+                .relative_change
+                .abs()
+                .total_cmp(&x.comparison.relative_change.abs()),
+        )
+    });
+    rows.truncate(DELTA_ROWS);
+    rows.iter()
+        .map(|r| DeltaRow {
+            label: format!("{}\n{}", r.case, r.metric),
+            relative_change: r.comparison.relative_change,
+            ci95: r.comparison.effect_ci95,
+            verdict: r.comparison.verdict,
+        })
+        .collect()
 }
 
 fn history_report(

@@ -22,6 +22,9 @@ pub const SPIN: &str = "spin";
 pub const ISOLATION: &str = "isolation";
 /// `doorbell`: exactly `params[0]` doorbell writes in the measured phase.
 pub const DOORBELL: &str = "doorbell";
+/// `notify_floor`: K virtio notifications of an empty queue, the floor of an in-kernel
+/// (ioeventfd) exit.
+pub const NOTIFY_FLOOR: &str = "notify_floor";
 /// `panic`: panics on purpose.
 pub const PANIC: &str = "panic";
 /// `hostile`: makes requests the VMM must refuse and checks the statuses.
@@ -140,6 +143,7 @@ mod tests {
             SPIN,
             ISOLATION,
             DOORBELL,
+            NOTIFY_FLOOR,
             PANIC,
             HOSTILE,
             STREAM,

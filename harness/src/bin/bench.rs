@@ -279,8 +279,13 @@ fn bench_run(args: RunArgs) -> ExitCode {
         if args.vmm.is_some() {
             return usage(&"--inject-slowdown-us works with the built-in reference VMM only");
         }
-        if !(1..=100_000).contains(&us) {
-            return usage(&format!("--inject-slowdown-us {us}: must be 1 to 100000"));
+        let range = pageflip_vmm::slowdown::SLOWDOWN_US;
+        if !range.contains(&us) {
+            return usage(&format!(
+                "--inject-slowdown-us {us}: must be {} to {}",
+                range.start(),
+                range.end()
+            ));
         }
     }
     match bench_run_inner(args, matrix, profile, cases.len()) {
@@ -338,14 +343,13 @@ fn bench_run_inner(
         Some(p) => Vmm::at(p)?,
         None => Vmm::builtin()?,
     };
-    let mut vmm_args = Vec::new();
     if let Some(us) = args.inject_slowdown_us {
-        vmm_args = vec!["--inject-slowdown-us".to_string(), us.to_string()];
         vmm = vmm.with_run_args(
-            vmm_args.clone(),
+            vec!["--inject-slowdown-us".to_string(), us.to_string()],
             &format!("slowed down by {us} us per message"),
         );
     }
+    let vmm_args = vmm.run_args().to_vec();
     let temp = tempfile::tempdir().context("cannot create a temporary directory (set TMPDIR)")?;
     let work = args
         .keep
