@@ -94,9 +94,9 @@ fn two_vms() -> Vec<usize> {
 /// The named profiles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Profile {
-    /// A few minutes on a 2-core host: every transport at 3 sizes, 5 repetitions.
+    /// A few minutes on a 2-core host: every transport at 5 sizes, 10 repetitions.
     Quick,
-    /// About 30 minutes: 6 sizes, the batch sweep, fan-in, 7 repetitions.
+    /// Up to 30 minutes: 6 sizes, the batch sweep, fan-in, 7 repetitions.
     Nightly,
     /// Everything, 10 repetitions (hours).
     Full,
@@ -125,7 +125,7 @@ impl Profile {
         };
         match self {
             Profile::Quick => Matrix {
-                repetitions: 5,
+                repetitions: 10,
                 warmup: 1,
                 messages: 2000,
                 rounds: 500,
@@ -133,7 +133,12 @@ impl Profile {
                 depth: w::DEFAULT_DEPTH,
                 floor_count: 2000,
                 groups: vec![
-                    group(&["pingpong", "stream"], &[64, 4096, 65536], &[1], &[2]),
+                    group(
+                        &["pingpong", "stream"],
+                        &[64, 1024, 4096, 16384, 65536],
+                        &[1],
+                        &[2],
+                    ),
                     group(&["stream"], &[4096], &[4, 16, 64], &[2]),
                     group(&["fanin"], &[4096], &[1], &[3]),
                 ],

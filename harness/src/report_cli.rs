@@ -84,6 +84,13 @@ pub enum Command {
         /// Significance level of the permutation test
         #[arg(long, value_name = "ALPHA", default_value_t = DEFAULT_ALPHA, value_parser = parse_alpha)]
         alpha: f64,
+        /// A case metric whose regression fails the comparison (repeatable; a name ending
+        /// in `.` selects every metric it prefixes; `all` = every metric) [default: the
+        /// headline costs: time_per_msg_ns, latency_p50_ns, exits_per_msg,
+        /// userspace_exits_per_msg, tlb_flushes_per_msg, remote_tlb_flushes_per_msg,
+        /// host_cpu_ns_per_msg]. The others are reported without failing it.
+        #[arg(long = "gate", value_name = "METRIC")]
+        gate: Vec<String>,
         /// Output directory [default: reports/compare-A_RUN_ID-vs-B_RUN_ID]
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
@@ -212,6 +219,7 @@ pub fn run(cli: &Cli, out: &mut impl Write) -> Result<(), ReportError> {
             b,
             noise,
             alpha,
+            gate,
             out: dir,
             formats,
         }) => {
@@ -223,7 +231,13 @@ pub fn run(cli: &Cli, out: &mut impl Write) -> Result<(), ReportError> {
             let dir = dir.clone().unwrap_or_else(|| {
                 Path::new("reports").join(format!("compare-{}-vs-{}", a.run.id, b.run.id))
             });
-            compare(&a, &b, *noise, *alpha, &chart_out(dir, *formats), out)
+            compare(
+                &a,
+                &b,
+                (*noise, *alpha, gate),
+                &chart_out(dir, *formats),
+                out,
+            )
         }
         Some(Command::History {
             results,
@@ -284,16 +298,20 @@ fn report_site(
 fn compare(
     a: &Results,
     b: &Results,
-    noise: f64,
-    alpha: f64,
+    (noise, alpha, gate): (f64, f64, &[String]),
     target: &ChartOut,
     out: &mut impl Write,
 ) -> Result<(), ReportError> {
-    let opts = CompareOptions {
+    let mut opts = CompareOptions {
         alpha,
         noise_threshold: noise,
         ..CompareOptions::default()
     };
+    if gate.iter().any(|g| g == "all") {
+        opts.gating.clear();
+    } else if !gate.is_empty() {
+        opts.gating = gate.to_vec();
+    }
     let report =
         compare_results(a, b, &opts).map_err(|e| ReportError::CompareInput(e.to_string()))?;
     let text = compare::markdown(&report);

@@ -145,5 +145,5 @@ fn list_shows_every_transport_of_the_quick_profile() {
     for t in pageflip_interface::TransportConfig::catalog() {
         assert!(text.contains(&t.name()), "{}", t.name());
     }
-    assert!(text.contains("41 cases"), "{text}");
+    assert!(text.contains("61 cases"), "{text}");
 }

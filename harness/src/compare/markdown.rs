@@ -46,6 +46,16 @@ pub fn markdown(r: &CompareReport) -> String {
     if !o.metrics.is_empty() {
         let _ = writeln!(s, "\nMetrics compared: {}.", o.metrics.join(", "));
     }
+    if o.gating.is_empty() {
+        s.push_str("\nEvery metric gates.\n");
+    } else {
+        let _ = writeln!(
+            s,
+            "\nGating metrics (a regression fails the comparison): {}; the others are \
+             informational.",
+            o.gating.join(", ")
+        );
+    }
 
     if !r.warnings.is_empty() {
         s.push_str("\n## Warnings\n\n");

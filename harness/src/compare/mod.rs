@@ -80,7 +80,23 @@ pub struct CompareOptions {
     /// Whether a regression of a floor metric fails the comparison too (default false; see
     /// the module documentation).
     pub gate_floor: bool,
+    /// The case metrics whose regression fails the comparison (same matching as
+    /// `metrics`; empty: every metric). Default [`GATING_METRICS`]: the headline costs; the
+    /// tails (p99 and above) and the derived ratios are reported, not gated, because on a
+    /// shared host they move between runs of one build (measured: `docs/results.md`).
+    pub gating: Vec<String>,
 }
+
+/// The metrics [`CompareOptions::gating`] selects by default.
+pub const GATING_METRICS: &[&str] = &[
+    crate::results::metric::TIME_PER_MSG_NS,
+    crate::results::metric::LATENCY_P50_NS,
+    crate::results::metric::EXITS_PER_MSG,
+    crate::results::metric::USERSPACE_EXITS_PER_MSG,
+    crate::results::metric::TLB_FLUSHES_PER_MSG,
+    crate::results::metric::REMOTE_TLB_FLUSHES_PER_MSG,
+    crate::results::metric::HOST_CPU_NS_PER_MSG,
+];
 
 impl Default for CompareOptions {
     fn default() -> CompareOptions {
@@ -89,6 +105,7 @@ impl Default for CompareOptions {
             noise_threshold: stats::DEFAULT_NOISE_THRESHOLD,
             metrics: Vec::new(),
             gate_floor: false,
+            gating: GATING_METRICS.iter().map(|m| m.to_string()).collect(),
         }
     }
 }
@@ -96,14 +113,12 @@ impl Default for CompareOptions {
 impl CompareOptions {
     /// Whether the metric filter selects metric `name`.
     pub fn selects(&self, name: &str) -> bool {
-        self.metrics.is_empty()
-            || self.metrics.iter().any(|m| {
-                if m.ends_with('.') {
-                    name.starts_with(m.as_str())
-                } else {
-                    name == m
-                }
-            })
+        matches_any(&self.metrics, name)
+    }
+
+    /// Whether a regression of case metric `name` fails the comparison.
+    pub fn gates(&self, name: &str) -> bool {
+        matches_any(&self.gating, name)
     }
 
     fn check(&self) -> Result<(), CompareError> {
@@ -638,6 +653,19 @@ impl<'a> MetricSet<'a> {
     }
 }
 
+/// Whether `name` is one of `names` (a name ending in `.` matches every name it prefixes);
+/// an empty list matches everything.
+fn matches_any(names: &[String], name: &str) -> bool {
+    names.is_empty()
+        || names.iter().any(|m| {
+            if m.ends_with('.') {
+                name.starts_with(m.as_str())
+            } else {
+                name == m
+            }
+        })
+}
+
 /// What [`compare_results`] collects.
 #[derive(Default)]
 struct Rows {
@@ -663,7 +691,10 @@ impl Rows {
         };
         for (name, ma) in a.compared(opts) {
             match b.metrics.get(name) {
-                Some(mb) => self.rows.push(row(case, name, ma, mb, opts, gates)),
+                Some(mb) => {
+                    let gates = gates && (case == FLOOR_CASE || opts.gates(name));
+                    self.rows.push(row(case, name, ma, mb, opts, gates))
+                }
                 None => self.only_in_a.push(missing(name, b)),
             }
         }

@@ -1,7 +1,7 @@
-//! `bench run`: runs a benchmark [`Matrix`] against a VMM build — the floor first, then each
-//! case with its warm-up and measured repetitions — and writes a [`Results`] file
-//! (`docs/results.md`) after every case, so an interrupted run (Ctrl-C) keeps every case it
-//! finished.
+//! `bench run`: runs a benchmark [`Matrix`] against a VMM build in rounds — each round
+//! measures the floor once and every case once (warm-up rounds first, unrecorded) — and
+//! writes a [`Results`] file (`docs/results.md`) after every measured round, so an
+//! interrupted run (Ctrl-C) keeps every repetition it finished.
 
 pub mod floor;
 pub mod measure;
@@ -86,94 +86,77 @@ pub fn run(
     let started = Instant::now();
     let date = utc_now();
     let mx = &plan.matrix;
-
     let mut perf = plan
         .perf
         .then(|| Tracepoints::open(tracepoints::RUNNER_TRACEPOINTS));
-
-    // The floor: warm-up and measured repetitions. The tracepoints count around it only to
-    // learn which of them this host fires.
+    let mut fired = BTreeSet::new();
+    let mut states: Vec<CaseState> = cases
+        .iter()
+        .map(|spec| {
+            let params = case_params(spec);
+            CaseState {
+                id: params.id(),
+                params,
+                spec,
+                reps: Vec::new(),
+                errors: Vec::new(),
+            }
+        })
+        .collect();
     let mut floor_reps = Vec::new();
-    for i in 0..(mx.warmup + mx.repetitions) {
+    let mut results: Option<Results> = None;
+
+    // Round-robin: each round measures the floor once and every case once, so a case's
+    // repetitions spread over the whole run and see the host's slow drifts (which
+    // back-to-back repetitions would hide, making two runs of one build look different).
+    'rounds: for round in 0..(mx.warmup + mx.repetitions) {
+        let measured = round >= mx.warmup;
+        let what = if measured { "rep" } else { "warm-up" };
+        let label = format!(
+            "round {}/{} ({what})",
+            round + 1,
+            mx.warmup + mx.repetitions
+        );
         if stop.load(Ordering::SeqCst) {
-            return Err(RunnerError::Interrupted);
+            break 'rounds;
         }
-        progress("floor: bare exit, ioeventfd exit, host remap, memcpy");
-        let counting = perf.as_mut().is_some_and(|p| p.start().is_ok());
+        progress(&format!("{label}: floor"));
+        // The tracepoints count around the first floor only to learn which of them this
+        // host fires.
+        let counting = round == 0 && perf.as_mut().is_some_and(|p| p.start().is_ok());
         let rep = floor::measure(mx.floor_count, bench);
         if counting {
             let _ = perf.as_mut().map(|p| p.stop());
+            fired = perf.as_ref().map_or_else(BTreeSet::new, |p| {
+                p.states()
+                    .into_iter()
+                    .filter(|(_, s)| *s == TracepointState::Fired)
+                    .map(|(n, _)| n)
+                    .collect()
+            });
         }
-        let rep = rep.map_err(|e| {
-            if stop.load(Ordering::SeqCst) {
-                RunnerError::Interrupted
-            } else {
-                RunnerError::Floor(e)
-            }
-        })?;
+        let rep = match rep {
+            Ok(rep) => rep,
+            Err(_) if stop.load(Ordering::SeqCst) => break 'rounds,
+            Err(e) => return Err(RunnerError::Floor(e)),
+        };
         for _ in 0..2 {
-            progress("floor");
+            progress(&format!("{label}: floor"));
         }
-        if i >= mx.warmup {
+        if results.is_none() {
+            let first = rep.exit_run.as_ref().expect("the floor has a run");
+            results = Some(header(plan, bench, &date, first));
+        }
+        let exit_ns = rep.values.get(results::floor::EXIT_NS).copied();
+        if measured {
             floor_reps.push(rep);
         }
-    }
-    let first = floor_reps[0].exit_run.clone().expect("floor has a run");
-    let fired: BTreeSet<String> = perf.as_ref().map_or_else(BTreeSet::new, |p| {
-        p.states()
-            .into_iter()
-            .filter(|(_, s)| *s == TracepointState::Fired)
-            .map(|(n, _)| n)
-            .collect()
-    });
-    let floor = floor_metrics(&floor_reps);
-    let exit_ns = floor
-        .metrics
-        .get(results::floor::EXIT_NS)
-        .map(|m| m.summary.median);
-
-    let mut results = Results {
-        schema: results::SCHEMA.into(),
-        version: results::SCHEMA_VERSION,
-        run: RunInfo {
-            id: format!("{}-{}", date.replace(['-', ':'], ""), short(&plan.profile)),
-            date,
-            git_revision: git(&["rev-parse", "HEAD"]),
-            git_dirty: git(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty()),
-            profile: plan.profile.clone(),
-            command: plan.command.clone(),
-            repetitions: mx.repetitions,
-            warmup: mx.warmup,
-            pinned: plan.pin,
-            interrupted: false,
-            duration_s: 0.0,
-        },
-        host: host(&first),
-        vmm: VmmBuild {
-            name: first.vmm.name.clone(),
-            version: first.vmm.version.clone(),
-            path: plan.vmm_path.clone(),
-            sha256: sha256_of(bench.vmm.program()),
-            args: plan.vmm_args.clone(),
-        },
-        floor,
-        cases: Vec::new(),
-    };
-    write(&plan.out, &results)?;
-
-    'cases: for spec in &cases {
-        let params = case_params(spec);
-        let id = params.id();
-        let mut reps: Vec<Repetition> = Vec::new();
-        let mut errors = Vec::new();
-        for i in 0..(mx.warmup + mx.repetitions) {
+        for st in states.iter_mut() {
             if stop.load(Ordering::SeqCst) {
-                results.run.interrupted = true;
-                break 'cases;
+                break 'rounds;
             }
-            let what = if i < mx.warmup { "warm-up" } else { "rep" };
-            progress(&format!("{id} ({what} {})", i + 1));
+            progress(&format!("{label}: {}", st.id));
+            let spec = st.spec;
             let lay = crate::cases::Layout {
                 pin_vcpus: plan.pin,
                 ..layout(
@@ -192,38 +175,97 @@ pub fn run(
             } else {
                 None
             };
-            let perf_counts = counts.map_or_else(PerfCounts::default, |c| perf_counts(&c, &fired));
             match outcome {
-                Ok((_, result)) => {
-                    if i >= mx.warmup {
-                        reps.push(measure::repetition(
-                            spec,
-                            &result,
-                            exit_ns,
-                            cpu_ns,
-                            &perf_counts,
-                        ));
-                    }
+                Ok((_, result)) if measured => {
+                    let perf = counts.map_or_else(PerfCounts::default, |c| perf_counts(&c, &fired));
+                    st.reps
+                        .push(measure::repetition(spec, &result, exit_ns, cpu_ns, &perf));
                 }
-                Err(e) => {
-                    if stop.load(Ordering::SeqCst) {
-                        results.run.interrupted = true;
-                        break 'cases;
-                    }
-                    errors.push(format!("{what} {}: {e}", i + 1));
-                }
+                Ok(_) => {}
+                Err(_) if stop.load(Ordering::SeqCst) => break 'rounds,
+                Err(e) => st.errors.push(format!("round {} ({what}): {e}", round + 1)),
             }
         }
-        results.cases.push(case_result(id, params, &reps, errors));
-        results.run.duration_s = started.elapsed().as_secs_f64();
-        write(&plan.out, &results)?;
+        if measured {
+            let r = results.as_mut().expect("set after the first floor");
+            fill(r, &floor_reps, &states, started);
+            write(&plan.out, r)?;
+        }
     }
-    results.run.duration_s = started.elapsed().as_secs_f64();
+    let mut r = results.ok_or(RunnerError::Interrupted)?;
+    fill(&mut r, &floor_reps, &states, started);
+    r.run.interrupted = stop.load(Ordering::SeqCst);
     if let Some(p) = &perf {
-        results.host.tracepoints = p.states();
+        r.host.tracepoints = p.states();
     }
-    write(&plan.out, &results)?;
-    Ok(results)
+    write(&plan.out, &r)?;
+    Ok(r)
+}
+
+/// One case while the rounds run.
+struct CaseState<'a> {
+    spec: &'a CaseSpec,
+    id: String,
+    params: CaseParams,
+    reps: Vec<Repetition>,
+    errors: Vec<String>,
+}
+
+/// The results' fields that do not change while the run goes on.
+fn header(plan: &Plan, bench: &Bench<'_>, date: &str, first: &RunResult) -> Results {
+    let mx = &plan.matrix;
+    Results {
+        schema: results::SCHEMA.into(),
+        version: results::SCHEMA_VERSION,
+        run: RunInfo {
+            id: format!("{}-{}", date.replace(['-', ':'], ""), short(&plan.profile)),
+            date: date.to_string(),
+            git_revision: git(&["rev-parse", "HEAD"]),
+            git_dirty: git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty()),
+            profile: plan.profile.clone(),
+            command: plan.command.clone(),
+            repetitions: mx.repetitions,
+            warmup: mx.warmup,
+            pinned: plan.pin,
+            interrupted: false,
+            duration_s: 0.0,
+        },
+        host: host(first),
+        vmm: VmmBuild {
+            name: first.vmm.name.clone(),
+            version: first.vmm.version.clone(),
+            path: plan.vmm_path.clone(),
+            sha256: sha256_of(bench.vmm.program()),
+            args: plan.vmm_args.clone(),
+        },
+        floor: Floor::default(),
+        cases: Vec::new(),
+    }
+}
+
+/// Puts the floor and the cases measured so far (those with a repetition or an error) into
+/// `r`.
+fn fill(
+    r: &mut Results,
+    floor_reps: &[floor::FloorRep],
+    states: &[CaseState<'_>],
+    started: Instant,
+) {
+    r.floor = floor_metrics(floor_reps);
+    r.cases = states
+        .iter()
+        .filter(|st| !st.reps.is_empty() || !st.errors.is_empty())
+        .map(|st| {
+            case_result(
+                st.id.clone(),
+                st.params.clone(),
+                &st.reps,
+                st.errors.clone(),
+            )
+        })
+        .collect();
+    r.run.duration_s = started.elapsed().as_secs_f64();
 }
 
 /// The counts of the tracepoints in `fired` (a by-reason breakdown only if complete).
