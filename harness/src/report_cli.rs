@@ -351,15 +351,15 @@ fn compare(
 /// Most bars of the delta chart.
 const DELTA_ROWS: usize = 40;
 
-/// The delta chart's rows: every gating row that regressed or improved, then the headline
-/// metrics of the other cases (time per message, median latency), largest changes first, at
-/// most [`DELTA_ROWS`].
+/// The delta chart's rows, gating metrics only: those that regressed or improved, then the
+/// time per message and median latency of the other cases, largest changes first, at most
+/// [`DELTA_ROWS`].
 fn delta_rows(report: &compare::CompareReport) -> Vec<DeltaRow> {
     use crate::results::metric as m;
     let mut rows: Vec<&compare::Row> = report
         .rows
         .iter()
-        .filter(|r| r.comparison.relative_change.is_finite())
+        .filter(|r| r.gates && r.comparison.relative_change.is_finite())
         .filter(|r| {
             matches!(r.outcome, Outcome::Regressed | Outcome::Improved)
                 || r.metric == m::TIME_PER_MSG_NS
