@@ -146,8 +146,16 @@ fn same(_: &str, _: &str, mean: f64) -> f64 {
     mean
 }
 
+/// Options under which every metric gates (the tests' metrics are not all headline ones).
+fn all_gate() -> CompareOptions {
+    CompareOptions {
+        gating: Vec::new(),
+        ..CompareOptions::default()
+    }
+}
+
 fn compare(a: &Results, b: &Results) -> CompareReport {
-    compare_results(a, b, &CompareOptions::default()).expect("comparable")
+    compare_results(a, b, &all_gate()).expect("comparable")
 }
 
 fn rows_with(r: &CompareReport, outcome: Outcome) -> Vec<(&str, &str)> {
@@ -541,7 +549,7 @@ fn a_slower_floor_warns_but_gates_only_when_asked() {
         &b,
         &CompareOptions {
             gate_floor: true,
-            ..CompareOptions::default()
+            ..all_gate()
         },
     )
     .unwrap();
@@ -608,4 +616,24 @@ fn the_same_files_give_the_same_report() {
     let b = run(3, 7, 28, &|_, _, mean| mean * 1.03);
     assert_eq!(compare(&a, &b), compare(&a, &b));
     assert_eq!(markdown(&compare(&a, &b)), markdown(&compare(&a, &b)));
+}
+
+#[test]
+fn by_default_only_headline_metrics_gate() {
+    let a = run(2, 10, 31, &same);
+    let slower = |metric: &'static str| {
+        move |_: &str, m: &str, mean: f64| if m == metric { mean * 1.3 } else { mean }
+    };
+    // A 30% worse p99 is reported as a regression but does not fail the comparison...
+    let b = run(2, 10, 32, &slower(metric::LATENCY_P99_NS));
+    let r = compare_results(&a, &b, &CompareOptions::default()).unwrap();
+    assert!(!r.regressed(), "{:?}", r.gating);
+    assert!(r.rows.iter().any(|x| x.metric == metric::LATENCY_P99_NS
+        && !x.gates
+        && x.outcome == Outcome::Regressed));
+    // ... a 30% worse time per message does.
+    let b = run(2, 10, 32, &slower(metric::TIME_PER_MSG_NS));
+    let r = compare_results(&a, &b, &CompareOptions::default()).unwrap();
+    assert!(r.regressed());
+    assert_eq!(r.exit_code(), exit::REGRESSED);
 }

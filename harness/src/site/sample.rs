@@ -149,6 +149,7 @@ fn case(
         unavailable,
         latency,
         cross_checks,
+        errors: Vec::new(),
     }
 }
 
