@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::cases::{Case, Input, Layout, VmSpec};
 use crate::driver::{execute, Bench, DriverError};
 use crate::expect::{Expect, ResultFile};
+use crate::matrix::workload_params;
 
 /// What a benchmark run needs.
 #[derive(Clone, Copy, Debug)]
@@ -294,13 +295,13 @@ pub fn run(
     for v in variants(&params) {
         let (movement, policy) = (v.movement, v.policy);
         progress(&format!("{movement}, {policy}: stream"));
-        let mut p = vec![0; 10];
-        p[w::COUNT] = params.count;
-        p[w::SIZE] = params.size;
-        p[w::BATCH] = v.batch;
-        p[w::CHECK] = w::CHECK_LIGHT;
-        p[w::EVENT_IDX] = u64::from(!v.event_idx);
-        p[w::DEPTH] = params.depth;
+        let p = workload_params(
+            params.count,
+            params.size,
+            v.batch,
+            v.event_idx,
+            params.depth,
+        );
         let (_, stream) = run_one(
             "stream",
             layout(v.transport.clone(), "stream", &p, 2),

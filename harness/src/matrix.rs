@@ -230,15 +230,28 @@ impl CaseSpec {
 
     /// The guests' params (`ipc_workloads`).
     pub fn params(&self) -> Vec<u64> {
-        let mut p = vec![0; 10];
-        p[w::COUNT] = self.count;
-        p[w::SIZE] = self.size;
-        p[w::BATCH] = self.batch;
-        p[w::CHECK] = w::CHECK_LIGHT;
-        p[w::EVENT_IDX] = u64::from(!self.event_idx);
-        p[w::DEPTH] = self.depth;
-        p
+        workload_params(
+            self.count,
+            self.size,
+            self.batch,
+            self.event_idx,
+            self.depth,
+        )
     }
+}
+
+/// The params of a benchmark run of `stream`, `pingpong` or `fanin` (`ipc_workloads`): `count`
+/// messages (or rounds) of `size` bytes, deferred batch `batch`, EVENT_IDX negotiated or not,
+/// virtio `depth`; payloads checked lightly (the data movement is measured, not the checks).
+pub fn workload_params(count: u64, size: u64, batch: u64, event_idx: bool, depth: u64) -> Vec<u64> {
+    let mut p = vec![0; 10];
+    p[w::COUNT] = count;
+    p[w::SIZE] = size;
+    p[w::BATCH] = batch;
+    p[w::CHECK] = w::CHECK_LIGHT;
+    p[w::EVENT_IDX] = u64::from(!event_idx);
+    p[w::DEPTH] = depth;
+    p
 }
 
 /// Why a matrix is unusable.

@@ -954,15 +954,22 @@ fn lock(sampled: &Mutex<Vec<Sampled>>) -> MutexGuard<'_, Vec<Sampled>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The error of operation `what` on the counter of tracepoint `name` on `cpu`.
+fn counter_error<'a>(
+    name: &'a str,
+    cpu: usize,
+    what: &'static str,
+) -> impl FnOnce(io::Error) -> CountError + 'a {
+    move |source| CountError::Counter {
+        tracepoint: name.to_string(),
+        cpu,
+        what,
+        source,
+    }
+}
+
 fn reset_enable(name: &str, cpu: usize, counter: &mut Counter) -> Result<(), CountError> {
-    let err = |what| {
-        move |source| CountError::Counter {
-            tracepoint: name.to_string(),
-            cpu,
-            what,
-            source,
-        }
-    };
+    let err = |what| counter_error(name, cpu, what);
     counter.reset().map_err(err("reset"))?;
     counter.enable().map_err(err("enable"))
 }
@@ -973,14 +980,7 @@ fn disable_read<'a>(
 ) -> Result<u64, CountError> {
     let mut total = 0;
     for (cpu, counter) in counters {
-        let err = |what| {
-            move |source| CountError::Counter {
-                tracepoint: name.to_string(),
-                cpu,
-                what,
-                source,
-            }
-        };
+        let err = |what| counter_error(name, cpu, what);
         counter.disable().map_err(err("disable"))?;
         total += counter.read().map_err(err("read"))?;
     }

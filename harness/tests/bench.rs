@@ -147,3 +147,47 @@ fn list_shows_every_transport_of_the_quick_profile() {
     }
     assert!(text.contains("61 cases"), "{text}");
 }
+
+#[test]
+#[cfg_attr(no_kvm, ignore = "needs /dev/kvm")]
+fn ctrl_c_keeps_the_finished_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let matrix = dir.path().join("m.json");
+    std::fs::write(
+        &matrix,
+        r#"{"repetitions": 200, "warmup": 0, "messages": 200, "rounds": 50, "floor_count": 200,
+            "groups": [{"workloads": ["stream"], "transports": ["copy", "shmem"], "sizes": [4096]}]}"#,
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["run", "--no-perf", "--matrix"])
+        .arg(&matrix)
+        .arg("--out")
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("bench starts");
+    // The file appears after the first measured round.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !out.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no results file after 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: kill(2) with a valid pid and signal has no memory effects.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(rc, 0);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted runs exit 130");
+    let r = Results::load(&out).unwrap();
+    assert!(r.run.interrupted);
+    assert_eq!(r.cases.len(), 2);
+    for c in &r.cases {
+        let n = c.metrics[m::TIME_PER_MSG_NS].values.len();
+        assert!((1..200).contains(&n), "{}: {n} repetitions kept", c.id);
+        assert!(c.errors.is_empty(), "{}: {:?}", c.id, c.errors);
+    }
+}
