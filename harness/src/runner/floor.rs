@@ -25,6 +25,9 @@ pub struct FloorRep {
     pub exit_run: Option<RunResult>,
 }
 
+/// VMM runs of one floor measurement (bare exits, ioeventfd exits, the remap stream).
+pub const RUNS: u64 = 3;
+
 /// Messages of the remap run that times the host remap.
 const REMAP_MESSAGES: u64 = 500;
 /// memcpys of 4 KiB timed per repetition.

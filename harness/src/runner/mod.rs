@@ -62,20 +62,19 @@ pub enum RunnerError {
         #[source]
         source: std::io::Error,
     },
-    /// Interrupted before the floor was measured: there is nothing to keep.
+    /// Interrupted before the first floor was measured: there is nothing to keep.
     #[error("interrupted before anything was measured")]
     Interrupted,
 }
 
 /// The number of VMM runs `matrix` takes (for a progress bar).
 pub fn total_runs(matrix: &Matrix, cases: usize) -> u64 {
-    let per = u64::from(matrix.warmup + matrix.repetitions);
-    per * 3 + per * cases as u64
+    u64::from(matrix.warmup + matrix.repetitions) * (floor::RUNS + cases as u64)
 }
 
 /// Runs the plan. `progress` is told before each VMM run what it is; `stop` is polled
 /// between runs (set it on Ctrl-C): the run then ends early with `run.interrupted` set and
-/// every finished case kept.
+/// every repetition taken so far kept.
 pub fn run(
     plan: &Plan,
     bench: &Bench<'_>,
@@ -105,6 +104,7 @@ pub fn run(
         .collect();
     let mut floor_reps = Vec::new();
     let mut results: Option<Results> = None;
+    let mut interrupted = false;
 
     // Round-robin: each round measures the floor once and every case once, so a case's
     // repetitions spread over the whole run and see the host's slow drifts (which
@@ -118,6 +118,7 @@ pub fn run(
             mx.warmup + mx.repetitions
         );
         if stop.load(Ordering::SeqCst) {
+            interrupted = true;
             break 'rounds;
         }
         progress(&format!("{label}: floor"));
@@ -137,10 +138,13 @@ pub fn run(
         }
         let rep = match rep {
             Ok(rep) => rep,
-            Err(_) if stop.load(Ordering::SeqCst) => break 'rounds,
+            Err(_) if stop.load(Ordering::SeqCst) => {
+                interrupted = true;
+                break 'rounds;
+            }
             Err(e) => return Err(RunnerError::Floor(e)),
         };
-        for _ in 0..2 {
+        for _ in 1..floor::RUNS {
             progress(&format!("{label}: floor"));
         }
         if results.is_none() {
@@ -153,6 +157,7 @@ pub fn run(
         }
         for st in states.iter_mut() {
             if stop.load(Ordering::SeqCst) {
+                interrupted = true;
                 break 'rounds;
             }
             progress(&format!("{label}: {}", st.id));
@@ -182,7 +187,10 @@ pub fn run(
                         .push(measure::repetition(spec, &result, exit_ns, cpu_ns, &perf));
                 }
                 Ok(_) => {}
-                Err(_) if stop.load(Ordering::SeqCst) => break 'rounds,
+                Err(_) if stop.load(Ordering::SeqCst) => {
+                    interrupted = true;
+                    break 'rounds;
+                }
                 Err(e) => st.errors.push(format!("round {} ({what}): {e}", round + 1)),
             }
         }
@@ -194,7 +202,7 @@ pub fn run(
     }
     let mut r = results.ok_or(RunnerError::Interrupted)?;
     fill(&mut r, &floor_reps, &states, started);
-    r.run.interrupted = stop.load(Ordering::SeqCst);
+    r.run.interrupted = interrupted;
     if let Some(p) = &perf {
         r.host.tracepoints = p.states();
     }
