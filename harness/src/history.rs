@@ -110,7 +110,7 @@ pub fn series(runs: &[Results], metrics: &[MetricRef]) -> (Vec<HistorySeries>, V
             .iter()
             .zip(&labels)
             .filter_map(|(r, label)| {
-                let metric = r.case(&m.case)?.metrics.get(&m.metric)?;
+                let metric = r.metric(&m.case, &m.metric)?;
                 if metric.summary.n == 0 || !metric.summary.mean.is_finite() {
                     return None;
                 }
@@ -208,6 +208,19 @@ mod tests {
                 "2026-11-23 02:00 bbbbbbb #2",
                 "2026-11-24 02:00 ccccccc"
             ]
+        );
+    }
+
+    #[test]
+    fn floor_metrics_are_named_by_the_floor_case() {
+        let runs = vec![run("2026-11-22T02:00:00Z", "a", 1.0)];
+        let m: MetricRef = "floor:exit_ns".parse().unwrap();
+        assert!(runs[0].floor.metrics.contains_key("exit_ns"));
+        let (found, missing) = series(&runs, std::slice::from_ref(&m));
+        assert!(missing.is_empty(), "{missing:?}");
+        assert_eq!(
+            found[0].points[0].1,
+            runs[0].floor.metrics["exit_ns"].summary
         );
     }
 

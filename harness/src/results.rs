@@ -140,6 +140,10 @@ pub struct Floor {
     pub unavailable: BTreeMap<String, String>,
 }
 
+/// The case id that names the floor where a case id is expected (`report compare`,
+/// `report history --metric floor:exit_ns`).
+pub const FLOOR_CASE: &str = "floor";
+
 /// Names of the floor metrics (all in nanoseconds per operation).
 pub mod floor {
     /// One bare MMIO exit round trip to the VMM (guest write, userspace exit, re-entry).
@@ -378,6 +382,15 @@ impl Results {
     /// The case with id `id`.
     pub fn case(&self, id: &str) -> Option<&CaseResult> {
         self.cases.iter().find(|c| c.id == id)
+    }
+
+    /// Metric `name` of case `case`, or of the floor when `case` is [`FLOOR_CASE`].
+    pub fn metric(&self, case: &str, name: &str) -> Option<&Metric> {
+        if case == FLOOR_CASE {
+            self.floor.metrics.get(name)
+        } else {
+            self.case(case)?.metrics.get(name)
+        }
     }
 }
 

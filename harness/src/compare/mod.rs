@@ -48,7 +48,7 @@ mod markdown;
 pub use markdown::markdown;
 
 /// The case id the floor metrics are compared under.
-pub const FLOOR_CASE: &str = "floor";
+pub use crate::results::FLOOR_CASE;
 
 /// Case metrics that are constants of the case's configuration (counts it was told to make),
 /// not measurements: never compared.
