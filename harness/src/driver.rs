@@ -130,7 +130,17 @@ pub fn run_case(case: &Case, bench: &Bench<'_>) -> Result<CaseReport, DriverErro
 /// Runs a case's VMM process in `<work_dir>/<case name>` and collects what it did (a VMM
 /// reporting a host problem is an error: no case can run here).
 pub fn execute(case: &Case, bench: &Bench<'_>) -> Result<(Planned, Observed), DriverError> {
-    let dir = bench.work_dir.join(case.name);
+    execute_in(case, bench, case.name)
+}
+
+/// [`execute`], with the run's files in `dir` (relative to the work directory; it may hold
+/// `/`) instead of the case's name: runs of one case that must all be kept.
+pub fn execute_in(
+    case: &Case,
+    bench: &Bench<'_>,
+    dir: &str,
+) -> Result<(Planned, Observed), DriverError> {
+    let dir = bench.work_dir.join(dir);
     fresh_dir(&dir)?;
     let (text, planned) = plan(case, bench.images)?;
     let config_path = dir.join(files::CONFIG);

@@ -14,7 +14,7 @@ use pageflip_interface::{NotifyMode, RunConfig, RunResult, StatsDelta, Transport
 use serde::Serialize;
 
 use crate::cases::{Case, Input, Layout, VmSpec};
-use crate::driver::{execute, Bench, DriverError};
+use crate::driver::{execute_in, Bench, DriverError};
 use crate::expect::{Expect, ResultFile};
 use crate::matrix::workload_params;
 
@@ -101,6 +101,8 @@ pub struct Row {
 
 /// One transport configuration the benchmark runs.
 struct Variant {
+    /// Names the variant's run directories (`stream/<key>`).
+    key: String,
     movement: &'static str,
     policy: String,
     transport: TransportConfig,
@@ -118,6 +120,10 @@ fn variants(params: &Params) -> Vec<Variant> {
     ] {
         for batch in [1, params.batch] {
             v.push(Variant {
+                key: format!(
+                    "{movement}-{}",
+                    if batch == 1 { "immediate" } else { "deferred" }
+                ),
                 movement,
                 policy: if batch == 1 {
                     "immediate".to_string()
@@ -137,6 +143,7 @@ fn variants(params: &Params) -> Vec<Variant> {
     ] {
         for event_idx in [true, false] {
             v.push(Variant {
+                key: format!("{movement}-{}event-idx", if event_idx { "" } else { "no-" }),
                 movement,
                 policy: format!(
                     "{}EVENT_IDX, depth {}",
@@ -151,6 +158,7 @@ fn variants(params: &Params) -> Vec<Variant> {
         }
     }
     v.push(Variant {
+        key: "shmem-polling".into(),
         movement: "shmem",
         policy: "polling".into(),
         transport: TransportConfig::Shmem,
@@ -203,9 +211,11 @@ pub(crate) fn layout(
     }
 }
 
-/// Runs one layout and returns its result, checking that every VM succeeded.
+/// Runs one layout (its files in `dir` under the work directory) and returns its result,
+/// checking that every VM succeeded.
 pub(crate) fn run_one(
     name: &'static str,
+    dir: &str,
     layout: Layout,
     bench: &Bench<'_>,
 ) -> Result<(RunConfig, RunResult), BenchError> {
@@ -216,7 +226,7 @@ pub(crate) fn run_one(
         expect: Expect::Run(Vec::new()),
         skip: None,
     };
-    let (planned, seen) = execute(&case, bench)?;
+    let (planned, seen) = execute_in(&case, bench, dir)?;
     let err = |why: String| BenchError::Run {
         run: name.into(),
         why,
@@ -276,6 +286,7 @@ pub fn run(
     progress("floor: bare MMIO exits");
     let (_, floor_run) = run_one(
         "floor-exit",
+        "floor-exit",
         layout(TransportConfig::None, "doorbell", &[params.count], 1),
         bench,
     )?;
@@ -304,6 +315,7 @@ pub fn run(
         );
         let (_, stream) = run_one(
             "stream",
+            &format!("stream/{}", v.key),
             layout(v.transport.clone(), "stream", &p, 2),
             bench,
         )?;
@@ -314,6 +326,7 @@ pub fn run(
             Some(
                 run_one(
                     "pingpong",
+                    &format!("pingpong/{}", v.key),
                     layout(v.transport.clone(), "pingpong", &p, 2),
                     bench,
                 )?

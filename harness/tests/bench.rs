@@ -25,6 +25,7 @@ const SMOKE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../ci/smoke-matrix.jso
 fn smoke_matrix_results_are_complete_and_counts_agree() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
+    let keep = dir.path().join("keep");
     let o = bench(&[
         "run",
         "--matrix",
@@ -32,11 +33,24 @@ fn smoke_matrix_results_are_complete_and_counts_agree() {
         "--out",
         out.to_str().unwrap(),
         "--no-perf",
+        "--keep",
+        keep.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let r = Results::load(&out).unwrap();
     assert!(!r.run.interrupted);
     assert_eq!(r.run.repetitions, 2);
+    // --keep keeps every run: each round's floor runs and each case, none overwritten.
+    for round in ["round-01", "round-02"] {
+        let runs = ["floor-exit", "floor-ioeventfd", "floor-remap"]
+            .into_iter()
+            .map(String::from)
+            .chain(r.cases.iter().map(|c| c.id.clone()));
+        for run in runs {
+            let result = keep.join(round).join(&run).join("result.json");
+            assert!(result.is_file(), "{} is missing", result.display());
+        }
+    }
     for f in ["exit_ns", "ioeventfd_exit_ns", "memcpy_4k_ns", "remap_ns"] {
         let v = &r.floor.metrics[f];
         assert_eq!(v.values.len(), 2, "{f}");
@@ -189,5 +203,80 @@ fn ctrl_c_keeps_the_finished_rounds() {
         let n = c.metrics[m::TIME_PER_MSG_NS].values.len();
         assert!((1..200).contains(&n), "{}: {n} repetitions kept", c.id);
         assert!(c.errors.is_empty(), "{}: {:?}", c.id, c.errors);
+    }
+}
+
+#[test]
+#[cfg_attr(no_kvm, ignore = "needs /dev/kvm")]
+fn transports_table_meets_the_exact_targets_and_keeps_every_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("t.json");
+    let keep = dir.path().join("keep");
+    let o = bench(&[
+        "transports",
+        "--count",
+        "640",
+        "--rounds",
+        "50",
+        "--json",
+        json.to_str().unwrap(),
+        "--keep",
+        keep.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = report["rows"].as_array().expect("rows");
+    let row = |movement: &str, policy: &str| {
+        rows.iter()
+            .find(|r| {
+                r["movement"] == movement && r["policy"].as_str().unwrap().starts_with(policy)
+            })
+            .unwrap_or_else(|| panic!("no row {movement} {policy}"))
+    };
+    let num = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k}: {r}"));
+    // Exact: no userspace exit with ioeventfd, no exit or notification of its own with shmem
+    // (its total exits are host interrupts, which no transport avoids: `shmem-zero-exits`
+    // checks those against KVM's own counters).
+    for policy in ["EVENT_IDX", "no EVENT_IDX"] {
+        let r = row("virtio-ioeventfd", policy);
+        assert_eq!(num(r, "sender_mmio_exits"), 0.0, "{r}");
+    }
+    let shmem = row("shmem", "polling");
+    for k in ["sender_mmio_exits", "notifications"] {
+        assert_eq!(num(shmem, k), 0.0, "shmem {k}: {shmem}");
+    }
+    // Immediate sends exit once per message at least (more on queue_full retries); the
+    // userspace virtio notifications are exits, each one.
+    for movement in ["remap", "copy"] {
+        let r = row(movement, "immediate");
+        assert!(num(r, "sender_mmio_exits") >= 1.0, "{r}");
+    }
+    for policy in ["EVENT_IDX", "no EVENT_IDX"] {
+        let r = row("virtio-userspace", policy);
+        assert_eq!(num(r, "sender_mmio_exits"), num(r, "notifications"), "{r}");
+    }
+    // Every run is kept, none overwritten by the next transport's.
+    let kept = |p: &str| keep.join(p).join("result.json").is_file();
+    assert!(kept("floor-exit"));
+    for key in [
+        "remap-immediate",
+        "remap-deferred",
+        "copy-immediate",
+        "copy-deferred",
+        "virtio-ioeventfd-event-idx",
+        "virtio-ioeventfd-no-event-idx",
+        "virtio-userspace-event-idx",
+        "virtio-userspace-no-event-idx",
+        "shmem-polling",
+    ] {
+        assert!(kept(&format!("stream/{key}")), "stream/{key}");
+    }
+    for key in [
+        "remap-immediate",
+        "virtio-ioeventfd-event-idx",
+        "shmem-polling",
+    ] {
+        assert!(kept(&format!("pingpong/{key}")), "pingpong/{key}");
     }
 }

@@ -34,11 +34,12 @@ const REMAP_MESSAGES: u64 = 500;
 const MEMCPY_ROUNDS: u32 = 20_000;
 
 /// Runs the floor once: `count` doorbells, `count` ioeventfd notifications, a remap stream
-/// and the host memcpy.
-pub fn measure(count: u64, bench: &Bench<'_>) -> Result<FloorRep, BenchError> {
+/// and the host memcpy; the runs' files go under `dir` in the work directory.
+pub fn measure(count: u64, dir: &str, bench: &Bench<'_>) -> Result<FloorRep, BenchError> {
     let mut rep = FloorRep::default();
     let (_, exit_run) = run_one(
         "floor-exit",
+        &format!("{dir}/floor-exit"),
         layout(TransportConfig::None, "doorbell", &[count], 1),
         bench,
     )?;
@@ -64,6 +65,7 @@ pub fn measure(count: u64, bench: &Bench<'_>) -> Result<FloorRep, BenchError> {
     p[notify_floor::COUNT] = count;
     let (_, notify_run) = run_one(
         "floor-ioeventfd",
+        &format!("{dir}/floor-ioeventfd"),
         layout(
             TransportConfig::Virtio {
                 notify: NotifyMode::Ioeventfd,
@@ -91,6 +93,7 @@ pub fn measure(count: u64, bench: &Bench<'_>) -> Result<FloorRep, BenchError> {
     p[w::CHECK] = w::CHECK_LIGHT;
     let (_, remap_run) = run_one(
         "floor-remap",
+        &format!("{dir}/floor-remap"),
         layout(TransportConfig::Remap, "stream", &p, 2),
         bench,
     )?;

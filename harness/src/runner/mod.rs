@@ -125,7 +125,9 @@ pub fn run(
         // The tracepoints count around the first floor only to learn which of them this
         // host fires.
         let counting = round == 0 && perf.as_mut().is_some_and(|p| p.start().is_ok());
-        let rep = floor::measure(mx.floor_count, bench);
+        // Every run's files are kept apart (`--keep`): `round-NN/floor-exit`, `round-NN/<case id>`.
+        let round_dir = format!("round-{:02}", round + 1);
+        let rep = floor::measure(mx.floor_count, &round_dir, bench);
         if counting {
             let _ = perf.as_mut().map(|p| p.stop());
             fired = perf.as_ref().map_or_else(BTreeSet::new, |p| {
@@ -173,7 +175,7 @@ pub fn run(
             };
             let counting = !fired.is_empty() && perf.as_mut().is_some_and(|p| p.start().is_ok());
             let cpu0 = children_cpu_ns();
-            let outcome = run_one(spec.workload, lay, bench);
+            let outcome = run_one(spec.workload, &format!("{round_dir}/{}", st.id), lay, bench);
             let cpu_ns = children_cpu_ns().saturating_sub(cpu0);
             let counts = if counting {
                 perf.as_mut().and_then(|p| p.stop().ok())
