@@ -275,14 +275,16 @@ impl Link for Shmem {
             touch(self.me, self.dst, true);
         }
         for &src in &self.srcs[..self.nsrcs] {
-            touch(src, self.me, false);
-            // Write `tail` (only this VM writes it) back once, so that the first write in the
-            // measured phase does not fault: the read above mapped the control page
-            // read-only in the host's shadow page tables.
+            // Write `tail` (only this VM writes it) back once, before reading the ring, so
+            // that no write in the measured phase is a first one: under a shadow MMU, the
+            // first write to a 2 MiB page whose dirty bit is clear moves it to a new shadow
+            // page, and each page read before would fault again (the reference VMM sets the
+            // dirty bits up front; this keeps the phase clean on a VMM that does not).
             let tail = read_tail(src, self.me);
             // SAFETY: `tail` of a consumer ring of this VM in the shared region, mapped
             // read-write; only this VM writes it, and it writes the value it holds.
             unsafe { ptr::write_volatile(addr_of_mut!((*control(src, self.me)).tail), tail) };
+            touch(src, self.me, false);
         }
     }
 
