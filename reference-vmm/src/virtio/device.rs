@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
-use pageflip_abi::virtio::{DgramConfig, F_EVENT_IDX, MAX_PAYLOAD, RX_QUEUE, TX_QUEUE};
+use pageflip_abi::virtio::{
+    DgramConfig, F_EVENT_IDX, MAX_PAYLOAD, RX_QUEUE, TX_QUEUE, VIRTQ_AVAIL_F_NO_INTERRUPT,
+};
 use pageflip_interface::{TransportVmReport, VirtioVmReport};
 use virtio_queue::QueueT;
+use vm_memory::{Bytes, GuestAddress};
 
 use super::regs::{AccessError, Regs};
 use crate::guest_errors::GuestErrorLog;
@@ -125,17 +128,31 @@ impl VirtioDevice {
     }
 
     /// Decides the used-buffer notifications of the queues that got used entries since the
-    /// last decision, and counts them (sent or suppressed).
+    /// last decision, and counts them (sent or suppressed), by the specification's 2.7.10:
+    /// with EVENT_IDX the driver's `used_event` decides (virtio-queue's
+    /// `needs_notification`), without it the available ring's `VIRTQ_AVAIL_F_NO_INTERRUPT`
+    /// flag (which virtio-queue 0.18 does not read).
     pub fn flush_used_notifications(&mut self) {
         for q in 0..2 {
             if !std::mem::take(&mut self.used_pending[q]) {
                 continue;
             }
             let mem = self.ram.mem();
-            match self.regs.queues[q].needs_notification(mem) {
+            let queue = &mut self.regs.queues[q];
+            let decision = if queue.event_idx_enabled() {
+                queue.needs_notification(mem).map_err(|e| e.to_string())
+            } else {
+                mem.read_obj::<u16>(GuestAddress(queue.avail_ring()))
+                    .map(|flags| u16::from_le(flags) & VIRTQ_AVAIL_F_NO_INTERRUPT == 0)
+                    .map_err(|e| e.to_string())
+            };
+            match decision {
                 Ok(true) => self.virtio.used_notifications += 1,
                 Ok(false) => self.virtio.used_suppressed += 1,
-                Err(e) => log::warn!("{}: reading used_event of queue {q}: {e}", self.name),
+                Err(e) => log::warn!(
+                    "{}: reading the driver's notification suppression of queue {q}: {e}",
+                    self.name
+                ),
             }
         }
     }

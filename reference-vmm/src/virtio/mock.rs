@@ -107,17 +107,17 @@ impl Run {
         self.r(vm, REG_STATUS)
     }
 
-    /// Sets up queue `q` of VM `vm` where `mock` lies, and makes it ready.
-    pub fn setup_queue(&self, vm: usize, q: u32, mock: &MockSplitQueue<GuestMemoryMmap>) {
+    /// Sets up queue `q` of VM `vm` where `driver` lays it out, and makes it ready.
+    pub fn setup_queue(&self, vm: usize, q: u32, driver: &Driver) {
         self.w(vm, REG_QUEUE_SEL, q);
         self.w(vm, REG_QUEUE_NUM, u32::from(QSIZE));
         for (lo, a) in [
-            (REG_QUEUE_DESC_LOW, mock.desc_table_addr()),
-            (REG_QUEUE_DRIVER_LOW, mock.avail_addr()),
-            (REG_QUEUE_DEVICE_LOW, mock.used_addr()),
+            (REG_QUEUE_DESC_LOW, driver.desc),
+            (REG_QUEUE_DRIVER_LOW, driver.avail),
+            (REG_QUEUE_DEVICE_LOW, driver.used),
         ] {
-            self.w(vm, lo, a.0 as u32);
-            self.w(vm, lo + 4, (a.0 >> 32) as u32);
+            self.w(vm, lo, a as u32);
+            self.w(vm, lo + 4, (a >> 32) as u32);
         }
         self.w(vm, REG_QUEUE_READY, 1);
     }
@@ -128,8 +128,8 @@ impl Run {
         assert_ne!(self.negotiate(vm, features) & STATUS_FEATURES_OK, 0);
         let rx = Driver::new(self.mem(vm), RXQ_GPA);
         let tx = Driver::new(self.mem(vm), TXQ_GPA);
-        self.setup_queue(vm, RX_QUEUE, &rx.q);
-        self.setup_queue(vm, TX_QUEUE, &tx.q);
+        self.setup_queue(vm, RX_QUEUE, &rx);
+        self.setup_queue(vm, TX_QUEUE, &tx);
         self.w(
             vm,
             REG_STATUS,
@@ -150,17 +150,30 @@ impl Run {
 
 /// The driver's side of one queue.
 pub struct Driver<'a> {
-    /// The queue's rings in guest memory.
+    /// The queue's descriptor table, through virtio-queue's mock (its used ring is not used:
+    /// `MockSplitQueue::create` of virtio-queue 0.18 places it 16 bytes after the available
+    /// ring's start, over the ring's entries 8 and up and `used_event`).
     pub q: MockSplitQueue<'a, GuestMemoryMmap>,
+    /// The descriptor table's GPA.
+    pub desc: u64,
+    /// The available ring's GPA (right after the table).
+    pub avail: u64,
+    /// The used ring's GPA (after the whole available ring, `used_event` included, 4-aligned).
+    pub used: u64,
     mem: &'a GuestMemoryMmap,
     next_desc: u16,
 }
 
 impl<'a> Driver<'a> {
-    /// A queue of [`QSIZE`] at `at` in `mem`.
+    /// A queue of [`QSIZE`] at `at` in `mem`, laid out as the specification's 2.7 says.
     pub fn new(mem: &'a GuestMemoryMmap, at: u64) -> Driver<'a> {
+        let avail = at + 16 * u64::from(QSIZE);
+        let avail_end = avail + 6 + 2 * u64::from(QSIZE);
         Driver {
             q: MockSplitQueue::create(mem, GuestAddress(at), QSIZE),
+            desc: at,
+            avail,
+            used: avail_end.next_multiple_of(4),
             mem,
             next_desc: 0,
         }
@@ -188,7 +201,7 @@ impl<'a> Driver<'a> {
         }
         // The mock's own helper does not wrap the available ring: publish by hand.
         let idx = self.avail_idx();
-        let avail = self.q.avail_addr().0;
+        let avail = self.avail;
         let slot = GuestAddress(avail + 4 + 2 * u64::from(idx % QSIZE));
         self.mem.write_obj(head, slot).unwrap();
         self.mem
@@ -200,14 +213,12 @@ impl<'a> Driver<'a> {
 
     /// The used ring's index.
     pub fn used_idx(&self) -> u16 {
-        self.mem
-            .read_obj(GuestAddress(self.q.used_addr().0 + 2))
-            .unwrap()
+        self.mem.read_obj(GuestAddress(self.used + 2)).unwrap()
     }
 
     /// The used element `i`: (id, len).
     pub fn used(&self, i: u16) -> (u32, u32) {
-        let at = self.q.used_addr().0 + 4 + 8 * u64::from(i % QSIZE);
+        let at = self.used + 4 + 8 * u64::from(i % QSIZE);
         (
             self.mem.read_obj(GuestAddress(at)).unwrap(),
             self.mem.read_obj(GuestAddress(at + 4)).unwrap(),
@@ -216,14 +227,24 @@ impl<'a> Driver<'a> {
 
     /// The available ring's index.
     pub fn avail_idx(&self) -> u16 {
-        self.mem
-            .read_obj(GuestAddress(self.q.avail_addr().0 + 2))
-            .unwrap()
+        self.mem.read_obj(GuestAddress(self.avail + 2)).unwrap()
+    }
+
+    /// Writes the driver's `used_event` (EVENT_IDX: notify me when the used index passes it),
+    /// after the available ring's elements.
+    pub fn set_used_event(&self, v: u16) {
+        let at = self.avail + 4 + 2 * u64::from(QSIZE);
+        self.mem.write_obj(v, GuestAddress(at)).unwrap();
+    }
+
+    /// Writes the available ring's flags (`VIRTQ_AVAIL_F_NO_INTERRUPT`, without EVENT_IDX).
+    pub fn set_avail_flags(&self, v: u16) {
+        self.mem.write_obj(v, GuestAddress(self.avail)).unwrap();
     }
 
     /// `avail_event`, after the used ring's elements.
     pub fn avail_event(&self) -> u16 {
-        let at = self.q.used_addr().0 + 4 + 8 * u64::from(QSIZE);
+        let at = self.used + 4 + 8 * u64::from(QSIZE);
         self.mem.read_obj(GuestAddress(at)).unwrap()
     }
 }

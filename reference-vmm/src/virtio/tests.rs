@@ -280,6 +280,53 @@ fn event_idx_asks_for_exactly_one_notification() {
 }
 
 #[test]
+fn used_buffer_notifications_follow_the_drivers_used_event_and_flags() {
+    // Device to driver: there are no interrupts, but the device decides (and counts) each
+    // notification it would send by the driver's rules.
+    let sent = |t: &Run, vm| {
+        let r = t.report(vm);
+        (r.used_notifications, r.used_suppressed)
+    };
+    // EVENT_IDX: the driver asks to be told when the used index passes used_event = 1.
+    let t = Run::new(2, None);
+    let (_rx0, mut tx0) = t.up(0, FEATURES);
+    let (mut rx1, _tx1) = t.up(1, FEATURES);
+    for i in 0..4 {
+        rx1.add(&[(RXBUF + i * 0x1000, 4096, true)]);
+    }
+    tx0.set_used_event(1);
+    send(t.mem(0), &mut tx0, 0, 1, b"a");
+    t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+    assert_eq!(tx0.used_idx(), 1);
+    assert_eq!(
+        sent(&t, 0),
+        (0, 1),
+        "used index 1 has not passed used_event 1"
+    );
+    send(t.mem(0), &mut tx0, 1, 1, b"b");
+    t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+    assert_eq!(sent(&t, 0), (1, 1), "used index 2 passed it");
+    send(t.mem(0), &mut tx0, 2, 1, b"c");
+    t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+    assert_eq!(sent(&t, 0), (1, 2), "used_event was not moved on");
+    // Without EVENT_IDX: VIRTQ_AVAIL_F_NO_INTERRUPT suppresses, its absence does not.
+    let t = Run::new(2, None);
+    let (_rx0, mut tx0) = t.up(0, F_VERSION_1);
+    let (mut rx1, _tx1) = t.up(1, F_VERSION_1);
+    for i in 0..2 {
+        rx1.add(&[(RXBUF + i * 0x1000, 4096, true)]);
+    }
+    tx0.set_avail_flags(1);
+    send(t.mem(0), &mut tx0, 0, 1, b"a");
+    t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+    assert_eq!(sent(&t, 0), (0, 1));
+    tx0.set_avail_flags(0);
+    send(t.mem(0), &mut tx0, 1, 1, b"b");
+    t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+    assert_eq!(sent(&t, 0), (1, 1));
+}
+
+#[test]
 fn abi_constants_match_virtio_bindings() {
     use virtio_bindings::virtio_config as c;
     use virtio_bindings::virtio_mmio as m;
