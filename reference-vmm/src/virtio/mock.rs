@@ -152,7 +152,8 @@ impl Run {
 pub struct Driver<'a> {
     /// The queue's descriptor table, through virtio-queue's mock (its used ring is not used:
     /// `MockSplitQueue::create` of virtio-queue 0.18 places it 16 bytes after the available
-    /// ring's start, over the ring's entries 8 and up and `used_event`).
+    /// ring's start, over the ring's entries 8 and up and `used_event`; a known bug, fixed by
+    /// the open pull request rust-vmm/vm-virtio#400).
     pub q: MockSplitQueue<'a, GuestMemoryMmap>,
     /// The descriptor table's GPA.
     pub desc: u64,
