@@ -64,14 +64,11 @@ fn low_pte(gpa: u64) -> u64 {
 /// The page-table pages of the identity map, as (GPA, 512 entries).
 pub fn page_tables() -> Vec<(u64, [u64; 512])> {
     let mut pml4 = [0u64; 512];
-    pml4[0] = with_accessed_dirty(PDPT_GPA | PTE_P | PTE_RW | PTE_US, false);
+    pml4[0] = PDPT_GPA | PTE_P | PTE_RW | PTE_US;
     let mut pdpt = [0u64; 512];
     let pds = IDENTITY_MAP_END / (1 << 30);
     for (i, e) in pdpt.iter_mut().enumerate().take(pds as usize) {
-        *e = with_accessed_dirty(
-            (PD_GPA + i as u64 * PAGE_SIZE) | PTE_P | PTE_RW | PTE_US,
-            false,
-        );
+        *e = (PD_GPA + i as u64 * PAGE_SIZE) | PTE_P | PTE_RW | PTE_US;
     }
     let mut tables = vec![(PML4_GPA, pml4), (PDPT_GPA, pdpt)];
     for pd_index in 0..pds {
@@ -79,20 +76,26 @@ pub fn page_tables() -> Vec<(u64, [u64; 512])> {
         for (i, e) in pd.iter_mut().enumerate() {
             let gpa = (pd_index << 30) | ((i as u64) << 21);
             *e = if gpa == 0 {
-                with_accessed_dirty(PT0_GPA | PTE_P | PTE_RW | PTE_US, false)
+                PT0_GPA | PTE_P | PTE_RW | PTE_US
             } else if (MMIO_BASE..MMIO_BASE + MMIO_SIZE).contains(&gpa) {
-                with_accessed_dirty(gpa | PTE_P | PTE_RW | PTE_US | PTE_PS | PTE_PCD, true)
+                gpa | PTE_P | PTE_RW | PTE_US | PTE_PS | PTE_PCD
             } else {
-                with_accessed_dirty(gpa | PTE_P | PTE_RW | PTE_US | PTE_PS, true)
+                gpa | PTE_P | PTE_RW | PTE_US | PTE_PS
             };
         }
         tables.push((PD_GPA + pd_index * PAGE_SIZE, pd));
     }
     let mut pt0 = [0u64; 512];
     for (i, e) in pt0.iter_mut().enumerate() {
-        *e = with_accessed_dirty(low_pte(i as u64 * PAGE_SIZE), true);
+        *e = low_pte(i as u64 * PAGE_SIZE);
     }
     tables.push((PT0_GPA, pt0));
+    for (gpa, table) in &mut tables {
+        for e in table.iter_mut() {
+            // Leaves: every entry of the PT, and the 2 MiB pages of the PDs.
+            *e = with_accessed_dirty(*e, *gpa == PT0_GPA || *e & PTE_PS != 0);
+        }
+    }
     tables
 }
 
