@@ -3,10 +3,14 @@
 # that has no hardware virtualization. QEMU emulates an AMD EPYC with SVM and NPT in software
 # (TCG), boots Debian's own kernel (the current linux-image-amd64, downloaded and unpacked, not
 # installed), loads kvm_amd from it and runs `conform --format tap` in an initramfs
-# (ci/hw-kvm/init). The TAP report and conform's exit code come back on a second serial port.
+# (ci/hw-kvm/init), then `bench run --matrix ci/smoke-matrix.json` with perf's tracepoints on
+# (kvm:kvm_exit fires on kvm_amd, by hardware exit reason, where kvm_pvm never fires it). The
+# TAP report, the benchmark's results and both exit codes come back on a second serial port.
 #
 # Usage: ci/hw-kvm/run.sh [CONFORM]
-#   CONFORM   a prebuilt release `conform` binary; default: `cargo build --release --bin conform`
+#   CONFORM   a prebuilt release `conform` binary (a `bench` beside it is taken too; without
+#             one the benchmark step is skipped, saying so); default: `cargo build --release
+#             --bin conform --bin bench`
 # Environment:
 #   HWKVM_TIMEOUT  seconds the VM may run before the lane fails (default 900)
 #   HWKVM_MEM      the VM's memory in MiB (default 2048)
@@ -15,11 +19,13 @@
 #                  the guests several times slower than the test hosts; 60 s is conform's default)
 #   HWKVM_FILTER   by hand only: space-separated conform --filter patterns (default: the full suite)
 # Writes <target>/hw-kvm/: conform.tap (the report, also printed), results/ (each case's config,
-# result.json and VMM output, as `conform --keep` leaves them), console.log (the VM's console).
+# result.json and VMM output, as `conform --keep` leaves them), bench.json (the benchmark's
+# results, checked by ci/hw-kvm/check-bench.py), console.log (the VM's console).
 # <target> is $CARGO_TARGET_DIR, else ./target.
 #
-# Exit code: 0 every case passed on kvm_amd; conform's exit code if it failed inside the VM (1: a
-# case failed); 2 if the lane could not run the suite (install, download, boot, kernel panic,
+# Exit code: 0 every case passed on kvm_amd (and the benchmark's checks held); conform's exit
+# code if it failed inside the VM (1: a case failed); 1 if the benchmark failed or its checks
+# did not hold; 2 if the lane could not run the suite (install, download, boot, kernel panic,
 # timeout, missing marker): never 0 then. Needs root for apt-get when a package is missing.
 set -euo pipefail
 
@@ -103,6 +109,7 @@ command -v cpio >/dev/null || need+=(cpio)
 command -v gzip >/dev/null || need+=(gzip)
 command -v base64 >/dev/null || need+=(coreutils)
 command -v awk >/dev/null || need+=(mawk)
+command -v python3 >/dev/null || need+=(python3)
 [ ${#need[@]} -eq 0 ] || install "${need[@]}"
 static_busybox || die "/bin/busybox is not a static binary: install busybox-static (apt-get install busybox-static)"
 
@@ -165,12 +172,18 @@ vmlinuz=$kdir/boot/vmlinuz-$kver
 # --- conform ---------------------------------------------------------------------------------
 
 if [ -z "$conform" ]; then
-  say "cargo build --release --bin conform"
-  cargo build --release --bin conform || die "cargo build --release --bin conform failed (above)"
+  say "cargo build --release --bin conform --bin bench"
+  cargo build --release --bin conform --bin bench ||
+    die "cargo build --release --bin conform --bin bench failed (above)"
   conform=$target/release/conform
 fi
 if [ ! -f "$conform" ] || [ ! -x "$conform" ]; then
   die "$conform is not an executable file: give the path of a release conform binary"
+fi
+bench=$(dirname "$conform")/bench
+if [ ! -x "$bench" ]; then
+  say "note: no bench binary beside $conform: the benchmark step is skipped"
+  bench=
 fi
 
 # --- the initramfs -----------------------------------------------------------------------------
@@ -187,17 +200,22 @@ chmod 755 "$ird/init"
   for f in $filters; do echo "--filter $f"; done
 } >"$ird/conform.args"
 # The debug info is most of conform's size and of no use in the VM.
-if command -v strip >/dev/null; then
-  strip -o "$ird/conform" "$conform" || die "strip $conform failed"
-else
-  cp "$conform" "$ird/conform"
-fi
-if ldd "$conform" >/dev/null 2>&1; then
-  for lib in $(ldd "$conform" | grep -o '/[^ ]*'); do
-    mkdir -p "$ird$(dirname "$lib")"
-    cp -L "$lib" "$ird$lib" || die "cannot copy $conform's shared library $lib into the initramfs"
-  done
-fi
+# shellcheck disable=SC2086 # $bench is empty without a bench binary: nothing to copy then
+for bin in "$conform" $bench; do
+  name=$(basename "$bin")
+  if command -v strip >/dev/null; then
+    strip -o "$ird/$name" "$bin" || die "strip $bin failed"
+  else
+    cp "$bin" "$ird/$name"
+  fi
+  if ldd "$bin" >/dev/null 2>&1; then
+    for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
+      mkdir -p "$ird$(dirname "$lib")"
+      cp -L "$lib" "$ird$lib" || die "cannot copy $bin's shared library $lib into the initramfs"
+    done
+  fi
+done
+[ -z "$bench" ] || cp "$root/ci/smoke-matrix.json" "$ird/smoke-matrix.json"
 moddir=$kdir/lib/modules/$kver/kernel
 for m in "${modules[@]}"; do
   ko=$(find "$moddir" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" | head -n1)
@@ -300,4 +318,24 @@ if [ -z "$plan" ] || [ "$oks" != "$plan" ] || grep -q '^not ok ' "$out/conform.t
   die "conform exited 0 but its report does not show every case passing (plan ${plan:-none}, $oks ok)"
 fi
 [ -z "$filters" ] || say "note: HWKVM_FILTER=\"$filters\" ran only the matching cases, not the full suite"
-say "PASS: $oks of $plan conform cases on kvm_amd (SVM + NPT under QEMU TCG), $kpkg; ${boot_start} s to prepare, ${vm_s} s in the VM, ${lane_s} s in all"
+
+# --- the benchmark's results -----------------------------------------------------------------
+
+bench_note="benchmark skipped (no bench binary)"
+if [ -n "$bench" ]; then
+  bench_rc=$(sed -n 's/^PAGEFLIP-HWKVM-BENCH-EXIT=\([0-9][0-9]*\)$/\1/p' "$data" | tail -n1)
+  [ -n "$bench_rc" ] || fail_vm "conform passed, but the benchmark step left no exit marker"
+  awk '/^PAGEFLIP-HWKVM-BENCH-END$/{exit} f{print} /^PAGEFLIP-HWKVM-BENCH-BEGIN$/{f=1}' "$data" |
+    base64 -d | gzip -dc >"$out/bench.json" 2>/dev/null || rm -f "$out/bench.json"
+  if [ "$bench_rc" != 0 ]; then
+    console_tail
+    echo "hw-kvm: FAILED: bench run exited with code $bench_rc on kvm_amd (its output is on the console above)" >&2
+    exit 1
+  fi
+  [ -s "$out/bench.json" ] || fail_vm "bench run exited 0 but its results came out missing or damaged"
+  say "the benchmark's results on kvm_amd ($out/bench.json):"
+  python3 "$here/check-bench.py" "$out/bench.json" ||
+    { echo "hw-kvm: FAILED: the benchmark's results on kvm_amd do not hold (above)" >&2; exit 1; }
+  bench_note="bench run of the smoke matrix checked"
+fi
+say "PASS: $oks of $plan conform cases on kvm_amd (SVM + NPT under QEMU TCG), $bench_note, $kpkg; ${boot_start} s to prepare, ${vm_s} s in the VM, ${lane_s} s in all"
