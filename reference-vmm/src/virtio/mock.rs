@@ -212,6 +212,13 @@ impl<'a> Driver<'a> {
         head
     }
 
+    /// Adds `n` rx buffers of one 4 KiB descriptor each, at `RXBUF`, `RXBUF + 4 KiB`, ...
+    pub fn post_rx_buffers(&mut self, n: u64) {
+        for i in 0..n {
+            self.add(&[(RXBUF + i * 0x1000, 4096, true)]);
+        }
+    }
+
     /// The used ring's index.
     pub fn used_idx(&self) -> u16 {
         self.mem.read_obj(GuestAddress(self.used + 2)).unwrap()

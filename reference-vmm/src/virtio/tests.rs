@@ -265,9 +265,7 @@ fn event_idx_asks_for_exactly_one_notification() {
     let t = Run::new(2, None);
     let (_rx0, mut tx0) = t.up(0, FEATURES);
     let (mut rx1, _tx1) = t.up(1, FEATURES);
-    for i in 0..3 {
-        rx1.add(&[(RXBUF + i * 0x1000, 4096, true)]);
-    }
+    rx1.post_rx_buffers(3);
     send(t.mem(0), &mut tx0, 0, 1, b"a");
     send(t.mem(0), &mut tx0, 1, 1, b"b");
     t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
@@ -291,9 +289,7 @@ fn used_buffer_notifications_follow_the_drivers_used_event_and_flags() {
     let t = Run::new(2, None);
     let (_rx0, mut tx0) = t.up(0, FEATURES);
     let (mut rx1, _tx1) = t.up(1, FEATURES);
-    for i in 0..4 {
-        rx1.add(&[(RXBUF + i * 0x1000, 4096, true)]);
-    }
+    rx1.post_rx_buffers(4);
     tx0.set_used_event(1);
     send(t.mem(0), &mut tx0, 0, 1, b"a");
     t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
@@ -313,9 +309,7 @@ fn used_buffer_notifications_follow_the_drivers_used_event_and_flags() {
     let t = Run::new(2, None);
     let (_rx0, mut tx0) = t.up(0, F_VERSION_1);
     let (mut rx1, _tx1) = t.up(1, F_VERSION_1);
-    for i in 0..2 {
-        rx1.add(&[(RXBUF + i * 0x1000, 4096, true)]);
-    }
+    rx1.post_rx_buffers(2);
     tx0.set_avail_flags(1);
     send(t.mem(0), &mut tx0, 0, 1, b"a");
     t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
