@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-use pageflip_harness::results::{metric as m, Results};
+use pageflip_results::{metric as m, Results};
 
 fn bench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bench"))
@@ -208,9 +208,9 @@ fn ctrl_c_keeps_the_finished_rounds() {
 
 #[test]
 #[cfg_attr(no_kvm, ignore = "needs /dev/kvm")]
-fn transports_table_meets_the_exact_targets_and_keeps_every_run() {
+fn transports_writes_results_and_the_table_and_keeps_every_run() {
     let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("t.json");
+    let out = dir.path().join("t.json");
     let keep = dir.path().join("keep");
     let o = bench(&[
         "transports",
@@ -218,65 +218,60 @@ fn transports_table_meets_the_exact_targets_and_keeps_every_run() {
         "640",
         "--rounds",
         "50",
+        "--no-perf",
         "--json",
-        json.to_str().unwrap(),
+        out.to_str().unwrap(),
         "--keep",
         keep.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let rows = report["rows"].as_array().expect("rows");
-    let row = |movement: &str, policy: &str| {
-        rows.iter()
-            .find(|r| {
-                r["movement"] == movement && r["policy"].as_str().unwrap().starts_with(policy)
+    let r = Results::load(&out).unwrap();
+    assert_eq!(r.run.profile, "transports");
+    // Every transport of the catalog, stream and ping-pong; remap and copy deferred too;
+    // virtio with and without EVENT_IDX.
+    let case = |workload: &str, transport: &str, policy: &str, batch: u64| {
+        r.cases
+            .iter()
+            .find(|c| {
+                let p = &c.params;
+                p.workload == workload
+                    && p.transport == transport
+                    && p.policy == policy
+                    && p.batch == batch
             })
-            .unwrap_or_else(|| panic!("no row {movement} {policy}"))
+            .unwrap_or_else(|| panic!("no case {workload} {transport} {policy} B={batch}"))
     };
-    let num = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k}: {r}"));
-    // Exact: no userspace exit with ioeventfd, no exit or notification of its own with shmem
-    // (its total exits are host interrupts, which no transport avoids: `shmem-zero-exits`
-    // checks those against KVM's own counters).
-    for policy in ["EVENT_IDX", "no EVENT_IDX"] {
-        let r = row("virtio-ioeventfd", policy);
-        assert_eq!(num(r, "sender_mmio_exits"), 0.0, "{r}");
+    let mean = |c: &pageflip_results::CaseResult, k: &str| c.metrics[k].summary.mean;
+    for t in ["remap", "copy"] {
+        assert!(mean(case("stream", t, "immediate", 1), m::USERSPACE_EXITS_PER_MSG) >= 1.0);
+        assert!(mean(case("stream", t, "deferred", 32), m::NOTIFICATIONS_PER_MSG) < 0.5);
+        case("pingpong", t, "immediate", 1);
     }
-    let shmem = row("shmem", "polling");
-    for k in ["sender_mmio_exits", "notifications"] {
-        assert_eq!(num(shmem, k), 0.0, "shmem {k}: {shmem}");
+    for policy in ["event-idx", "no-event-idx"] {
+        let io = case("stream", "virtio-ioeventfd", policy, 1);
+        assert_eq!(mean(io, m::USERSPACE_EXITS_PER_MSG), 0.0, "{}", io.id);
+        case("stream", "virtio-userspace", policy, 1);
     }
-    // Immediate sends exit once per message at least (more on queue_full retries); the
-    // userspace virtio notifications are exits, each one.
-    for movement in ["remap", "copy"] {
-        let r = row(movement, "immediate");
-        assert!(num(r, "sender_mmio_exits") >= 1.0, "{r}");
+    let shmem = case("stream", "shmem", "polling", 1);
+    for k in [m::USERSPACE_EXITS_PER_MSG, m::NOTIFICATIONS_PER_MSG] {
+        assert_eq!(mean(shmem, k), 0.0, "shmem {k}");
     }
-    for policy in ["EVENT_IDX", "no EVENT_IDX"] {
-        let r = row("virtio-userspace", policy);
-        assert_eq!(num(r, "sender_mmio_exits"), num(r, "notifications"), "{r}");
-    }
-    // Every run is kept, none overwritten by the next transport's.
-    let kept = |p: &str| keep.join(p).join("result.json").is_file();
-    assert!(kept("floor-exit"));
-    for key in [
-        "remap-immediate",
-        "remap-deferred",
-        "copy-immediate",
-        "copy-deferred",
-        "virtio-ioeventfd-event-idx",
-        "virtio-ioeventfd-no-event-idx",
-        "virtio-userspace-event-idx",
-        "virtio-userspace-no-event-idx",
-        "shmem-polling",
-    ] {
-        assert!(kept(&format!("stream/{key}")), "stream/{key}");
-    }
-    for key in [
-        "remap-immediate",
-        "virtio-ioeventfd-event-idx",
-        "shmem-polling",
-    ] {
-        assert!(kept(&format!("pingpong/{key}")), "pingpong/{key}");
+    // The table on stdout is report's view of the same file, one row per stream case.
+    let table = String::from_utf8(o.stdout).unwrap();
+    let rows = table
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| transport"))
+        .count();
+    let streams = r.cases.iter().filter(|c| c.params.workload == "stream").count();
+    assert_eq!(rows, streams, "{table}");
+    assert!(table.contains("| shmem | polling | 4096 |"), "{table}");
+    // Every run is kept, none overwritten by the next.
+    let round = keep.join("round-01");
+    for run in ["floor-exit", "floor-ioeventfd", "floor-remap"]
+        .into_iter()
+        .map(String::from)
+        .chain(r.cases.iter().map(|c| c.id.clone()))
+    {
+        assert!(round.join(&run).join("result.json").is_file(), "{run}");
     }
 }

@@ -5,16 +5,16 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use pageflip_harness::cases::{Case, Input, Layout, VmSpec};
-use pageflip_harness::driver::{execute, Bench};
-use pageflip_harness::expect::{Expect, ResultFile};
-use pageflip_harness::images::ImageSet;
-use pageflip_harness::results::TracepointState;
-use pageflip_harness::tracepoints::{
+use pageflip_harness::bench::tracepoints::{
     Tracepoints, KVM_EXIT, KVM_USERSPACE_EXIT, RUNNER_TRACEPOINTS, TLB_FLUSH,
 };
-use pageflip_harness::vmm::{Vmm, VMM_SUBCOMMAND};
+use pageflip_harness::run::images::ImageSet;
+use pageflip_harness::run::layout::{Input, Layout, VmSpec};
+use pageflip_harness::run::observed::ResultFile;
+use pageflip_harness::run::rig::Rig;
+use pageflip_harness::run::vmm::{Vmm, VMM_SUBCOMMAND};
 use pageflip_interface::RunResult;
+use pageflip_results::TracepointState;
 
 /// Doorbell writes of the guest's measured phase.
 const K: u64 = 1000;
@@ -38,20 +38,16 @@ fn run_doorbell(dir: &std::path::Path) -> (RunResult, u32) {
     let vmm = Vmm::at(&wrapper).unwrap();
     std::fs::create_dir_all(dir.join("images")).unwrap();
     let images = ImageSet::write(&dir.join("images")).unwrap();
-    let bench = Bench {
+    let rig = Rig {
         vmm: &vmm,
         images: &images,
         work_dir: dir,
         timeout: Duration::from_secs(60),
     };
-    let case = Case {
-        name: "tracepoints-doorbell",
-        description: "K doorbell writes under host tracepoint counters",
-        input: Input::Run(Layout::of(vec![VmSpec::guest("doorbell", 16, &[K])])),
-        expect: Expect::Run(Vec::new()),
-        skip: None,
-    };
-    let (_, seen) = execute(&case, &bench).unwrap();
+    let input = Input::Run(Layout::of(vec![VmSpec::guest("doorbell", 16, &[K])]));
+    let (_, seen) = rig
+        .execute("tracepoints-doorbell", &input, "tracepoints-doorbell")
+        .unwrap();
     let pid = std::fs::read_to_string(&pid_file)
         .unwrap()
         .trim()

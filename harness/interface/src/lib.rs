@@ -6,6 +6,7 @@
 pub mod config;
 pub mod exit;
 pub mod result;
+pub mod usage;
 
 pub use config::*;
 pub use result::*;

@@ -8,8 +8,9 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
-use pageflip_harness::cli::{self, Parsed};
-use pageflip_harness::{app, vmm::VMM_SUBCOMMAND};
+use pageflip_harness::conform::app;
+use pageflip_harness::conform::cli::{self, Parsed};
+use pageflip_harness::run::vmm::VMM_SUBCOMMAND;
 
 /// Exit code for usage errors and suites that cannot run.
 const EXIT_USAGE: u8 = 2;

@@ -1,0 +1,287 @@
+//! Tests of the report site on the synthetic results of [`super::sample`].
+
+use std::path::Path;
+
+use super::plan::{plan, ChartData};
+use super::sample;
+use super::*;
+use pageflip_results::{metric, Results};
+
+/// The charts the sample gives, all drawn.
+const SAMPLE_CHARTS: [&str; 8] = [
+    "latency-vs-size",
+    "throughput-vs-size",
+    "exits-per-message",
+    "tlb-flushes-per-message",
+    "crossover-stream-immediate",
+    "crossover-pingpong-immediate",
+    "batch-sweep",
+    "latency-cdf-pingpong",
+];
+
+fn generate_into(results: &Results, dir: &Path, png: bool) -> Site {
+    generate(
+        results,
+        &ChartOut {
+            dir: dir.to_path_buf(),
+            png,
+        },
+    )
+    .unwrap()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn the_sample_is_a_valid_results_file() {
+    // (serde_json's default float parsing may differ in the last bit: compare the shape.)
+    let r = sample::results(80_000.0);
+    let back = Results::parse(&r.to_json()).unwrap();
+    assert_eq!(back.cases.len(), r.cases.len());
+    assert_eq!(back.run, r.run);
+    assert_eq!(back.host, r.host);
+}
+
+#[test]
+fn every_file_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = generate_into(&sample::results(80_000.0), dir.path(), true);
+    let drawn: Vec<&str> = site
+        .charts
+        .iter()
+        .filter(|c| c.files.is_some())
+        .map(|c| c.stem.as_str())
+        .collect();
+    assert_eq!(drawn, SAMPLE_CHARTS, "{:#?}", site.charts);
+    for stem in SAMPLE_CHARTS {
+        let svg = dir.path().join(format!("{stem}.svg"));
+        assert!(read(&svg).contains("<svg"), "{stem}");
+        let png = std::fs::read(dir.path().join(format!("{stem}.png"))).unwrap();
+        assert!(png.len() > 10_000, "{stem}: {} bytes", png.len());
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{stem}");
+    }
+    assert!(dir.path().join("summary.md").is_file());
+    assert!(dir.path().join("index.html").is_file());
+}
+
+#[test]
+fn svg_only_needs_no_png() {
+    let dir = tempfile::tempdir().unwrap();
+    generate_into(&sample::results(80_000.0), dir.path(), false);
+    assert!(dir.path().join("latency-vs-size.svg").is_file());
+    let pngs = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "png")
+        })
+        .count();
+    assert_eq!(pngs, 0);
+}
+
+#[test]
+fn index_html_is_self_contained() {
+    let dir = tempfile::tempdir().unwrap();
+    generate_into(&sample::results(80_000.0), dir.path(), false);
+    let html = read(&dir.path().join("index.html"));
+    for external in [
+        "src=\"http",
+        "href=\"http",
+        "<link",
+        "<script",
+        "<img",
+        "url(",
+    ] {
+        assert!(!html.contains(external), "index.html holds {external}");
+    }
+    assert_eq!(html.matches("<svg").count(), SAMPLE_CHARTS.len());
+    assert!(!html.contains("<?xml"));
+    assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"));
+    // The same tables as summary.md: every case id's row, the floor, the cross-check.
+    let md = read(&dir.path().join("summary.md"));
+    for needle in [
+        "Cross-checks that disagree",
+        "the guest counted 10 fewer doorbells",
+        "exit_ns",
+        "34900 [",
+        "Workload: pingpong",
+        "host_tlb_flushes_per_msg",
+        "perf tlb:tlb_flush could not be opened (not root)",
+        "4ff41a2",
+        "bench run --profile sample --out results.json",
+    ] {
+        assert!(md.contains(needle), "summary.md lacks {needle:?}");
+        assert!(
+            html.contains(&html::escape(needle)),
+            "index.html lacks {needle:?}"
+        );
+    }
+}
+
+#[test]
+fn a_crossover_is_reported_with_its_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    generate_into(&sample::results(80_000.0), dir.path(), false);
+    let md = read(&dir.path().join("summary.md"));
+    // Remap: 80 000 + 0.5 s; copy: 20 000 + 3 s: equal at 24 000 bytes, between the measured
+    // 16 and 64 KiB.
+    let line = md
+        .lines()
+        .find(|l| l.contains("Remap vs copy, stream (immediate)"))
+        .unwrap();
+    assert!(line.contains("crossover at"), "{line}");
+    assert!(
+        line.contains("remap is cheaper than copy above it"),
+        "{line}"
+    );
+    assert!(line.contains("95% CI"), "{line}");
+}
+
+#[test]
+fn no_crossover_is_said_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = generate_into(&sample::results(1_000_000.0), dir.path(), false);
+    let md = read(&dir.path().join("summary.md"));
+    assert!(
+        md.contains("no crossover: copy is cheaper at every measured size (64 B to 64 KiB)"),
+        "{md}"
+    );
+    // The chart is still drawn (both lines), saying so in a note.
+    let chart = site
+        .charts
+        .iter()
+        .find(|c| c.stem == "crossover-stream-immediate")
+        .unwrap();
+    let svg = read(&chart.files.as_ref().unwrap().svg);
+    assert!(svg.contains("copy is cheaper at every measured size"));
+}
+
+#[test]
+fn a_chart_without_data_is_skipped_and_said_so() {
+    let mut r = sample::results(80_000.0);
+    // One message size only: nothing to draw over sizes, and no crossover.
+    r.cases.retain(|c| c.params.size == 4096);
+    let dir = tempfile::tempdir().unwrap();
+    let site = generate_into(&r, dir.path(), false);
+    let skipped: Vec<&str> = site
+        .charts
+        .iter()
+        .filter(|c| c.skipped.is_some())
+        .map(|c| c.stem.as_str())
+        .collect();
+    assert_eq!(
+        skipped,
+        ["latency-vs-size", "throughput-vs-size", "crossover"],
+        "{:#?}",
+        site.charts
+    );
+    assert!(!dir.path().join("latency-vs-size.svg").exists());
+    // The batch sweep and the per-message counts still have their data.
+    assert!(dir.path().join("batch-sweep.svg").exists());
+    assert!(dir.path().join("exits-per-message.svg").exists());
+    let md = read(&dir.path().join("summary.md"));
+    assert!(
+        md.contains(
+            "not drawn, no ping-pong transport has latency_p50_ns at two or more message sizes"
+        ),
+        "{md}"
+    );
+    let html = read(&dir.path().join("index.html"));
+    assert!(html.contains("not drawn"));
+}
+
+#[test]
+fn no_cases_at_all_draws_nothing() {
+    let mut r = sample::results(80_000.0);
+    r.cases.clear();
+    let dir = tempfile::tempdir().unwrap();
+    let site = generate_into(&r, dir.path(), false);
+    assert!(
+        site.charts.iter().all(|c| c.files.is_none()),
+        "{:#?}",
+        site.charts
+    );
+    assert!(read(&dir.path().join("index.html")).contains("not drawn"));
+}
+
+#[test]
+fn nan_and_absent_metrics_are_left_out_not_zero() {
+    let mut r = sample::results(80_000.0);
+    for c in r.cases.iter_mut().filter(|c| c.params.transport == "shmem") {
+        if let Some(m) = c.metrics.get_mut(metric::LATENCY_P50_NS) {
+            *m = pageflip_results::Metric::new("ns", false, vec![f64::NAN]);
+        }
+        c.metrics.remove(metric::THROUGHPUT_MIB);
+    }
+    for chart in plan(&r) {
+        match chart.data {
+            Ok(ChartData::LatencyVsSize(series)) => {
+                assert!(
+                    series.iter().all(|s| !s.label.starts_with("shmem")),
+                    "{series:?}"
+                );
+                assert_eq!(series.len(), 4);
+            }
+            Ok(ChartData::ThroughputVsSize(series)) => {
+                assert!(series.iter().all(|s| !s.label.starts_with("shmem")));
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn a_counter_unavailable_for_some_transports_says_so() {
+    let mut r = sample::results(80_000.0);
+    for c in r.cases.iter_mut().filter(|c| c.params.transport == "shmem") {
+        c.metrics.remove(metric::USERSPACE_EXITS_PER_MSG);
+        c.unavailable
+            .insert(metric::USERSPACE_EXITS_PER_MSG.into(), "not counted".into());
+    }
+    let exits = plan(&r)
+        .into_iter()
+        .find(|c| c.stem == "exits-per-message")
+        .unwrap();
+    let Ok(ChartData::Counts { groups, .. }) = exits.data else {
+        panic!("{exits:?}")
+    };
+    for g in groups {
+        assert_eq!(g.values[1].is_none(), g.label.starts_with("shmem"), "{g:?}");
+        assert!(g.values[0].is_some());
+    }
+}
+
+#[test]
+fn the_counts_chart_leaves_out_counters_nobody_has() {
+    let r = sample::results(80_000.0);
+    let counts = plan(&r)
+        .into_iter()
+        .find(|c| c.stem == "tlb-flushes-per-message")
+        .unwrap();
+    assert_eq!(counts.what, "TLB flushes per message, stream at 4 KiB");
+    // Host TLB flushes are unavailable everywhere: not drawn, and the caption says why.
+    assert!(
+        counts.caption.contains(
+            "Not shown: host TLB flushes (perf tlb:tlb_flush), unavailable: perf tlb:tlb_flush \
+             could not be opened (not root)."
+        ),
+        "{}",
+        counts.caption
+    );
+    let Ok(ChartData::Counts {
+        counters, groups, ..
+    }) = counts.data
+    else {
+        panic!("{counts:?}")
+    };
+    assert_eq!(counters.len(), 2);
+    assert!(groups.iter().all(|g| g.values.len() == 2));
+    // Deferred cases are represented by their most common batch (ties: the larger).
+    let labels: Vec<&str> = groups.iter().map(|g| g.label.as_str()).collect();
+    assert!(labels.contains(&"remap deferred B=32"), "{labels:?}");
+}

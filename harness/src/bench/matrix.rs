@@ -1,0 +1,574 @@
+//! The benchmark matrix: workload x transport x exit policy x message size x batch size x
+//! number of VMs, from a named [`Profile`] or a matrix file (JSON, `docs/results.md`), expanded
+//! into the [`CaseSpec`]s the runner measures.
+//!
+//! The transports come from [`TransportConfig::catalog`]: a transport added to the interface
+//! appears in every profile without a change here. Combinations that mean nothing are left
+//! out during expansion (a batch above 1 where the transport has no deferred sends,
+//! EVENT_IDX off where it has no virtqueues, ping-pong with a batch, fan-in with fewer than
+//! 3 VMs), so one matrix can name every transport.
+
+use std::path::Path;
+
+use pageflip_abi::probes::ipc_workloads as w;
+use pageflip_interface::TransportConfig;
+use serde::{Deserialize, Serialize};
+
+/// The workloads the runner knows (guest images of the same names).
+pub const WORKLOADS: &[&str] = &["stream", "pingpong", "fanin"];
+
+/// A whole matrix: how to repeat, and groups of dimensions whose cross products are run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matrix {
+    /// Measured repetitions per case (at least 1; `report compare` needs 5 or more per side
+    /// to reach p < 0.01).
+    pub repetitions: u32,
+    /// Warm-up runs per case before the measured ones (not recorded).
+    #[serde(default = "one")]
+    pub warmup: u32,
+    /// Messages per sender per repetition at 4 KiB; scaled by 4096 / size and kept between
+    /// [`Matrix::min_messages`] and this number (larger messages move more pages each).
+    pub messages: u64,
+    /// Ping-pong round trips per repetition at 4 KiB (scaled like `messages`).
+    pub rounds: u64,
+    /// Smallest number of messages (or rounds) after scaling.
+    #[serde(default = "default_min_messages")]
+    pub min_messages: u64,
+    /// Virtio messages in flight per queue (1 to 85).
+    #[serde(default = "default_depth")]
+    pub depth: u64,
+    /// Doorbells (and ioeventfd notifications) per floor repetition.
+    #[serde(default = "default_floor_count")]
+    pub floor_count: u64,
+    /// The groups.
+    pub groups: Vec<Group>,
+}
+
+/// One group of dimensions; every combination is a case (those that mean nothing are left
+/// out).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// Workloads: `stream`, `pingpong`, `fanin`.
+    pub workloads: Vec<String>,
+    /// Transport names ([`TransportConfig::name`]); empty or `["all"]` = every transport of
+    /// [`TransportConfig::catalog`].
+    #[serde(default)]
+    pub transports: Vec<String>,
+    /// Message sizes in bytes (64 to 65536).
+    pub sizes: Vec<u64>,
+    /// Batch sizes of deferred sends (1 = immediate; 2 to 64 = deferred).
+    #[serde(default = "batch_one")]
+    pub batches: Vec<u64>,
+    /// Virtio: negotiate EVENT_IDX (true) or not.
+    #[serde(default = "event_idx_on")]
+    pub event_idx: Vec<bool>,
+    /// VMs per run (stream and ping-pong: 2; fan-in: 3 to 8).
+    #[serde(default = "two_vms")]
+    pub vms: Vec<usize>,
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_min_messages() -> u64 {
+    200
+}
+fn default_depth() -> u64 {
+    w::DEFAULT_DEPTH
+}
+fn default_floor_count() -> u64 {
+    2000
+}
+fn batch_one() -> Vec<u64> {
+    vec![1]
+}
+fn event_idx_on() -> Vec<bool> {
+    vec![true]
+}
+fn two_vms() -> Vec<usize> {
+    vec![2]
+}
+
+/// The named profiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// A few minutes on a 2-core host: every transport at 5 sizes, 10 repetitions.
+    Quick,
+    /// Up to 30 minutes: 6 sizes, the batch sweep, fan-in, 7 repetitions.
+    Nightly,
+    /// Everything, 10 repetitions (hours).
+    Full,
+}
+
+impl Profile {
+    /// The profile's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Quick => "quick",
+            Profile::Nightly => "nightly",
+            Profile::Full => "full",
+        }
+    }
+
+    /// The profile's matrix.
+    pub fn matrix(self) -> Matrix {
+        let all = Vec::new();
+        let group = |workloads: &[&str], sizes: &[u64], batches: &[u64], vms: &[usize]| Group {
+            workloads: workloads.iter().map(|s| s.to_string()).collect(),
+            transports: all.clone(),
+            sizes: sizes.to_vec(),
+            batches: batches.to_vec(),
+            event_idx: vec![true],
+            vms: vms.to_vec(),
+        };
+        match self {
+            Profile::Quick => Matrix {
+                repetitions: 10,
+                warmup: 1,
+                messages: 2000,
+                rounds: 500,
+                min_messages: 100,
+                depth: w::DEFAULT_DEPTH,
+                floor_count: 2000,
+                groups: vec![
+                    group(
+                        &["pingpong", "stream"],
+                        &[64, 1024, 4096, 16384, 65536],
+                        &[1],
+                        &[2],
+                    ),
+                    group(&["stream"], &[4096], &[4, 16, 64], &[2]),
+                    group(&["fanin"], &[4096], &[1], &[3]),
+                ],
+            },
+            Profile::Nightly => Matrix {
+                repetitions: 7,
+                warmup: 1,
+                messages: 5000,
+                rounds: 1000,
+                min_messages: 200,
+                depth: w::DEFAULT_DEPTH,
+                floor_count: 5000,
+                groups: vec![
+                    group(
+                        &["pingpong", "stream"],
+                        &[64, 256, 1024, 4096, 16384, 65536],
+                        &[1],
+                        &[2],
+                    ),
+                    group(&["stream"], &[4096], &[2, 4, 8, 16, 32, 64], &[2]),
+                    Group {
+                        event_idx: vec![false],
+                        ..group(&["stream"], &[4096], &[1], &[2])
+                    },
+                    group(&["fanin"], &[4096], &[1], &[3, 5]),
+                ],
+            },
+            Profile::Full => Matrix {
+                repetitions: 10,
+                warmup: 2,
+                messages: 20000,
+                rounds: 5000,
+                min_messages: 500,
+                depth: w::DEFAULT_DEPTH,
+                floor_count: 20000,
+                groups: vec![
+                    group(
+                        &["pingpong", "stream"],
+                        &[
+                            64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536,
+                        ],
+                        &[1],
+                        &[2],
+                    ),
+                    group(&["stream"], &[4096, 65536], &[2, 4, 8, 16, 32, 64], &[2]),
+                    Group {
+                        event_idx: vec![false],
+                        ..group(&["stream", "pingpong"], &[64, 4096, 65536], &[1], &[2])
+                    },
+                    group(&["fanin"], &[4096, 65536], &[1], &[3, 4, 5, 6, 7, 8]),
+                ],
+            },
+        }
+    }
+}
+
+/// What `bench transports` measures: every transport at one size, stream (immediate and
+/// deferred) and ping-pong, virtio with and without EVENT_IDX.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransportsSweep {
+    /// Messages per stream run, doorbells of the floor run.
+    pub count: u64,
+    /// Rounds per ping-pong run.
+    pub rounds: u64,
+    /// Message size in bytes.
+    pub size: u64,
+    /// Batch size of the deferred policy.
+    pub batch: u64,
+    /// Virtio messages in flight per queue.
+    pub depth: u64,
+    /// Measured repetitions per case.
+    pub repetitions: u32,
+}
+
+impl Matrix {
+    /// The matrix of `bench transports`: one size, every transport of the catalog, stream
+    /// immediate and deferred, ping-pong immediate, EVENT_IDX on and off where it applies.
+    pub fn transports(t: TransportsSweep) -> Matrix {
+        let group = |workloads: &[&str], batches: Vec<u64>| Group {
+            workloads: workloads.iter().map(|s| s.to_string()).collect(),
+            transports: Vec::new(),
+            sizes: vec![t.size],
+            batches,
+            event_idx: vec![true, false],
+            vms: vec![2],
+        };
+        Matrix {
+            repetitions: t.repetitions,
+            warmup: 0,
+            messages: t.count,
+            rounds: t.rounds,
+            // At least as many as asked for: the counts are not scaled by the size.
+            min_messages: t.count.max(t.rounds),
+            depth: t.depth,
+            floor_count: t.count,
+            groups: vec![
+                group(&["stream"], vec![1, t.batch]),
+                group(&["pingpong"], vec![1]),
+            ],
+        }
+    }
+}
+
+/// One case of an expanded matrix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaseSpec {
+    /// The workload (guest image).
+    pub workload: &'static str,
+    /// The transport.
+    pub transport: TransportConfig,
+    /// `immediate`, `deferred`, `event-idx`, `no-event-idx` or `polling`.
+    pub policy: &'static str,
+    /// Message size.
+    pub size: u64,
+    /// Batch size (1 = immediate; 0 where the transport has no batching).
+    pub batch: u64,
+    /// Virtio: negotiate EVENT_IDX.
+    pub event_idx: bool,
+    /// VMs.
+    pub vms: usize,
+    /// Messages per sender (stream, fan-in) or round trips (ping-pong) per repetition.
+    pub count: u64,
+    /// Virtio depth.
+    pub depth: u64,
+}
+
+impl CaseSpec {
+    /// Messages moved per repetition: all senders' messages; two per ping-pong round trip.
+    pub fn messages(&self) -> u64 {
+        match self.workload {
+            "pingpong" => 2 * self.count,
+            "fanin" => self.count * (self.vms as u64 - 1),
+            _ => self.count,
+        }
+    }
+
+    /// The guests' params (`ipc_workloads`).
+    pub fn params(&self) -> Vec<u64> {
+        workload_params(
+            self.count,
+            self.size,
+            self.batch,
+            self.event_idx,
+            self.depth,
+        )
+    }
+}
+
+/// The params of a benchmark run of `stream`, `pingpong` or `fanin` (`ipc_workloads`): `count`
+/// messages (or rounds) of `size` bytes, deferred batch `batch`, EVENT_IDX negotiated or not,
+/// virtio `depth`; payloads checked lightly (the data movement is measured, not the checks).
+pub fn workload_params(count: u64, size: u64, batch: u64, event_idx: bool, depth: u64) -> Vec<u64> {
+    let mut p = vec![0; 10];
+    p[w::COUNT] = count;
+    p[w::SIZE] = size;
+    p[w::BATCH] = batch;
+    p[w::CHECK] = w::CHECK_LIGHT;
+    p[w::EVENT_IDX] = u64::from(!event_idx);
+    p[w::DEPTH] = depth;
+    p
+}
+
+/// Why a matrix is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    /// The file could not be read.
+    #[error("cannot read the matrix file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a matrix.
+    #[error("{path} is not a benchmark matrix: {why} (docs/results.md shows the format)")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A value is out of range or unknown.
+    #[error("bad matrix: {0}")]
+    Invalid(String),
+}
+
+impl Matrix {
+    /// Reads a matrix file.
+    pub fn load(path: &Path) -> Result<Matrix, MatrixError> {
+        let text = std::fs::read_to_string(path).map_err(|source| MatrixError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| MatrixError::Parse {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })
+    }
+
+    /// Checks every value and expands the groups into cases (duplicates dropped, order
+    /// kept).
+    pub fn expand(&self) -> Result<Vec<CaseSpec>, MatrixError> {
+        let bad = |s: String| Err(MatrixError::Invalid(s));
+        if self.repetitions == 0 {
+            return bad("repetitions must be at least 1".into());
+        }
+        if self.messages == 0 || self.rounds == 0 || self.min_messages == 0 {
+            return bad("messages, rounds and min_messages must be at least 1".into());
+        }
+        if !(1..=w::MAX_DEPTH).contains(&self.depth) {
+            return bad(format!(
+                "depth {}: must be 1 to {}",
+                self.depth,
+                w::MAX_DEPTH
+            ));
+        }
+        if self.floor_count == 0 {
+            return bad("floor_count must be at least 1".into());
+        }
+        let catalog = TransportConfig::catalog();
+        let mut cases: Vec<CaseSpec> = Vec::new();
+        for (g, group) in self.groups.iter().enumerate() {
+            let transports: Vec<TransportConfig> =
+                if group.transports.is_empty() || group.transports == ["all"] {
+                    catalog.clone()
+                } else {
+                    let mut v = Vec::new();
+                    for name in &group.transports {
+                        match catalog.iter().find(|t| &t.name() == name) {
+                            Some(t) => v.push(t.clone()),
+                            None => {
+                                return bad(format!(
+                                    "group {g}: unknown transport {name:?} (known: {})",
+                                    catalog
+                                        .iter()
+                                        .map(|t| t.name())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ))
+                            }
+                        }
+                    }
+                    v
+                };
+            for wl in &group.workloads {
+                let Some(&workload) = WORKLOADS.iter().find(|w| *w == wl) else {
+                    return bad(format!(
+                        "group {g}: unknown workload {wl:?} (known: {})",
+                        WORKLOADS.join(", ")
+                    ));
+                };
+                for &size in &group.sizes {
+                    if !(w::MIN_SIZE..=w::MAX_SIZE).contains(&size) {
+                        return bad(format!(
+                            "group {g}: size {size}: must be {} to {} bytes",
+                            w::MIN_SIZE,
+                            w::MAX_SIZE
+                        ));
+                    }
+                    for &batch in &group.batches {
+                        if !(1..=64).contains(&batch) {
+                            return bad(format!("group {g}: batch {batch}: must be 1 to 64"));
+                        }
+                        for &vms in &group.vms {
+                            if !(2..=8).contains(&vms) {
+                                return bad(format!("group {g}: vms {vms}: must be 2 to 8"));
+                            }
+                            for &event_idx in &group.event_idx {
+                                for t in &transports {
+                                    if let Some(c) =
+                                        self.case(workload, t, size, batch, vms, event_idx)
+                                    {
+                                        if !cases.contains(&c) {
+                                            cases.push(c);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if cases.is_empty() {
+            return bad("the matrix expands to no case".into());
+        }
+        Ok(cases)
+    }
+
+    /// The case of one combination, or `None` if it means nothing.
+    fn case(
+        &self,
+        workload: &'static str,
+        t: &TransportConfig,
+        size: u64,
+        batch: u64,
+        vms: usize,
+        event_idx: bool,
+    ) -> Option<CaseSpec> {
+        let batching = t.has_ipc();
+        let virtio = matches!(t, TransportConfig::Virtio { .. });
+        if (batch > 1 && !batching) || (!event_idx && !virtio) {
+            return None;
+        }
+        match workload {
+            "pingpong" | "stream" if vms != 2 => return None,
+            "pingpong" if batch > 1 => return None,
+            "fanin" if vms < 3 => return None,
+            _ => {}
+        }
+        let policy = if batching {
+            if batch == 1 {
+                "immediate"
+            } else {
+                "deferred"
+            }
+        } else if virtio {
+            if event_idx {
+                "event-idx"
+            } else {
+                "no-event-idx"
+            }
+        } else {
+            "polling"
+        };
+        let base = if workload == "pingpong" {
+            self.rounds
+        } else {
+            self.messages
+        };
+        let mut count = (base * 4096 / size).clamp(self.min_messages.min(base), base);
+        if batch > 1 {
+            // Deferred senders send whole batches.
+            count = count.div_ceil(batch) * batch;
+        }
+        Some(CaseSpec {
+            workload,
+            transport: t.clone(),
+            policy,
+            size,
+            batch: if batching { batch } else { 0 },
+            event_idx,
+            vms,
+            count,
+            depth: if virtio { self.depth } else { 0 },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_profile_expands_and_names_every_transport() {
+        for p in [Profile::Quick, Profile::Nightly, Profile::Full] {
+            let cases = p.matrix().expand().unwrap();
+            for t in TransportConfig::catalog() {
+                assert!(
+                    cases.iter().any(|c| c.transport == t),
+                    "{}: no case of {}",
+                    p.name(),
+                    t.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn meaningless_combinations_are_left_out() {
+        let m = Matrix {
+            groups: vec![Group {
+                workloads: vec!["pingpong".into(), "stream".into(), "fanin".into()],
+                transports: vec![],
+                sizes: vec![4096],
+                batches: vec![1, 8],
+                event_idx: vec![true, false],
+                vms: vec![2, 3],
+            }],
+            ..Profile::Quick.matrix()
+        };
+        let cases = m.expand().unwrap();
+        for c in &cases {
+            assert!(c.batch <= 1 || c.transport.has_ipc(), "{c:?}");
+            assert!(
+                c.event_idx || matches!(c.transport, TransportConfig::Virtio { .. }),
+                "{c:?}"
+            );
+            assert!(c.workload != "pingpong" || c.batch <= 1, "{c:?}");
+            assert!((c.workload == "fanin") == (c.vms == 3), "{c:?}");
+            assert_eq!(c.count % c.batch.max(1), 0, "{c:?}");
+        }
+        // remap and copy with batch 8 in stream and fan-in; no ping-pong with it.
+        assert_eq!(cases.iter().filter(|c| c.batch == 8).count(), 4);
+    }
+
+    #[test]
+    fn messages_scale_with_size_within_bounds() {
+        let m = Profile::Quick.matrix();
+        let cases = m.expand().unwrap();
+        let stream = |size| {
+            cases
+                .iter()
+                .find(|c| c.workload == "stream" && c.size == size && c.batch <= 1)
+                .unwrap()
+                .count
+        };
+        assert_eq!(stream(64), m.messages);
+        assert_eq!(stream(4096), m.messages);
+        assert_eq!(stream(65536), (m.messages / 16).max(m.min_messages));
+    }
+
+    #[test]
+    fn bad_matrices_say_what_is_wrong() {
+        let bad = |f: &dyn Fn(&mut Matrix)| {
+            let mut m = Profile::Quick.matrix();
+            f(&mut m);
+            m.expand().unwrap_err().to_string()
+        };
+        assert!(bad(&|m| m.repetitions = 0).contains("repetitions"));
+        assert!(bad(&|m| m.groups[0].sizes = vec![8]).contains("size 8"));
+        assert!(
+            bad(&|m| m.groups[0].transports = vec!["carrier-pigeon".into()])
+                .contains("unknown transport \"carrier-pigeon\"")
+        );
+        assert!(bad(&|m| m.groups[0].workloads = vec!["nap".into()]).contains("unknown workload"));
+        assert!(bad(&|m| m.groups[0].batches = vec![65]).contains("batch 65"));
+        assert!(bad(&|m| m.groups.clear()).contains("no case"));
+        let e = serde_json::from_str::<Matrix>(r#"{"repetitions": 1, "bogus": 2}"#).unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+    }
+}

@@ -1,0 +1,9 @@
+//! The run layer: what runs a VMM build. [`vmm`] starts the VMM process, [`images`] writes the
+//! guest images, [`layout`] says what a run hands to the VMM, and [`rig`] executes an input and
+//! returns what was planned and [`observed`]. It knows no conformance or benchmark type.
+
+pub mod images;
+pub mod layout;
+pub mod observed;
+pub mod rig;
+pub mod vmm;
