@@ -79,9 +79,9 @@ mod tests {
 
     use crate::conform::bad_elf::BadElf;
     use crate::conform::expect::{Check, Count, Needle};
+    use crate::run::images::guests;
     use crate::run::images::ImageSet;
     use crate::run::layout::{Layout, VmSpec, HELLO_PLACEHOLDER};
-    use crate::run::images::guests;
 
     fn vm_count(case: &Case) -> Option<usize> {
         match &case.input {
