@@ -44,7 +44,11 @@ fn run_doorbell(dir: &std::path::Path) -> (RunResult, u32) {
         work_dir: dir,
         timeout: Duration::from_secs(60),
     };
-    let input = Input::Run(Layout::of(vec![VmSpec::guest("doorbell", 16, &[K])]));
+    let input = Input::Run(Layout::of(vec![VmSpec::guest(
+        pageflip_workloads::DOORBELL,
+        16,
+        &[K],
+    )]));
     let (_, seen) = rig
         .execute("tracepoints-doorbell", &input, "tracepoints-doorbell")
         .unwrap();

@@ -328,6 +328,15 @@ pub struct StatsDelta {
     pub vm: BTreeMap<String, u64>,
 }
 
+impl StatsDelta {
+    /// The counter `name`: the vCPU's, else the VM's; `None` where the host does not keep
+    /// it (unavailable, never 0). Every reader of a KVM counter from a result goes through
+    /// here.
+    pub fn counter(&self, name: &str) -> Option<u64> {
+        self.vcpu.get(name).or_else(|| self.vm.get(name)).copied()
+    }
+}
+
 /// Why a result document was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ResultError {

@@ -12,10 +12,11 @@ use std::path::Path;
 
 use pageflip_abi::probes::ipc_workloads as w;
 use pageflip_interface::TransportConfig;
+use pageflip_workloads::{FANIN, PINGPONG, STREAM};
 use serde::{Deserialize, Serialize};
 
 /// The workloads the runner knows (guest images of the same names).
-pub const WORKLOADS: &[&str] = &["stream", "pingpong", "fanin"];
+pub const WORKLOADS: &[&str] = &[STREAM, PINGPONG, FANIN];
 
 /// A whole matrix: how to repeat, and groups of dimensions whose cross products are run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -134,13 +135,13 @@ impl Profile {
                 floor_count: 2000,
                 groups: vec![
                     group(
-                        &["pingpong", "stream"],
+                        &[PINGPONG, STREAM],
                         &[64, 1024, 4096, 16384, 65536],
                         &[1],
                         &[2],
                     ),
-                    group(&["stream"], &[4096], &[4, 16, 64], &[2]),
-                    group(&["fanin"], &[4096], &[1], &[3]),
+                    group(&[STREAM], &[4096], &[4, 16, 64], &[2]),
+                    group(&[FANIN], &[4096], &[1], &[3]),
                 ],
             },
             Profile::Nightly => Matrix {
@@ -153,17 +154,17 @@ impl Profile {
                 floor_count: 5000,
                 groups: vec![
                     group(
-                        &["pingpong", "stream"],
+                        &[PINGPONG, STREAM],
                         &[64, 256, 1024, 4096, 16384, 65536],
                         &[1],
                         &[2],
                     ),
-                    group(&["stream"], &[4096], &[2, 4, 8, 16, 32, 64], &[2]),
+                    group(&[STREAM], &[4096], &[2, 4, 8, 16, 32, 64], &[2]),
                     Group {
                         event_idx: vec![false],
-                        ..group(&["stream"], &[4096], &[1], &[2])
+                        ..group(&[STREAM], &[4096], &[1], &[2])
                     },
-                    group(&["fanin"], &[4096], &[1], &[3, 5]),
+                    group(&[FANIN], &[4096], &[1], &[3, 5]),
                 ],
             },
             Profile::Full => Matrix {
@@ -176,19 +177,19 @@ impl Profile {
                 floor_count: 20000,
                 groups: vec![
                     group(
-                        &["pingpong", "stream"],
+                        &[PINGPONG, STREAM],
                         &[
                             64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536,
                         ],
                         &[1],
                         &[2],
                     ),
-                    group(&["stream"], &[4096, 65536], &[2, 4, 8, 16, 32, 64], &[2]),
+                    group(&[STREAM], &[4096, 65536], &[2, 4, 8, 16, 32, 64], &[2]),
                     Group {
                         event_idx: vec![false],
-                        ..group(&["stream", "pingpong"], &[64, 4096, 65536], &[1], &[2])
+                        ..group(&[STREAM, PINGPONG], &[64, 4096, 65536], &[1], &[2])
                     },
-                    group(&["fanin"], &[4096, 65536], &[1], &[3, 4, 5, 6, 7, 8]),
+                    group(&[FANIN], &[4096, 65536], &[1], &[3, 4, 5, 6, 7, 8]),
                 ],
             },
         }
@@ -235,8 +236,8 @@ impl Matrix {
             depth: t.depth,
             floor_count: t.count,
             groups: vec![
-                group(&["stream"], vec![1, t.batch]),
-                group(&["pingpong"], vec![1]),
+                group(&[STREAM], vec![1, t.batch]),
+                group(&[PINGPONG], vec![1]),
             ],
         }
     }
@@ -269,8 +270,8 @@ impl CaseSpec {
     /// Messages moved per repetition: all senders' messages; two per ping-pong round trip.
     pub fn messages(&self) -> u64 {
         match self.workload {
-            "pingpong" => 2 * self.count,
-            "fanin" => self.count * (self.vms as u64 - 1),
+            PINGPONG => 2 * self.count,
+            FANIN => self.count * (self.vms as u64 - 1),
             _ => self.count,
         }
     }
@@ -445,9 +446,9 @@ impl Matrix {
             return None;
         }
         match workload {
-            "pingpong" | "stream" if vms != 2 => return None,
-            "pingpong" if batch > 1 => return None,
-            "fanin" if vms < 3 => return None,
+            PINGPONG | STREAM if vms != 2 => return None,
+            PINGPONG if batch > 1 => return None,
+            FANIN if vms < 3 => return None,
             _ => {}
         }
         let policy = if batching {
@@ -465,7 +466,7 @@ impl Matrix {
         } else {
             "polling"
         };
-        let base = if workload == "pingpong" {
+        let base = if workload == PINGPONG {
             self.rounds
         } else {
             self.messages

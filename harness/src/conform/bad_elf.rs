@@ -270,7 +270,8 @@ mod tests {
 
     #[test]
     fn generators_patch_what_they_claim_on_the_hello_guest() {
-        let hello = pageflip_workloads::image("hello").expect("the hello guest is embedded");
+        let hello = pageflip_workloads::image(pageflip_workloads::HELLO)
+            .expect("the hello guest is embedded");
         assert_eq!(machine(hello), Ok(EM_X86_64));
         check_generators(hello);
     }

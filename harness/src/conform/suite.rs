@@ -13,12 +13,20 @@ use crate::run::rig::{Rig, RigError};
 /// Why the suite could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
-    /// A case could not be run.
-    #[error(transparent)]
+    /// A case could not be run (a host problem: no case can run).
+    #[error("{}", rig_message(.0))]
     Rig(#[from] RigError),
     /// The report could not be written.
     #[error("cannot write the report")]
     Report(#[source] io::Error),
+}
+
+/// A host problem ends the whole suite; other rig errors say what they say.
+fn rig_message(e: &RigError) -> String {
+    match e {
+        RigError::HostProblem { .. } => format!("the suite {e}"),
+        e => e.to_string(),
+    }
 }
 
 /// Runs `cases` in order, reporting each as it finishes.

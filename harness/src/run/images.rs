@@ -13,7 +13,7 @@ pub fn guests() -> impl Iterator<Item = &'static str> {
 }
 
 /// The guest the bad images are made from.
-pub const BAD_ELF_BASE: &str = "hello";
+pub const BAD_ELF_BASE: &str = pageflip_workloads::HELLO;
 
 /// The guest image of one VM of a case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -30,7 +30,9 @@ impl Input {
     pub fn images(&self) -> Vec<Image> {
         match self {
             Input::Run(layout) => layout.vms.iter().map(|vm| vm.image).collect(),
-            Input::Raw(text) if text.contains(HELLO_PLACEHOLDER) => vec![Image::Guest("hello")],
+            Input::Raw(text) if text.contains(HELLO_PLACEHOLDER) => {
+                vec![Image::Guest(pageflip_workloads::HELLO)]
+            }
             Input::Raw(_) => Vec::new(),
         }
     }

@@ -52,7 +52,7 @@ pub enum RigError {
     #[error(transparent)]
     Vmm(#[from] VmmError),
     /// The VMM reports a host problem: nothing can run here.
-    #[error("nothing can run on this host: in {run} the VMM exited with code {code} (host problem): {message}")]
+    #[error("cannot run on this host: in {run} the VMM exited with code {code} (host problem): {message}")]
     HostProblem {
         /// The run (a case's name, or a benchmark run's).
         run: String,
@@ -191,7 +191,7 @@ pub fn plan(name: &str, input: &Input, images: &ImageSet) -> Result<(String, Pla
             Ok((text, planned))
         }
         Input::Raw(raw) => {
-            let hello = images.path(Image::Guest("hello"));
+            let hello = images.path(Image::Guest(pageflip_workloads::HELLO));
             let quoted = serde_json::to_string(&hello)
                 .map_err(|e| RigError::Serialize(name.to_string(), e))?;
             let text = raw.replace(HELLO_PLACEHOLDER, &quoted);

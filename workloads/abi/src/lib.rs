@@ -9,6 +9,7 @@
 pub mod ipc;
 pub mod layout;
 pub mod mmio;
+pub mod phase;
 pub mod probes;
 pub mod records;
 pub mod shmem;

@@ -40,7 +40,12 @@ pub fn measure(count: u64, dir: &str, rig: &Rig<'_>) -> Result<FloorRep, CleanRu
     let (_, exit_run) = rig.run_clean(
         "floor-exit",
         &format!("{dir}/floor-exit"),
-        Layout::benchmark(TransportConfig::None, "doorbell", &[count], 1),
+        Layout::benchmark(
+            TransportConfig::None,
+            pageflip_workloads::DOORBELL,
+            &[count],
+            1,
+        ),
     )?;
     let tsc_khz = exit_run.host.tsc_khz.filter(|&k| k > 0);
     let phase_ticks = |r: &RunResult, i: usize| r.vms[0].samples.get(i).copied();
@@ -69,7 +74,7 @@ pub fn measure(count: u64, dir: &str, rig: &Rig<'_>) -> Result<FloorRep, CleanRu
             TransportConfig::Virtio {
                 notify: NotifyMode::Ioeventfd,
             },
-            "notify_floor",
+            pageflip_workloads::NOTIFY_FLOOR,
             &p,
             1,
         ),
@@ -92,7 +97,7 @@ pub fn measure(count: u64, dir: &str, rig: &Rig<'_>) -> Result<FloorRep, CleanRu
     let (_, remap_run) = rig.run_clean(
         "floor-remap",
         &format!("{dir}/floor-remap"),
-        Layout::benchmark(TransportConfig::Remap, "stream", &p, 2),
+        Layout::benchmark(TransportConfig::Remap, pageflip_workloads::STREAM, &p, 2),
     )?;
     let (ns, pages) = remap_run.transport.as_ref().map_or((0, 0), |t| {
         t.vms

@@ -70,10 +70,7 @@ pub mod check {
 
 /// Sum of one counter over the VMs' deltas, or `None` if a VM lacks it.
 fn sum(deltas: &[&StatsDelta], name: &str) -> Option<u64> {
-    deltas
-        .iter()
-        .map(|d| d.vcpu.get(name).or_else(|| d.vm.get(name)).copied())
-        .sum()
+    deltas.iter().map(|d| d.counter(name)).sum()
 }
 
 /// TSC ticks to nanoseconds.
@@ -122,7 +119,7 @@ pub fn repetition(
     // Exits of the workloads' own bookkeeping inside the measured phases: each VM's PHASE
     // end write, and the start barrier of the VM that receives first (its phase begins
     // before the barrier, so that every delivery into it falls inside).
-    let bookkeeping = (vms + 1) as f64;
+    let bookkeeping = pageflip_abi::phase::workload_bookkeeping_exits(vms) as f64;
     let exits = phase("exits").map(|e| (e - bookkeeping).max(0.0));
     let mmio = phase("mmio_exits").map(|e| (e - bookkeeping).max(0.0));
     let userspace = mmio.map(|mm| mm + phase("io_exits").unwrap_or(0.0));
@@ -248,7 +245,7 @@ pub fn repetition(
 
     // Latency: ping-pong round trips of VM0 (one way = half), or the receiver's
     // inter-arrival times (the first one, from the start barrier, left out).
-    let (vm, skip, halve) = if spec.workload == "pingpong" {
+    let (vm, skip, halve) = if spec.workload == pageflip_workloads::PINGPONG {
         (Some(0), 0, true)
     } else {
         (

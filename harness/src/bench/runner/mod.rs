@@ -349,7 +349,7 @@ fn case_result(
         .flat_map(|r| r.latency_ns.iter().copied())
         .collect();
     let latency = (!pooled.is_empty()).then(|| LatencyDistribution {
-        what: if params.workload == "pingpong" {
+        what: if params.workload == pageflip_workloads::PINGPONG {
             "one-way latency (round trip / 2), ns".into()
         } else {
             "receiver inter-arrival time, ns".into()

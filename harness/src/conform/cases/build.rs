@@ -141,10 +141,7 @@ pub(super) fn measured(result: &RunResult, vm: usize, counter: &str) -> Result<u
         .measured
         .as_ref()
         .ok_or_else(|| format!("VM{vm} has no measured-phase stats"))?;
-    m.vcpu
-        .get(counter)
-        .or_else(|| m.vm.get(counter))
-        .copied()
+    m.counter(counter)
         .ok_or_else(|| format!("the host does not maintain {counter} (unavailable)"))
 }
 
@@ -186,10 +183,6 @@ pub(super) fn link_params(
     p[w::DEPTH] = depth;
     p
 }
-
-/// MMIO exits of a workload VM's measured phase that are not notifications: the PHASE end
-/// write, and for a VM that begins its phase before the start barrier, the barrier write.
-pub(super) const PHASE_MMIO_EXITS_MAX: u64 = 2;
 
 /// Ping-pong: both VMs send `count` messages and receive `count`, as the transport counts.
 pub fn pingpong_counts(config: &RunConfig, result: &RunResult) -> Result<(), String> {

@@ -2,12 +2,13 @@
 //! watchdog and stop-on-failure, the exact exit counts of the measured phase, and the
 //! pageflip device's refusal of malformed requests.
 
+use pageflip_abi::phase::PHASE_END_EXITS;
 use pageflip_abi::probes::{doorbell, fault, hello, isolation};
 use pageflip_abi::{EXIT_PANIC, IMAGE_BASE, MAX_PARAMS, MAX_VMS, PAGE_SIZE};
 use pageflip_interface::{RecordStatus, RunConfig, RunOutcome, RunResult};
 
 use crate::conform::cases::build::{record, run, status};
-use crate::conform::cases::{Case, HOST_EXITS_COUNTER, MEASURED_PHASE_EXTRA_EXITS};
+use crate::conform::cases::{Case, HOST_EXITS_COUNTER};
 use crate::conform::expect::{Check, Count, Phase, Scope, StatusIs};
 use crate::run::layout::{Layout, VmSpec};
 
@@ -33,11 +34,12 @@ const UNOWNED_READ: StatusIs = StatusIs::UnownedMmio {
 
 /// The foundation cases.
 pub fn all() -> Vec<Case> {
-    let mut cases = vec![
+    let mut cases =
+        vec![
         run(
             "boot-hello",
             "one VM boots `hello`: records, console, boot time and stats are reported",
-            Layout::of(vec![VmSpec::guest("hello", 64, &[])]),
+            Layout::of(vec![VmSpec::guest(pageflip_workloads::HELLO, 64, &[])]),
             vec![
                 Check::Outcome(RunOutcome::Completed),
                 status(0, StatusIs::Success),
@@ -53,9 +55,9 @@ pub fn all() -> Vec<Case> {
             "boot-info",
             "three VMs get the boot info their config asks for (ids, peers, memory, params, TSC)",
             Layout::of(vec![
-                VmSpec::guest("hello", 16, &[1, 2, 3]),
-                VmSpec::guest("hello", 32, &[]),
-                VmSpec::guest("hello", 64, &sixteen_params()),
+                VmSpec::guest(pageflip_workloads::HELLO, 16, &[1, 2, 3]),
+                VmSpec::guest(pageflip_workloads::HELLO, 32, &[]),
+                VmSpec::guest(pageflip_workloads::HELLO, 64, &sixteen_params()),
             ]),
             (0..3)
                 .flat_map(|vm| {
@@ -74,7 +76,7 @@ pub fn all() -> Vec<Case> {
         run(
             "guest-panic",
             "a guest panic is caught by the guest runtime: exit code EXIT_PANIC and a FAIL record",
-            Layout::of(vec![VmSpec::guest("panic", 16, &[])]),
+            Layout::of(vec![VmSpec::guest(pageflip_workloads::PANIC, 16, &[])]),
             vec![
                 status(0, StatusIs::Done(EXIT_PANIC)),
                 Check::Record {
@@ -92,8 +94,8 @@ pub fn all() -> Vec<Case> {
             Layout {
                 stop_on_failure: false,
                 ..Layout::of(vec![
-                    VmSpec::guest("isolation", 16, &[isolation::PROBE_BEYOND]),
-                    VmSpec::guest("isolation", 16, &[0]),
+                    VmSpec::guest(pageflip_workloads::ISOLATION, 16, &[isolation::PROBE_BEYOND]),
+                    VmSpec::guest(pageflip_workloads::ISOLATION, 16, &[0]),
                 ])
             },
             vec![
@@ -123,7 +125,7 @@ pub fn all() -> Vec<Case> {
         run(
             "fault-unowned-mmio",
             "a read of a GPA no device owns (mem_size + 0x1000) stops the VM",
-            Layout::of(vec![VmSpec::guest("fault", 16, &[fault::UNOWNED_READ])]),
+            Layout::of(vec![VmSpec::guest(pageflip_workloads::FAULT, 16, &[fault::UNOWNED_READ])]),
             vec![
                 status(0, UNOWNED_READ),
                 record(0, "before-fault", RecordStatus::Pass),
@@ -134,7 +136,7 @@ pub fn all() -> Vec<Case> {
             "the watchdog stops a spinning guest and the VMM exits soon after",
             Layout {
                 timeout_ms: 1000,
-                ..Layout::of(vec![VmSpec::guest("spin", 16, &[])])
+                ..Layout::of(vec![VmSpec::guest(pageflip_workloads::SPIN, 16, &[])])
             },
             vec![
                 Check::Outcome(RunOutcome::Timeout),
@@ -149,8 +151,8 @@ pub fn all() -> Vec<Case> {
             Layout {
                 timeout_ms: 30_000,
                 ..Layout::of(vec![
-                    VmSpec::guest("fault", 16, &[fault::NULL_WRITE]),
-                    VmSpec::guest("spin", 16, &[]),
+                    VmSpec::guest(pageflip_workloads::FAULT, 16, &[fault::NULL_WRITE]),
+                    VmSpec::guest(pageflip_workloads::SPIN, 16, &[]),
                 ])
             },
             vec![
@@ -164,14 +166,14 @@ pub fn all() -> Vec<Case> {
         cases.push(run(
             name,
             "K doorbell writes in the measured phase cost exactly K + 1 MMIO exits and no other guest exit",
-            Layout::of(vec![VmSpec::guest("doorbell", 16, &[k])]),
+            Layout::of(vec![VmSpec::guest(pageflip_workloads::DOORBELL, 16, &[k])]),
             exit_fidelity_checks(),
         ));
     }
     cases.push(run(
         "hostile-requests",
         "malformed device requests are refused, listed as guest errors, and the guest runs on",
-        Layout::of(vec![VmSpec::guest("hostile", 16, &[])]),
+        Layout::of(vec![VmSpec::guest(pageflip_workloads::HOSTILE, 16, &[])]),
         vec![
             status(0, StatusIs::Success),
             Check::AllRecordsPass {
@@ -202,12 +204,12 @@ fn exit_fidelity_checks() -> Vec<Check> {
     vec![
         status(0, StatusIs::Success),
         Check::AllRecordsPass { vm: 0, at_least: 1 },
-        measured_vcpu("mmio_exits", k_plus(MEASURED_PHASE_EXTRA_EXITS)),
+        measured_vcpu("mmio_exits", k_plus(PHASE_END_EXITS)),
         measured_vcpu(
             "exits",
             Count::ParamPlusCounter {
                 index: 0,
-                plus: MEASURED_PHASE_EXTRA_EXITS,
+                plus: PHASE_END_EXITS,
                 counter: HOST_EXITS_COUNTER,
             },
         ),
@@ -222,7 +224,7 @@ fn fault_case(name: &'static str, description: &'static str, param: u64) -> Case
     run(
         name,
         description,
-        Layout::of(vec![VmSpec::guest("fault", 16, &[param])]),
+        Layout::of(vec![VmSpec::guest(pageflip_workloads::FAULT, 16, &[param])]),
         vec![
             status(0, StatusIs::Shutdown),
             Check::DeathRegister {

@@ -15,13 +15,8 @@ pub mod remap_ipc;
 pub mod shmem;
 pub mod virtio;
 
-/// Measured MMIO exits of the `doorbell` guest beyond its K doorbells: the PHASE_END write
-/// itself. The PHASE_BEGIN snapshot is taken after its own exit was counted, so PHASE_BEGIN's
-/// exit is not in the measured phase (docs/abi.md, "Measured phase and exit counts").
-pub const MEASURED_PHASE_EXTRA_EXITS: u64 = 1;
-
 /// The vCPU counter of exits the host takes for its own interrupts while the guest runs: not
-/// caused by the guest, so measured `exits` = K + [`MEASURED_PHASE_EXTRA_EXITS`] + this.
+/// caused by the guest, so measured `exits` = K + [`pageflip_abi::phase::PHASE_END_EXITS`] + this.
 pub const HOST_EXITS_COUNTER: &str = "irq_exits";
 
 /// One conformance case.
@@ -186,7 +181,9 @@ mod tests {
             };
             raw_cases += 1;
             assert_eq!(*exit_code, exit::BAD_INPUT);
-            let hello = serde_json::to_string(&images.path(Image::Guest("hello"))).unwrap();
+            let hello =
+                serde_json::to_string(&images.path(Image::Guest(pageflip_workloads::HELLO)))
+                    .unwrap();
             let text = text.replace(HELLO_PLACEHOLDER, &hello);
             let err = RunConfig::from_json(&text).unwrap_err().to_string();
             for needle in stderr {
@@ -330,7 +327,7 @@ mod tests {
     #[test]
     fn hostile_check_counts_errors_and_refuses_ok_ones() {
         use pageflip_interface::GuestError;
-        let config = Layout::of(vec![VmSpec::guest("hostile", 16, &[])])
+        let config = Layout::of(vec![VmSpec::guest(pageflip_workloads::HOSTILE, 16, &[])])
             .config(&ImageSet::at(Path::new("/i")));
         let error = |status: &str| GuestError {
             register: "result".into(),

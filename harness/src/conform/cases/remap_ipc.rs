@@ -190,7 +190,7 @@ pub fn all() -> Vec<Case> {
         cases.push(run(
             delivery,
             "100,000 deferred messages (B = 32): every byte intact, FIFO, gap-free, no duplicates, nothing lost",
-            ipc_layout(t, stream(&wl(100_000, 64, 32, w::RECV_POLL, w::CHECK_FULL), 2, "stream")),
+            ipc_layout(t, stream(&wl(100_000, 64, 32, w::RECV_POLL, w::CHECK_FULL), 2, pageflip_workloads::STREAM)),
             [both(2), vec![custom("transport counts", workload_counts)]].concat(),
         ));
         cases.push(run(
@@ -201,7 +201,7 @@ pub fn all() -> Vec<Case> {
                 stream(
                     &wl(500, 64 * 1024, 1, w::RECV_BLOCK, w::CHECK_FULL),
                     2,
-                    "stream",
+                    pageflip_workloads::STREAM,
                 ),
             ),
             [both(2), vec![custom("transport counts", workload_counts)]].concat(),
@@ -211,26 +211,33 @@ pub fn all() -> Vec<Case> {
             "three senders, one receiver: every entry names the right source and destination",
             ipc_layout(
                 t,
-                stream(&wl(2000, 4096, 8, w::RECV_POLL, w::CHECK_FULL), 4, "fanin"),
+                stream(
+                    &wl(2000, 4096, 8, w::RECV_POLL, w::CHECK_FULL),
+                    4,
+                    pageflip_workloads::FANIN,
+                ),
             ),
             [both(4), vec![custom("transport counts", workload_counts)]].concat(),
         ));
         cases.push(run(
             security,
             "after a send the sender cannot see what the receiver writes into the page",
-            ipc_layout(t, stream(&[mode], 2, "ipc_security")),
+            ipc_layout(t, stream(&[mode], 2, pageflip_workloads::IPC_SECURITY)),
             [both(2), vec![custom("ownership audit", audit_clean)]].concat(),
         ));
         cases.push(run(
             forward,
             "a received page forwarded to a third VM arrives intact with the forwarder's id",
-            ipc_layout(t, stream(&[mode, 3 * 4096], 3, "ipc_forward")),
+            ipc_layout(
+                t,
+                stream(&[mode, 3 * 4096], 3, pageflip_workloads::IPC_FORWARD),
+            ),
             [both(3), vec![custom("ownership audit", audit_clean)]].concat(),
         ));
         cases.push(run(
             hostile,
             "every bad descriptor gets its status, backpressure stalls and loses nothing, the audit stays clean",
-            ipc_layout(t, stream(&[], 2, "ipc_hostile")),
+            ipc_layout(t, stream(&[], 2, pageflip_workloads::IPC_HOSTILE)),
             [both(2), vec![custom("refused counts", hostile_counts)]].concat(),
         ));
         cases.push(run(
@@ -241,7 +248,7 @@ pub fn all() -> Vec<Case> {
                 stream(
                     &wl(2000, 4096, 1, w::RECV_POLL, w::CHECK_LIGHT),
                     2,
-                    "stream",
+                    pageflip_workloads::STREAM,
                 ),
             ),
             [both(2), vec![custom("TLB flushes per page", tlb_per_page)]].concat(),
@@ -252,7 +259,10 @@ pub fn all() -> Vec<Case> {
             cases.push(run(
                 name,
                 description,
-                ipc_layout(t, stream(&[test, n, batch], 2, "ipc_semantics")),
+                ipc_layout(
+                    t,
+                    stream(&[test, n, batch], 2, pageflip_workloads::IPC_SEMANTICS),
+                ),
                 [both(2), vec![custom("exits and drains", semantics_exits)]].concat(),
             ));
         }

@@ -1,12 +1,12 @@
 //! The conformance cases of the shmem transport: delivery, fan-in and ping-pong over a shared
 //! region with the same workloads and checks as the other transports, and its zero exits.
 
+use pageflip_abi::phase::WORKLOAD_VM_MAX_BOOKKEEPING_EXITS;
 use pageflip_abi::probes::ipc_workloads as w;
 use pageflip_interface::{RunConfig, RunResult, TransportConfig};
 
 use crate::conform::cases::build::{
     both, custom, ipc_layout, link_params, measured, pingpong_counts, run, stream, workload_counts,
-    PHASE_MMIO_EXITS_MAX,
 };
 use crate::conform::cases::Case;
 
@@ -26,7 +26,7 @@ pub fn shmem_no_exits(config: &RunConfig, result: &RunResult) -> Result<(), Stri
         let irq = measured(result, vm, "irq_exits")?;
         let pf = measured(result, vm, "pf_taken")?;
         // kvm_pvm counts each MMIO exit in `pf_taken` too, kvm_amd does not: at most the sum.
-        if mmio > PHASE_MMIO_EXITS_MAX || exits > irq + pf + mmio {
+        if mmio > WORKLOAD_VM_MAX_BOOKKEEPING_EXITS || exits > irq + pf + mmio {
             return Err(format!(
                 "VM{vm}: measured exits {exits} (mmio {mmio}, irq {irq}, pf_taken {pf}): expected only the phase's own 1-2 MMIO exits, interrupts and page faults"
             ));
@@ -57,19 +57,19 @@ pub fn all() -> Vec<Case> {
         run(
             "shmem-delivery",
             "100,000 messages over shared memory: every byte intact, FIFO, gap-free, no duplicates, nothing lost",
-            ipc_layout(&shmem, stream(&link_params(100_000, 64, w::RECV_POLL, true, 0), 2, "stream")),
+            ipc_layout(&shmem, stream(&link_params(100_000, 64, w::RECV_POLL, true, 0), 2, pageflip_workloads::STREAM)),
             [both(2), vec![custom("transport counts", workload_counts)]].concat(),
         ),
         run(
             "shmem-fanin",
             "three senders, one receiver over shared memory",
-            ipc_layout(&shmem, stream(&link_params(2000, 4096, w::RECV_POLL, true, 0), 4, "fanin")),
+            ipc_layout(&shmem, stream(&link_params(2000, 4096, w::RECV_POLL, true, 0), 4, pageflip_workloads::FANIN)),
             [both(4), vec![custom("transport counts", workload_counts)]].concat(),
         ),
         run(
             "shmem-pingpong",
             "ping-pong over shared memory",
-            ipc_layout(&shmem, stream(&link_params(2000, 4096, w::RECV_POLL, true, 0), 2, "pingpong")),
+            ipc_layout(&shmem, stream(&link_params(2000, 4096, w::RECV_POLL, true, 0), 2, pageflip_workloads::PINGPONG)),
             [both(2), vec![custom("transport counts", pingpong_counts)]].concat(),
         ),
         run(
@@ -77,7 +77,7 @@ pub fn all() -> Vec<Case> {
             "shared memory moves 64 KiB messages with no exit and no TLB flush",
             ipc_layout(
                 &shmem,
-                stream(&link_params(2000, 64 * 1024, w::RECV_POLL, true, 0), 2, "stream"),
+                stream(&link_params(2000, 64 * 1024, w::RECV_POLL, true, 0), 2, pageflip_workloads::STREAM),
             ),
             [both(2), vec![custom("no exits", shmem_no_exits)]].concat(),
         ),

@@ -3,12 +3,12 @@
 //! other transports, EVENT_IDX notification suppression counted by KVM, and every kind of bad
 //! input from a guest with the VMM still running.
 
+use pageflip_abi::phase::WORKLOAD_VM_MAX_BOOKKEEPING_EXITS;
 use pageflip_abi::probes::{ipc_workloads as w, virtio_hostile, virtio_init};
 use pageflip_interface::{NotifyMode, RunConfig, RunResult, TransportConfig};
 
 use crate::conform::cases::build::{
     both, custom, ipc_layout, link_params, measured, pingpong_counts, run, stream, workload_counts,
-    PHASE_MMIO_EXITS_MAX,
 };
 use crate::conform::cases::Case;
 
@@ -39,14 +39,14 @@ pub fn notifications_match(config: &RunConfig, result: &RunResult) -> Result<(),
                         "VM{vm}: the driver made {driver} notifications, KVM saw {mmio} MMIO exits"
                     )
                 })?;
-                if other == 0 || other > PHASE_MMIO_EXITS_MAX {
+                if other == 0 || other > WORKLOAD_VM_MAX_BOOKKEEPING_EXITS {
                     return Err(format!(
                         "VM{vm}: {mmio} MMIO exits for {driver} notifications: {other} others, expected 1 or 2 (PHASE end, barrier)"
                     ));
                 }
             }
             NotifyMode::Ioeventfd => {
-                if mmio == 0 || mmio > PHASE_MMIO_EXITS_MAX {
+                if mmio == 0 || mmio > WORKLOAD_VM_MAX_BOOKKEEPING_EXITS {
                     return Err(format!(
                         "VM{vm}: {mmio} MMIO exits to userspace in the phase, expected 1 or 2 (PHASE end, barrier): notifications must not exit to userspace"
                     ));
@@ -177,14 +177,17 @@ pub fn all() -> Vec<Case> {
     let mut cases = vec![run(
         "virtio-init",
         "the full virtio 1.2 initialisation: reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK, queues, DRIVER_OK",
-        ipc_layout(&ioeventfd, stream(&[virtio_init::MODE_FULL], 1, "virtio_init")),
+        ipc_layout(&ioeventfd, stream(&[virtio_init::MODE_FULL], 1, pageflip_workloads::VIRTIO_INIT)),
         both(1),
     )];
     for (name, mode, description) in INIT_REJECTIONS {
         cases.push(run(
             name,
             description,
-            ipc_layout(&ioeventfd, stream(&[mode], 1, "virtio_init")),
+            ipc_layout(
+                &ioeventfd,
+                stream(&[mode], 1, pageflip_workloads::VIRTIO_INIT),
+            ),
             [
                 both(1),
                 vec![custom("rejection logged", init_rejection_logged)],
@@ -216,7 +219,7 @@ pub fn all() -> Vec<Case> {
         cases.push(run(
             names[0],
             "100,000 messages over virtio: every byte intact, FIFO, gap-free, no duplicates, nothing lost",
-            ipc_layout(t, stream(&link_params(100_000, 64, w::RECV_POLL, true, 32), 2, "stream")),
+            ipc_layout(t, stream(&link_params(100_000, 64, w::RECV_POLL, true, 32), 2, pageflip_workloads::STREAM)),
             [both(2), counts()].concat(),
         ));
         cases.push(run(
@@ -227,7 +230,7 @@ pub fn all() -> Vec<Case> {
                 stream(
                     &link_params(500, 64 * 1024, w::RECV_POLL, true, 8),
                     2,
-                    "stream",
+                    pageflip_workloads::STREAM,
                 ),
             ),
             [both(2), counts()].concat(),
@@ -237,7 +240,11 @@ pub fn all() -> Vec<Case> {
             "three senders, one receiver over virtio: every message names the right source",
             ipc_layout(
                 t,
-                stream(&link_params(2000, 4096, w::RECV_POLL, true, 32), 4, "fanin"),
+                stream(
+                    &link_params(2000, 4096, w::RECV_POLL, true, 32),
+                    4,
+                    pageflip_workloads::FANIN,
+                ),
             ),
             [both(4), counts()].concat(),
         ));
@@ -249,7 +256,7 @@ pub fn all() -> Vec<Case> {
                 stream(
                     &link_params(2000, 4096, w::RECV_POLL, true, 32),
                     2,
-                    "pingpong",
+                    pageflip_workloads::PINGPONG,
                 ),
             ),
             [both(2), vec![custom("transport counts", pingpong_counts)]].concat(),
@@ -260,7 +267,7 @@ pub fn all() -> Vec<Case> {
         "EVENT_IDX at depth 32: the sender notifies only when the device asks, at most 0.1 times per message, as KVM counts",
         ipc_layout(
             &ioeventfd,
-            stream(&link_params(20_000, 64, w::RECV_POLL, true, 32), 2, "stream"),
+            stream(&link_params(20_000, 64, w::RECV_POLL, true, 32), 2, pageflip_workloads::STREAM),
         ),
         [both(2), vec![custom("EVENT_IDX suppression", event_idx_suppresses)]].concat(),
     ));
@@ -269,7 +276,7 @@ pub fn all() -> Vec<Case> {
         "without EVENT_IDX the driver follows the used ring's NO_NOTIFY flag; KVM counts what it made",
         ipc_layout(
             &userspace,
-            stream(&link_params(20_000, 64, w::RECV_POLL, false, 32), 2, "stream"),
+            stream(&link_params(20_000, 64, w::RECV_POLL, false, 32), 2, pageflip_workloads::STREAM),
         ),
         [
             both(2),
@@ -281,7 +288,10 @@ pub fn all() -> Vec<Case> {
         cases.push(run(
             name,
             description,
-            ipc_layout(&ioeventfd, stream(&[case], 2, "virtio_hostile")),
+            ipc_layout(
+                &ioeventfd,
+                stream(&[case], 2, pageflip_workloads::VIRTIO_HOSTILE),
+            ),
             [
                 both(2),
                 vec![custom("logged and recovered", hostile_logged)],

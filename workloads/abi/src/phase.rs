@@ -1,0 +1,21 @@
+//! The measured phase's own exits (`docs/abi.md`, "Measured phase and exit counts"): what a
+//! reader of `stats.measured` subtracts to count only what the workload did. Conform's
+//! expectations and bench's metrics both take them from here.
+
+/// MMIO exits of one VM's measured phase that are the phase's own: the `PHASE` end write
+/// (the begin write's exit falls before the first snapshot).
+pub const PHASE_END_EXITS: u64 = 1;
+
+/// MMIO exits of the start barrier inside a measured phase: the workloads' first receiver
+/// begins its phase before the run barrier, so that every delivery into it falls inside.
+pub const START_BARRIER_EXITS: u64 = 1;
+
+/// Most MMIO exits of one workload VM's measured phase that are not the workload's own: its
+/// `PHASE` end write, and the barrier write for the VM that begins before the barrier.
+pub const WORKLOAD_VM_MAX_BOOKKEEPING_EXITS: u64 = PHASE_END_EXITS + START_BARRIER_EXITS;
+
+/// MMIO exits, summed over the `vms` VMs of a workload run, that are the measured phases'
+/// own: every VM's end write and the first receiver's start barrier.
+pub const fn workload_bookkeeping_exits(vms: u64) -> u64 {
+    vms * PHASE_END_EXITS + START_BARRIER_EXITS
+}
