@@ -17,7 +17,7 @@ use pageflip_interface::usage::usage_error_line;
 
 use crate::charts::delta::{delta_chart, DeltaRow};
 use crate::charts::{history::history_chart, ChartError, ChartOut, Title};
-use crate::compare::{self, compare_results, CompareOptions, Outcome};
+use crate::compare::{self, compare_results, CompareOptions, ComparisonOutcome};
 use crate::history::{self, MetricRef};
 use crate::site;
 use pageflip_results::stats::{DEFAULT_ALPHA, DEFAULT_NOISE_THRESHOLD};
@@ -374,18 +374,25 @@ const DELTA_ROWS: usize = 40;
 /// [`DELTA_ROWS`].
 fn delta_rows(report: &compare::CompareReport) -> Vec<DeltaRow> {
     use pageflip_results::metric as m;
-    let mut rows: Vec<&compare::Row> = report
+    let mut rows: Vec<&compare::MetricComparison> = report
         .rows
         .iter()
         .filter(|r| r.gates && r.comparison.relative_change.is_finite())
         .filter(|r| {
-            matches!(r.outcome, Outcome::Regressed | Outcome::Improved)
-                || r.metric == m::TIME_PER_MSG_NS
+            matches!(
+                r.outcome,
+                ComparisonOutcome::Regressed | ComparisonOutcome::Improved
+            ) || r.metric == m::TIME_PER_MSG_NS
                 || r.metric == m::LATENCY_P50_NS
         })
         .collect();
     rows.sort_by(|x, y| {
-        let key = |r: &compare::Row| matches!(r.outcome, Outcome::Regressed | Outcome::Improved);
+        let key = |r: &compare::MetricComparison| {
+            matches!(
+                r.outcome,
+                ComparisonOutcome::Regressed | ComparisonOutcome::Improved
+            )
+        };
         key(y).cmp(&key(x)).then(
             y.comparison
                 .relative_change

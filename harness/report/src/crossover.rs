@@ -27,7 +27,7 @@ pub struct SizeSamples {
 
 /// What the crossover analysis found.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
+pub enum CrossoverOutcome {
     /// `d` changes sign at `size` bytes.
     At {
         /// The crossover size, bytes (interpolated in log size).
@@ -50,7 +50,7 @@ pub enum Outcome {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Crossover {
     /// What was found.
-    pub outcome: Outcome,
+    pub outcome: CrossoverOutcome,
     /// The sizes measured for both transports, ascending.
     pub sizes: Vec<u64>,
     /// Share of the bootstrap resamples in which `d` changed sign (0 to 1).
@@ -127,7 +127,7 @@ pub fn find(remap: &[SizeSamples], copy: &[SizeSamples]) -> Crossover {
     let sizes: Vec<u64> = pairs.iter().map(|p| p.0).collect();
     if sizes.len() < 2 || sizes[0] == 0 {
         return Crossover {
-            outcome: Outcome::TooFewSizes,
+            outcome: CrossoverOutcome::TooFewSizes,
             sizes,
             resamples_crossing: 0.0,
         };
@@ -163,13 +163,13 @@ pub fn find(remap: &[SizeSamples], copy: &[SizeSamples]) -> Crossover {
     at.sort_by(f64::total_cmp);
 
     let outcome = match crossing(&log_sizes, &diffs) {
-        Crossing::At(x, remap_cheaper_above) => Outcome::At {
+        Crossing::At(x, remap_cheaper_above) => CrossoverOutcome::At {
             size: x.exp2(),
             remap_cheaper_above,
             ci95: (quantile(&at, 0.025).exp2(), quantile(&at, 0.975).exp2()),
         },
-        Crossing::RemapDearer => Outcome::CopyAlwaysCheaper,
-        Crossing::RemapCheaper => Outcome::RemapAlwaysCheaper,
+        Crossing::RemapDearer => CrossoverOutcome::CopyAlwaysCheaper,
+        Crossing::RemapCheaper => CrossoverOutcome::RemapAlwaysCheaper,
     };
     Crossover {
         outcome,
@@ -189,18 +189,18 @@ impl Crossover {
             _ => "no size".into(),
         };
         match &self.outcome {
-            Outcome::CopyAlwaysCheaper => {
+            CrossoverOutcome::CopyAlwaysCheaper => {
                 format!("no crossover: copy is cheaper at every measured size ({range})")
             }
-            Outcome::RemapAlwaysCheaper => {
+            CrossoverOutcome::RemapAlwaysCheaper => {
                 format!("no crossover: remap is cheaper at every measured size ({range})")
             }
-            Outcome::TooFewSizes => format!(
+            CrossoverOutcome::TooFewSizes => format!(
                 "no crossover can be located: remap and copy were measured together at {} \
                  size(s), two are needed",
                 self.sizes.len()
             ),
-            Outcome::At {
+            CrossoverOutcome::At {
                 size,
                 remap_cheaper_above,
                 ci95,
@@ -266,7 +266,7 @@ mod tests {
         let copy = samples(|s| 1000.0 + s as f64, 50.0);
         let remap = samples(|_| 9192.0, 50.0);
         let c = find(&remap, &copy);
-        let Outcome::At {
+        let CrossoverOutcome::At {
             size,
             remap_cheaper_above,
             ci95,
@@ -297,14 +297,14 @@ mod tests {
         let copy = samples(|s| 100.0 + s as f64 / 100.0, 5.0);
         let remap = samples(|_| 100_000.0, 500.0);
         let c = find(&remap, &copy);
-        assert_eq!(c.outcome, Outcome::CopyAlwaysCheaper);
+        assert_eq!(c.outcome, CrossoverOutcome::CopyAlwaysCheaper);
         assert_eq!(c.resamples_crossing, 0.0);
         assert_eq!(
             c.describe(),
             "no crossover: copy is cheaper at every measured size (64 B to 64 KiB)"
         );
         let c = find(&copy, &remap);
-        assert_eq!(c.outcome, Outcome::RemapAlwaysCheaper);
+        assert_eq!(c.outcome, CrossoverOutcome::RemapAlwaysCheaper);
     }
 
     #[test]
@@ -314,7 +314,7 @@ mod tests {
         let copy = samples(|s| if s == 65536 { 1010.0 } else { 500.0 }, 400.0);
         let remap = samples(|_| 1000.0, 400.0);
         let c = find(&remap, &copy);
-        let Outcome::At { ci95, .. } = c.outcome else {
+        let CrossoverOutcome::At { ci95, .. } = c.outcome else {
             panic!("{c:?}")
         };
         assert_eq!(ci95.1, f64::INFINITY, "{c:?}");
@@ -330,7 +330,7 @@ mod tests {
             values: vec![1.0, 2.0],
         }];
         let c = find(&remap, &copy);
-        assert_eq!(c.outcome, Outcome::TooFewSizes);
+        assert_eq!(c.outcome, CrossoverOutcome::TooFewSizes);
         assert_eq!(c.sizes, [4096]);
         assert!(c.describe().contains("two are needed"));
     }

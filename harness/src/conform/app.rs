@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::conform::cases::{self, Case};
 use crate::conform::cli::Options;
-use crate::conform::formats::{Counts, Reporter};
+use crate::conform::formats::{CaseCounts, Reporter};
 use crate::conform::mutants;
 use crate::conform::suite::{self, SuiteError};
 use crate::run::images::{ImageError, ImageSet};
@@ -23,7 +23,7 @@ pub enum Finished {
     /// The cases were listed.
     Listed,
     /// The suite ran with these verdicts.
-    Ran(Counts),
+    Ran(CaseCounts),
     /// Mutation testing ran: whether every mutant was killed (and the baseline passed).
     Mutants(bool),
 }

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::time::Instant;
 
 use crate::conform::cases::Case;
-use crate::conform::formats::Verdict;
+use crate::conform::formats::CaseVerdict;
 use crate::conform::suite::{run_case, SuiteError};
 use crate::run::rig::Rig;
 use crate::run::vmm::Vmm;
@@ -131,7 +131,7 @@ impl KillMatrix {
 }
 
 fn failed(case: &Case, rig: &Rig<'_>) -> Result<bool, SuiteError> {
-    run_case(case, rig).map(|r| matches!(r.verdict, Verdict::Fail(_)))
+    run_case(case, rig).map(|r| matches!(r.verdict, CaseVerdict::Fail(_)))
 }
 
 /// Runs `cases` without a fault, then once per fault against the cases `applies` selects

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::conform::cases::Case;
 use crate::conform::expect::evaluate;
-use crate::conform::formats::{CaseReport, Reporter, SuiteReport, Verdict};
+use crate::conform::formats::{CaseReport, CaseVerdict, Reporter, SuiteReport};
 use crate::run::observed::ResultFile;
 use crate::run::rig::{Rig, RigError};
 
@@ -68,13 +68,13 @@ pub fn run_case(case: &Case, rig: &Rig<'_>) -> Result<CaseReport, SuiteError> {
     let mut report = CaseReport {
         name: case.name.to_string(),
         description: case.description.to_string(),
-        verdict: Verdict::Pass,
+        verdict: CaseVerdict::Pass,
         duration: Duration::ZERO,
         vmm: None,
         host: None,
     };
     if let Some(why) = case.skip {
-        report.verdict = Verdict::Skip(why.to_string());
+        report.verdict = CaseVerdict::Skip(why.to_string());
         return Ok(report);
     }
     let (planned, seen) = rig.execute(case.name, &case.input, case.name)?;
@@ -84,7 +84,7 @@ pub fn run_case(case: &Case, rig: &Rig<'_>) -> Result<CaseReport, SuiteError> {
     }
     let reasons = evaluate(&case.expect, &planned, &seen);
     if !reasons.is_empty() {
-        report.verdict = Verdict::Fail(reasons);
+        report.verdict = CaseVerdict::Fail(reasons);
     }
     report.duration = start.elapsed();
     Ok(report)

@@ -4,7 +4,7 @@
 use super::axis::{Axis, Format, Scale};
 use super::xy::{Layout, Panel, SummarySeries, VMark, XyFigure, XyPoint, XySeries};
 use super::{render, style, ChartError, ChartOut, Rendered, Title};
-use crate::crossover::{ci_text, Crossover, Outcome};
+use crate::crossover::{ci_text, Crossover, CrossoverOutcome};
 use crate::units;
 
 /// p50 and p99 latency at one message size.
@@ -134,7 +134,7 @@ pub fn crossover_chart(
     crossover: &Crossover,
 ) -> Result<Rendered, ChartError> {
     let (marks, note) = match &crossover.outcome {
-        Outcome::At { size, ci95, .. } => (
+        CrossoverOutcome::At { size, ci95, .. } => (
             vec![VMark {
                 x: *size,
                 band: Some(*ci95),

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{CompareReport, Counts, Missing, Outcome, Row, SideInfo};
+use super::{CompareReport, ComparisonOutcome, MetricComparison, Missing, SideInfo, VerdictCounts};
 use pageflip_results::stats;
 
 /// The report as Markdown (GitHub-flavoured: tables and `<details>`).
@@ -64,10 +64,15 @@ pub fn markdown(r: &CompareReport) -> String {
         }
     }
 
-    let (gating, informational): (Vec<&Row>, Vec<&Row>) = r.rows.iter().partition(|x| x.gates);
-    let (changed, unchanged): (Vec<&Row>, Vec<&Row>) = gating
-        .into_iter()
-        .partition(|x| matches!(x.outcome, Outcome::Regressed | Outcome::Improved));
+    let (gating, informational): (Vec<&MetricComparison>, Vec<&MetricComparison>) =
+        r.rows.iter().partition(|x| x.gates);
+    let (changed, unchanged): (Vec<&MetricComparison>, Vec<&MetricComparison>) =
+        gating.into_iter().partition(|x| {
+            matches!(
+                x.outcome,
+                ComparisonOutcome::Regressed | ComparisonOutcome::Improved
+            )
+        });
     s.push_str("\n## Changed metrics\n\n");
     if changed.is_empty() {
         s.push_str("None.\n");
@@ -135,7 +140,7 @@ fn describe(x: &SideInfo) -> String {
     )
 }
 
-fn counts(c: &Counts) -> String {
+fn counts(c: &VerdictCounts) -> String {
     format!(
         "{} of {} metrics regressed, {} improved, {} unchanged, {} undetectable",
         c.regressed,
@@ -147,7 +152,7 @@ fn counts(c: &Counts) -> String {
 }
 
 /// The table of `rows`.
-fn table(rows: &[&Row]) -> String {
+fn table(rows: &[&MetricComparison]) -> String {
     let mut s = String::from(
         "| case | metric | A mean ± CI | B mean ± CI | change | 95% CI of change | p | verdict |\n\
          |---|---|---:|---:|---:|---:|---:|---|\n",
@@ -155,8 +160,10 @@ fn table(rows: &[&Row]) -> String {
     for x in rows {
         let c = &x.comparison;
         let verdict = match x.outcome {
-            Outcome::Regressed => "**regressed**".to_string(),
-            Outcome::Undetectable => format!("undetectable (p ≥ {})", p_value(x.smallest_p)),
+            ComparisonOutcome::Regressed => "**regressed**".to_string(),
+            ComparisonOutcome::Undetectable => {
+                format!("undetectable (p ≥ {})", p_value(x.smallest_p))
+            }
             other => other.name().to_string(),
         };
         let _ = writeln!(

@@ -13,7 +13,7 @@
 //! **Detectability.** With few repetitions the permutation test cannot reach p < `alpha` at
 //! all ([`stats::smallest_p_value`]: 3 vs 3 values, 0.1; 5 vs 5, 0.008), so such a metric
 //! could never be found to regress. Such rows are marked `detectable: false` (outcome
-//! [`Outcome::Undetectable`], not "unchanged") and the report carries a
+//! [`ComparisonOutcome::Undetectable`], not "unchanged") and the report carries a
 //! [`Warning::Undetectable`] naming the repetitions needed.
 //!
 //! **Comparability.** Files of another schema or version are refused
@@ -182,7 +182,7 @@ impl fmt::Display for Side {
 /// What a row concluded, with undetectable kept apart from unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+pub enum ComparisonOutcome {
     /// Significantly worse by more than the noise threshold.
     Regressed,
     /// Significantly better by more than the noise threshold.
@@ -193,21 +193,21 @@ pub enum Outcome {
     Undetectable,
 }
 
-impl Outcome {
+impl ComparisonOutcome {
     /// Its name, as in JSON.
     pub fn name(self) -> &'static str {
         match self {
-            Outcome::Regressed => "regressed",
-            Outcome::Improved => "improved",
-            Outcome::Unchanged => "unchanged",
-            Outcome::Undetectable => "undetectable",
+            ComparisonOutcome::Regressed => "regressed",
+            ComparisonOutcome::Improved => "improved",
+            ComparisonOutcome::Unchanged => "unchanged",
+            ComparisonOutcome::Undetectable => "undetectable",
         }
     }
 }
 
 /// One metric of one case, compared.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Row {
+pub struct MetricComparison {
     /// Case id ([`FLOOR_CASE`] for the floor).
     pub case: String,
     /// Metric name.
@@ -230,8 +230,8 @@ pub struct Row {
     /// Whether a regression of this row fails the comparison (false for the floor unless
     /// [`CompareOptions::gate_floor`]).
     pub gates: bool,
-    /// The verdict, with [`Outcome::Undetectable`] for an undetectable "unchanged".
-    pub outcome: Outcome,
+    /// The verdict, with [`ComparisonOutcome::Undetectable`] for an undetectable "unchanged".
+    pub outcome: ComparisonOutcome,
 }
 
 /// A case, or a metric of a case, that only one side has.
@@ -248,7 +248,7 @@ pub struct Missing {
 
 /// Verdict counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
+pub struct VerdictCounts {
     /// Rows that regressed.
     pub regressed: usize,
     /// Rows that improved.
@@ -259,13 +259,13 @@ pub struct Counts {
     pub undetectable: usize,
 }
 
-impl Counts {
-    fn add(&mut self, outcome: Outcome) {
+impl VerdictCounts {
+    fn add(&mut self, outcome: ComparisonOutcome) {
         match outcome {
-            Outcome::Regressed => self.regressed += 1,
-            Outcome::Improved => self.improved += 1,
-            Outcome::Unchanged => self.unchanged += 1,
-            Outcome::Undetectable => self.undetectable += 1,
+            ComparisonOutcome::Regressed => self.regressed += 1,
+            ComparisonOutcome::Improved => self.improved += 1,
+            ComparisonOutcome::Unchanged => self.unchanged += 1,
+            ComparisonOutcome::Undetectable => self.undetectable += 1,
         }
     }
 
@@ -423,15 +423,15 @@ pub struct CompareReport {
     pub options: CompareOptions,
     /// Every metric compared: gating rows first, then the others (the floor by default); in
     /// each, regressions first, then improvements, unchanged, undetectable; else in file order.
-    pub rows: Vec<Row>,
+    pub rows: Vec<MetricComparison>,
     /// Cases and metrics only A has.
     pub only_in_a: Vec<Missing>,
     /// Cases and metrics only B has.
     pub only_in_b: Vec<Missing>,
     /// Outcomes of the gating rows.
-    pub gating: Counts,
+    pub gating: VerdictCounts,
     /// Outcomes of the rows reported without gating.
-    pub informational: Counts,
+    pub informational: VerdictCounts,
     /// What limits the comparison's meaning.
     pub warnings: Vec<Warning>,
 }
@@ -517,7 +517,7 @@ pub fn compare_results(
         only_in_b,
     } = acc;
     rows.sort_by_key(|r| (!r.gates, r.outcome));
-    let (mut gating, mut informational) = (Counts::default(), Counts::default());
+    let (mut gating, mut informational) = (VerdictCounts::default(), VerdictCounts::default());
     for r in &rows {
         if r.gates {
             gating.add(r.outcome)
@@ -537,7 +537,12 @@ pub fn compare_results(
     let floor_changed: Vec<String> = rows
         .iter()
         .filter(|r| r.case == FLOOR_CASE)
-        .filter(|r| matches!(r.outcome, Outcome::Regressed | Outcome::Improved))
+        .filter(|r| {
+            matches!(
+                r.outcome,
+                ComparisonOutcome::Regressed | ComparisonOutcome::Improved
+            )
+        })
         .map(|r| r.metric.clone())
         .collect();
     if !floor_changed.is_empty() {
@@ -669,7 +674,7 @@ fn matches_any(names: &[String], name: &str) -> bool {
 /// What [`compare_results`] collects.
 #[derive(Default)]
 struct Rows {
-    rows: Vec<Row>,
+    rows: Vec<MetricComparison>,
     only_in_a: Vec<Missing>,
     only_in_b: Vec<Missing>,
 }
@@ -708,7 +713,14 @@ impl Rows {
 }
 
 /// Compares one metric.
-fn row(case: &str, name: &str, a: &Metric, b: &Metric, opts: &CompareOptions, gates: bool) -> Row {
+fn row(
+    case: &str,
+    name: &str,
+    a: &Metric,
+    b: &Metric,
+    opts: &CompareOptions,
+    gates: bool,
+) -> MetricComparison {
     let comparison = stats::compare(
         &a.values,
         &b.values,
@@ -720,12 +732,12 @@ fn row(case: &str, name: &str, a: &Metric, b: &Metric, opts: &CompareOptions, ga
         stats::smallest_p_value(a.values.len(), b.values.len(), stats::PERMUTATION_ROUNDS);
     let detectable = smallest_p < opts.alpha;
     let outcome = match comparison.verdict {
-        Verdict::Regressed => Outcome::Regressed,
-        Verdict::Improved => Outcome::Improved,
-        Verdict::Unchanged if detectable => Outcome::Unchanged,
-        Verdict::Unchanged => Outcome::Undetectable,
+        Verdict::Regressed => ComparisonOutcome::Regressed,
+        Verdict::Improved => ComparisonOutcome::Improved,
+        Verdict::Unchanged if detectable => ComparisonOutcome::Unchanged,
+        Verdict::Unchanged => ComparisonOutcome::Undetectable,
     };
-    Row {
+    MetricComparison {
         case: case.to_string(),
         metric: name.to_string(),
         unit: a.unit.clone(),

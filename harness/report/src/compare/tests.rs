@@ -158,7 +158,7 @@ fn compare(a: &Results, b: &Results) -> CompareReport {
     compare_results(a, b, &all_gate()).expect("comparable")
 }
 
-fn rows_with(r: &CompareReport, outcome: Outcome) -> Vec<(&str, &str)> {
+fn rows_with(r: &CompareReport, outcome: ComparisonOutcome) -> Vec<(&str, &str)> {
     r.rows
         .iter()
         .filter(|x| x.outcome == outcome)
@@ -233,15 +233,15 @@ fn a_twenty_percent_latency_slowdown_is_a_regression() {
     });
     let r = compare(&a, &b);
     assert_eq!(
-        rows_with(&r, Outcome::Regressed),
+        rows_with(&r, ComparisonOutcome::Regressed),
         [(target.as_str(), metric::LATENCY_P50_NS)]
     );
-    assert!(rows_with(&r, Outcome::Improved).is_empty());
+    assert!(rows_with(&r, ComparisonOutcome::Improved).is_empty());
     assert!(r.regressed());
     assert_eq!(r.exit_code(), exit::REGRESSED);
     // Regressions come first, with the effect size and its interval.
     let first = &r.rows[0];
-    assert_eq!(first.outcome, Outcome::Regressed);
+    assert_eq!(first.outcome, ComparisonOutcome::Regressed);
     let c = &first.comparison;
     assert!((0.15..0.25).contains(&c.relative_change), "{c:?}");
     assert!(c.effect_ci95.0 > 0.1 && c.effect_ci95.1 < 0.3, "{c:?}");
@@ -280,7 +280,7 @@ fn a_throughput_drop_is_a_regression_and_a_rise_an_improvement() {
     assert!(down
         .rows
         .iter()
-        .filter(|x| x.outcome == Outcome::Regressed)
+        .filter(|x| x.outcome == ComparisonOutcome::Regressed)
         .all(|x| x.metric == metric::THROUGHPUT_MSGS && x.comparison.relative_change < -0.1));
     assert!(down.regressed());
 
@@ -305,7 +305,9 @@ fn a_latency_drop_is_an_improvement() {
     let r = compare(&a, &b);
     assert_eq!(r.gating.improved, 2);
     assert_eq!(r.gating.regressed, 0);
-    assert!(r.rows[..2].iter().all(|x| x.outcome == Outcome::Improved));
+    assert!(r.rows[..2]
+        .iter()
+        .all(|x| x.outcome == ComparisonOutcome::Improved));
 }
 
 #[test]
@@ -315,7 +317,10 @@ fn three_repetitions_cannot_detect_anything() {
     let b = run(2, 3, 10, &|_, _, mean| mean * 1.5);
     let r = compare(&a, &b);
     assert!(r.rows.iter().all(|x| !x.detectable));
-    assert!(r.rows.iter().all(|x| x.outcome == Outcome::Undetectable));
+    assert!(r
+        .rows
+        .iter()
+        .all(|x| x.outcome == ComparisonOutcome::Undetectable));
     assert!(r.rows.iter().all(|x| (x.smallest_p - 0.1).abs() < 1e-12));
     assert_eq!(r.gating.undetectable, r.gating.total());
     assert_eq!(r.gating.unchanged, 0);
@@ -344,7 +349,7 @@ fn five_repetitions_can() {
     let r = compare(&a, &b);
     assert!(r.rows.iter().all(|x| x.detectable));
     assert_eq!(
-        rows_with(&r, Outcome::Regressed),
+        rows_with(&r, ComparisonOutcome::Regressed),
         [(params(0).id().as_str(), metric::LATENCY_P50_NS)]
     );
     assert!(!r
@@ -630,7 +635,7 @@ fn by_default_only_headline_metrics_gate() {
     assert!(!r.regressed(), "{:?}", r.gating);
     assert!(r.rows.iter().any(|x| x.metric == metric::LATENCY_P99_NS
         && !x.gates
-        && x.outcome == Outcome::Regressed));
+        && x.outcome == ComparisonOutcome::Regressed));
     // ... a 30% worse time per message does.
     let b = run(2, 10, 32, &slower(metric::TIME_PER_MSG_NS));
     let r = compare_results(&a, &b, &CompareOptions::default()).unwrap();

@@ -1,7 +1,7 @@
 //! The human format: a progress line per case as it finishes, reasons indented below a
 //! failure, and a closing `N passed, N failed, N skipped` line.
 
-use super::{seconds, CaseReport, SuiteReport, Verdict};
+use super::{seconds, CaseReport, CaseVerdict, SuiteReport};
 
 /// Indentation of the reasons below a failed case.
 const INDENT: &str = "        ";
@@ -11,9 +11,9 @@ pub fn case_line(index: usize, total: usize, case: &CaseReport) -> String {
     let width = total.to_string().len();
     let head = format!("[{index:>width$}/{total}]");
     match &case.verdict {
-        Verdict::Pass => format!("{head} PASS {} ({} s)\n", case.name, seconds(case.duration)),
-        Verdict::Skip(why) => format!("{head} SKIP {} ({why})\n", case.name),
-        Verdict::Fail(reasons) => {
+        CaseVerdict::Pass => format!("{head} PASS {} ({} s)\n", case.name, seconds(case.duration)),
+        CaseVerdict::Skip(why) => format!("{head} SKIP {} ({why})\n", case.name),
+        CaseVerdict::Fail(reasons) => {
             let mut text = format!("{head} FAIL {} ({} s)\n", case.name, seconds(case.duration));
             for reason in reasons {
                 for (i, line) in reason.lines().enumerate() {
@@ -46,7 +46,7 @@ pub fn closing(suite: &SuiteReport) -> String {
     let failed: Vec<&str> = suite
         .cases
         .iter()
-        .filter(|c| matches!(c.verdict, Verdict::Fail(_)))
+        .filter(|c| matches!(c.verdict, CaseVerdict::Fail(_)))
         .map(|c| c.name.as_str())
         .collect();
     if !failed.is_empty() {

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use pageflip_interface::{HostInfo, VmmIdentity};
 
-use super::{SuiteReport, Verdict};
+use super::{CaseVerdict, SuiteReport};
 
 /// Version of this report document.
 pub const REPORT_VERSION: u32 = 1;
@@ -55,9 +55,9 @@ pub fn render(suite: &SuiteReport) -> String {
             .iter()
             .map(|case| {
                 let (status, reasons, skip_reason): (_, &[String], _) = match &case.verdict {
-                    Verdict::Pass => ("pass", &[], None),
-                    Verdict::Fail(reasons) => ("fail", reasons, None),
-                    Verdict::Skip(why) => ("skip", &[], Some(why.as_str())),
+                    CaseVerdict::Pass => ("pass", &[], None),
+                    CaseVerdict::Fail(reasons) => ("fail", reasons, None),
+                    CaseVerdict::Skip(why) => ("skip", &[], Some(why.as_str())),
                 };
                 CaseDoc {
                     name: &case.name,

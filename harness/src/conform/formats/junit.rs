@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{CaseReport, SuiteReport, Verdict};
+use super::{CaseReport, CaseVerdict, SuiteReport};
 
 /// Classname of every test case.
 const CLASSNAME: &str = "conform";
@@ -54,14 +54,14 @@ fn testcase(x: &mut String, case: &CaseReport) {
         case.duration.as_secs_f64()
     );
     match &case.verdict {
-        Verdict::Pass => {
+        CaseVerdict::Pass => {
             let _ = writeln!(x, "{head}/>");
         }
-        Verdict::Skip(why) => {
+        CaseVerdict::Skip(why) => {
             let _ = writeln!(x, "{head}>\n      <skipped message=\"{}\"/>", attr(why));
             x.push_str("    </testcase>\n");
         }
-        Verdict::Fail(reasons) => {
+        CaseVerdict::Fail(reasons) => {
             let first = reasons.first().map(String::as_str).unwrap_or("failed");
             let message = if reasons.len() > 1 {
                 format!("{first} (and {} more)", reasons.len() - 1)

@@ -14,7 +14,7 @@ use pageflip_interface::{HostInfo, VmmIdentity};
 
 /// The verdict on one case.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum CaseVerdict {
     /// Every expectation was met.
     Pass,
     /// These expectations were not met (one reason each: expected vs seen).
@@ -31,7 +31,7 @@ pub struct CaseReport {
     /// Its one-line description.
     pub description: String,
     /// The verdict.
-    pub verdict: Verdict,
+    pub verdict: CaseVerdict,
     /// Wall time of the case.
     pub duration: Duration,
     /// The VMM build that ran it, as its result says.
@@ -40,9 +40,9 @@ pub struct CaseReport {
     pub host: Option<HostInfo>,
 }
 
-/// Counts of verdicts.
+/// CaseCounts of verdicts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
+pub struct CaseCounts {
     /// Passed cases.
     pub passed: usize,
     /// Failed cases.
@@ -63,14 +63,14 @@ pub struct SuiteReport {
 }
 
 impl SuiteReport {
-    /// Counts the verdicts.
-    pub fn counts(&self) -> Counts {
-        let mut c = Counts::default();
+    /// CaseCounts the verdicts.
+    pub fn counts(&self) -> CaseCounts {
+        let mut c = CaseCounts::default();
         for case in &self.cases {
             match case.verdict {
-                Verdict::Pass => c.passed += 1,
-                Verdict::Fail(_) => c.failed += 1,
-                Verdict::Skip(_) => c.skipped += 1,
+                CaseVerdict::Pass => c.passed += 1,
+                CaseVerdict::Fail(_) => c.failed += 1,
+                CaseVerdict::Skip(_) => c.skipped += 1,
             }
         }
         c
@@ -201,16 +201,16 @@ pub(crate) mod sample {
         };
         SuiteReport {
             cases: vec![
-                case("boot-hello", Verdict::Pass),
+                case("boot-hello", CaseVerdict::Pass),
                 case(
                     "exit-fidelity-k1",
-                    Verdict::Fail(vec![
+                    CaseVerdict::Fail(vec![
                         "vm0 stats.measured.vcpu.exits: expected 2 (params[0] + 1), seen 3".into(),
                         "vm0 console: expected it to contain \"a<b & 'c'\"\n, seen \"\u{1}\""
                             .into(),
                     ]),
                 ),
-                case("watchdog", Verdict::Skip("known issue #7".into())),
+                case("watchdog", CaseVerdict::Skip("known issue #7".into())),
             ],
             duration: Duration::from_millis(2500),
             vmm_command: "the built-in reference VMM (conform __vmm)".into(),

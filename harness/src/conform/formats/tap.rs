@@ -1,7 +1,7 @@
 //! TAP version 13: a plan, one `ok`/`not ok` line per case, failure reasons in an indented
 //! YAML block, skips as `# SKIP`.
 
-use super::{seconds, CaseReport, SuiteReport, Verdict};
+use super::{seconds, CaseReport, CaseVerdict, SuiteReport};
 
 /// The version line and the plan.
 pub fn header(total: usize) -> String {
@@ -12,9 +12,9 @@ pub fn header(total: usize) -> String {
 pub fn case(index: usize, case: &CaseReport) -> String {
     let name = description(&case.name);
     match &case.verdict {
-        Verdict::Pass => format!("ok {index} - {name}\n"),
-        Verdict::Skip(why) => format!("ok {index} - {name} # SKIP {}\n", one_line(why)),
-        Verdict::Fail(reasons) => {
+        CaseVerdict::Pass => format!("ok {index} - {name}\n"),
+        CaseVerdict::Skip(why) => format!("ok {index} - {name} # SKIP {}\n", one_line(why)),
+        CaseVerdict::Fail(reasons) => {
             let mut text = format!("not ok {index} - {name}\n  ---\n");
             text.push_str(&format!("  duration_s: {}\n", seconds(case.duration)));
             text.push_str("  reasons:\n");
