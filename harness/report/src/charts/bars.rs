@@ -153,15 +153,9 @@ impl Figure for BarFigure {
             )
             .map_err(|e| e.to_string())?;
         let x_label = |v: &f64| self.axis.tick_label(*v);
-        chart
-            .configure_mesh()
+        style::mesh(&mut chart.configure_mesh())
             .x_desc(self.axis.label.as_str())
             .x_label_formatter(&x_label)
-            .axis_desc_style(style::text(style::AXIS_TITLE_SIZE, style::INK))
-            .label_style(style::text(style::TICK_SIZE, style::INK))
-            .bold_line_style(style::GRID)
-            .light_line_style(TRANSPARENT)
-            .axis_style(style::MUTED)
             .draw()
             .map_err(|e| e.to_string())?;
         let top = n as f64 - 0.5;

@@ -1,6 +1,8 @@
 //! What every chart shares: canvas size, text sizes, colours, the two-line title (what was
 //! measured; on which host) and the legend column on the right.
 
+use plotters::chart::MeshStyle;
+use plotters::coord::ranged1d::Ranged;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -236,4 +238,21 @@ fn draw_legend<DB: DrawingBackend>(
         y += 6;
     }
     Ok(())
+}
+
+/// The mesh style every chart shares: axis titles and tick labels in ink, grid lines for the
+/// bold ticks only, muted axes.
+pub(crate) fn mesh<'m, 'a, 'b, X, Y, DB>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, Y, DB>,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, DB>
+where
+    X: Ranged<ValueType: std::fmt::Debug>,
+    Y: Ranged<ValueType: std::fmt::Debug>,
+    DB: DrawingBackend,
+{
+    mesh.axis_desc_style(text(AXIS_TITLE_SIZE, INK))
+        .label_style(text(TICK_SIZE, INK))
+        .bold_line_style(GRID)
+        .light_line_style(TRANSPARENT)
+        .axis_style(MUTED)
 }

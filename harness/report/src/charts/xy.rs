@@ -251,17 +251,11 @@ fn draw_panel<DB: DrawingBackend>(
         .map_err(|e| e.to_string())?;
     let x_label = |p: &f64| panel.x.tick_label(*p);
     let y_label = |p: &f64| panel.y.tick_label(*p);
-    chart
-        .configure_mesh()
+    style::mesh(&mut chart.configure_mesh())
         .x_desc(panel.x.label.as_str())
         .y_desc(panel.y.label.as_str())
         .x_label_formatter(&x_label)
         .y_label_formatter(&y_label)
-        .axis_desc_style(style::text(style::AXIS_TITLE_SIZE, style::INK))
-        .label_style(style::text(style::TICK_SIZE, style::INK))
-        .bold_line_style(style::GRID)
-        .light_line_style(TRANSPARENT)
-        .axis_style(style::MUTED)
         .draw()
         .map_err(|e| e.to_string())?;
     for mark in &panel.marks {
