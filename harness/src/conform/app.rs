@@ -5,6 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::conform::bad_elf;
 use crate::conform::cases::{self, Case};
 use crate::conform::cli::Options;
 use crate::conform::formats::{CaseCounts, Reporter};
@@ -63,6 +64,9 @@ pub enum AppError {
     /// The guest images cannot be written.
     #[error(transparent)]
     Images(#[from] ImageError),
+    /// The bad guest images cannot be written.
+    #[error(transparent)]
+    BadImages(#[from] bad_elf::BadImagesError),
     /// The VMM cannot be used.
     #[error(transparent)]
     Vmm(#[from] VmmError),
@@ -93,6 +97,7 @@ pub fn run(options: &Options) -> Result<Finished, AppError> {
     let images_dir = work_dir.join(IMAGES_DIR);
     fs::create_dir_all(&images_dir).map_err(|e| AppError::ImagesDir(images_dir.clone(), e))?;
     let images = ImageSet::write(&images_dir)?;
+    bad_elf::write_all(&images)?;
     let rig = Rig {
         vmm: &vmm,
         images: &images,

@@ -5,6 +5,11 @@ use std::fmt;
 
 use pageflip_abi::IMAGE_BASE;
 
+use crate::run::images::{embedded, Image, ImageError, ImageSet};
+
+/// The guest the bad images are made from.
+pub const BAD_ELF_BASE: &str = pageflip_workloads::HELLO;
+
 /// `e_machine` the wrong-machine image claims: `EM_AARCH64`.
 pub const WRONG_MACHINE: u16 = 183;
 /// `p_paddr` (and `p_vaddr`) the reserved-segment image loads its first segment at: the GDT
@@ -27,6 +32,38 @@ const P_FILESZ: usize = 32;
 const P_MEMSZ: usize = 40;
 const PHDR_SIZE: usize = 56;
 
+/// Why the bad images could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum BadImagesError {
+    /// The base image is not embedded, or a file could not be written.
+    #[error(transparent)]
+    Images(#[from] ImageError),
+    /// The base image could not be patched.
+    #[error("cannot make the {kind} image from `{BAD_ELF_BASE}`")]
+    Patch {
+        /// Which bad image.
+        kind: BadElf,
+        /// What was wrong with the base image.
+        #[source]
+        source: ElfError,
+    },
+}
+
+/// Writes every bad image into `images`, each made from [`BAD_ELF_BASE`].
+pub fn write_all(images: &ImageSet) -> Result<(), BadImagesError> {
+    let base = embedded(BAD_ELF_BASE)?;
+    for kind in BadElf::ALL {
+        let bytes = kind
+            .generate(base)
+            .map_err(|source| BadImagesError::Patch { kind, source })?;
+        let Image::Generated(name) = kind.image() else {
+            unreachable!("bad images are generated images")
+        };
+        images.add(name, &bytes)?;
+    }
+    Ok(())
+}
+
 /// A way of breaking a guest image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BadElf {
@@ -48,6 +85,21 @@ impl BadElf {
         BadElf::ReservedSegment,
         BadElf::HugeSegment,
     ];
+
+    /// The image of this kind in an [`ImageSet`] that [`write_all`] filled.
+    pub const fn image(self) -> Image {
+        Image::Generated(match self {
+            BadElf::NotElf => "bad-not-elf",
+            BadElf::WrongMachine => "bad-wrong-machine",
+            BadElf::ReservedSegment => "bad-reserved-segment",
+            BadElf::HugeSegment => "bad-huge-segment",
+        })
+    }
+
+    /// The kind whose [`BadElf::image`] `image` is, if any.
+    pub fn of_image(image: Image) -> Option<BadElf> {
+        BadElf::ALL.into_iter().find(|k| k.image() == image)
+    }
 
     /// A short name for file names.
     pub const fn slug(self) -> &'static str {

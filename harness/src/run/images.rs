@@ -1,27 +1,23 @@
 //! The guest images a run boots: the embedded guests (`pageflip_workloads`), written once per
-//! `conform` invocation into a directory, and the generated bad images.
+//! invocation into a directory, and any images a tool generates beside them (conform's bad
+//! ELF images).
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-
-use crate::conform::bad_elf::{BadElf, ElfError};
 
 /// The guests `pageflip_workloads` embeds.
 pub fn guests() -> impl Iterator<Item = &'static str> {
     pageflip_workloads::names()
 }
 
-/// The guest the bad images are made from.
-pub const BAD_ELF_BASE: &str = pageflip_workloads::HELLO;
-
 /// The guest image of one VM of a case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Image {
     /// An embedded guest, by name (one of [`guests`]).
     Guest(&'static str),
-    /// A bad image made from [`BAD_ELF_BASE`].
-    BadElf(BadElf),
+    /// An image a tool generated under this name ([`ImageSet::add`]).
+    Generated(&'static str),
     /// A path where no file exists.
     Missing,
 }
@@ -34,15 +30,6 @@ pub enum ImageError {
         "guest image `{0}` is not embedded in this build (pageflip_workloads::image returned None)"
     )]
     NotEmbedded(&'static str),
-    /// The base image could not be patched.
-    #[error("cannot make the {kind} image from `{BAD_ELF_BASE}`")]
-    Patch {
-        /// Which bad image.
-        kind: BadElf,
-        /// What was wrong with the base image.
-        #[source]
-        source: ElfError,
-    },
     /// Writing a file failed.
     #[error("cannot write guest image {path}")]
     Write {
@@ -68,18 +55,12 @@ impl ImageSet {
         }
     }
 
-    /// Writes every embedded guest and every bad image into `dir` (which must exist).
+    /// Writes every embedded guest into `dir` (which must exist), and makes sure the
+    /// [`Image::Missing`] file is not there.
     pub fn write(dir: &Path) -> Result<ImageSet, ImageError> {
         let set = ImageSet::at(dir);
         for name in guests() {
             set.put(Image::Guest(name), embedded(name)?)?;
-        }
-        let base = embedded(BAD_ELF_BASE)?;
-        for kind in BadElf::ALL {
-            let bytes = kind
-                .generate(base)
-                .map_err(|source| ImageError::Patch { kind, source })?;
-            set.put(Image::BadElf(kind), &bytes)?;
         }
         let missing = set.path(Image::Missing);
         match fs::remove_file(&missing) {
@@ -99,10 +80,15 @@ impl ImageSet {
     pub fn path(&self, image: Image) -> PathBuf {
         let file = match image {
             Image::Guest(name) => format!("{name}.elf"),
-            Image::BadElf(kind) => format!("bad-{}.elf", kind.slug()),
+            Image::Generated(name) => format!("{name}.elf"),
             Image::Missing => "missing.elf".to_string(),
         };
         self.dir.join(file)
+    }
+
+    /// Writes the generated image `name` (its file: `<name>.elf`).
+    pub fn add(&self, name: &'static str, bytes: &[u8]) -> Result<(), ImageError> {
+        self.put(Image::Generated(name), bytes)
     }
 
     fn put(&self, image: Image, bytes: &[u8]) -> Result<(), ImageError> {
@@ -128,9 +114,11 @@ mod tests {
             let on_disk = fs::read(set.path(Image::Guest(name))).unwrap();
             assert_eq!(on_disk, embedded(name).unwrap(), "{name}");
         }
-        for kind in BadElf::ALL {
-            assert!(set.path(Image::BadElf(kind)).is_file(), "{kind}");
-        }
+        set.add("extra", b"bytes").unwrap();
+        assert_eq!(
+            fs::read(set.path(Image::Generated("extra"))).unwrap(),
+            b"bytes"
+        );
         assert!(!set.path(Image::Missing).exists());
     }
 }

@@ -132,11 +132,7 @@ pub fn all() -> Vec<Case> {
         cases.push(rejected(
             bad_elf_name(kind),
             description,
-            Input::Run(Layout::of(vec![VmSpec::new(
-                Image::BadElf(kind),
-                memory_mib,
-                &[],
-            )])),
+            Input::Run(Layout::of(vec![VmSpec::new(kind.image(), memory_mib, &[])])),
             vec![Needle::ImagePath(0), text(keyword)],
         ));
     }

@@ -205,10 +205,7 @@ mod tests {
         let covered: HashSet<BadElf> = all()
             .iter()
             .flat_map(|c| c.images())
-            .filter_map(|i| match i {
-                Image::BadElf(kind) => Some(kind),
-                _ => None,
-            })
+            .filter_map(BadElf::of_image)
             .collect();
         assert_eq!(covered.len(), BadElf::ALL.len());
     }
