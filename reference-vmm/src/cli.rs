@@ -13,9 +13,10 @@ use clap::{Parser, Subcommand};
 use pageflip_interface::usage::usage_error_line;
 use pageflip_interface::{exit, RunConfig};
 
-use crate::ipc::Fault;
-use crate::runner::{self, Injected, VMM_NAME};
-use crate::slowdown::Slowdown;
+use crate::inject::Fault;
+use crate::inject::Injected;
+use crate::inject::Slowdown;
+use crate::runner::{self, VMM_NAME};
 
 /// pageflip's reference KVM VMM: runs 1 to 8 CPL3 guests as described by a JSON run config.
 #[derive(Debug, Parser)]

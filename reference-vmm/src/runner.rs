@@ -21,10 +21,10 @@ use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 use crate::control::{RunBarrier, StopFlag, StopReason};
 use crate::elf::{GuestImage, ImageError};
 use crate::host;
-use crate::ipc::{Fault, FrameTable, IpcEngine, Movement};
+use crate::inject::{Fault, Injected};
+use crate::ipc::{FrameTable, IpcEngine, Movement};
 use crate::memory::create_memfd;
 use crate::shmem::SharedRegion;
-use crate::slowdown::Slowdown;
 use crate::vcpu::{self, VcpuContext, VmOutcome};
 use crate::virtio::backend::{BackendError, IoeventBackend};
 use crate::virtio::VirtioHub;
@@ -103,17 +103,6 @@ fn open_kvm() -> Result<Kvm, RunError> {
 /// Free pages in a remap run's pool beyond the VMs' memory. Each remap takes one fresh page
 /// and frees the receiver's old landing page, so the pool never runs dry in steady state.
 pub const POOL_PAGES: u32 = 256;
-
-/// What the VMM's command line injects into a run (no config and no guest can): normal runs
-/// have nothing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Injected {
-    /// One correctness fault in a transport (`--inject-fault`, mutation testing only).
-    pub fault: Option<Fault>,
-    /// A busy-wait on every message the VMM moves (`--inject-slowdown-us`, a performance
-    /// fault: see [`crate::slowdown`]).
-    pub slowdown: Option<Slowdown>,
-}
 
 /// Carries out the run `config`; `started` is when the VMM process started (for boot times).
 /// `injected` is what the command line injects (nothing in normal runs).

@@ -263,7 +263,7 @@ fn bench_run(args: RunArgs) -> ExitCode {
         if args.vmm.is_some() {
             return usage(&"--inject-slowdown-us works with the built-in reference VMM only");
         }
-        let range = pageflip_vmm::slowdown::SLOWDOWN_US;
+        let range = pageflip_vmm::inject::SLOWDOWN_US;
         if !range.contains(&us) {
             return usage(&format!(
                 "--inject-slowdown-us {us}: must be {} to {}",

@@ -15,7 +15,7 @@ use crate::run::vmm::Vmm;
 
 /// The faults the reference VMM can inject (`pageflip-vmm run --inject-fault NAME`).
 pub fn fault_names() -> Vec<&'static str> {
-    pageflip_vmm::ipc::ALL_FAULTS
+    pageflip_vmm::inject::ALL_FAULTS
         .iter()
         .map(|f| f.name())
         .collect()
@@ -27,7 +27,7 @@ pub fn reference_fault_applies(name: &str, case: &Case) -> bool {
     let Some(transport) = case.transport() else {
         return false;
     };
-    name.parse::<pageflip_vmm::ipc::Fault>()
+    name.parse::<pageflip_vmm::inject::Fault>()
         .map_or(true, |f| f.applies_to(transport))
 }
 

@@ -16,11 +16,11 @@ use pageflip_abi::ipc::*;
 use pageflip_abi::{IMAGE_BASE, PAGE_SIZE};
 use pageflip_interface::{TransportReport, TransportVmReport};
 
-use super::faults::Fault;
 use super::frames::{FrameTable, Remap};
 use crate::control::StopFlag;
+use crate::inject::Fault;
+use crate::inject::Slowdown;
 use crate::memory::GuestRam;
-use crate::slowdown::Slowdown;
 
 /// How message data moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -778,7 +778,7 @@ mod tests {
 
     #[test]
     fn a_slowdown_spins_inside_move_ns_and_changes_nothing_else() {
-        let slowdown = crate::slowdown::Slowdown::from_us(3_000).unwrap();
+        let slowdown = crate::inject::Slowdown::from_us(3_000).unwrap();
         for movement in [Movement::Remap, Movement::Copy] {
             let e = engine(movement, None).with_slowdown(Some(slowdown));
             post(&e, 1, 0x30_0000);

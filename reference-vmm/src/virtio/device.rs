@@ -12,9 +12,9 @@ use vm_memory::{Bytes, GuestAddress};
 
 use super::regs::{AccessError, Regs};
 use crate::guest_errors::GuestErrorLog;
-use crate::ipc::Fault;
+use crate::inject::Fault;
+use crate::inject::Slowdown;
 use crate::memory::GuestRam;
-use crate::slowdown::Slowdown;
 
 /// Guest-error status of a refused register access or notification.
 pub const REFUSED: &str = "refused";

@@ -13,9 +13,9 @@ use virtio_queue::mock::MockSplitQueue;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::VirtioHub;
-use crate::ipc::Fault;
+use crate::inject::Fault;
+use crate::inject::Slowdown;
 use crate::memory::GuestRam;
-use crate::slowdown::Slowdown;
 
 /// Memory of each VM.
 pub const MEM: u64 = 8 << 20;

@@ -26,9 +26,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use pageflip_abi::virtio::{RX_QUEUE, TX_QUEUE, VIRTIO_MMIO_GPA, VIRTIO_MMIO_SIZE};
 use pageflip_interface::{GuestError, NotifyMode, TransportReport};
 
-use crate::ipc::Fault;
+use crate::inject::Fault;
+use crate::inject::Slowdown;
 use crate::memory::GuestRam;
-use crate::slowdown::Slowdown;
 use device::VirtioDevice;
 use regs::Effect;
 

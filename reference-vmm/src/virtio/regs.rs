@@ -15,7 +15,7 @@ use pageflip_abi::virtio::{
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
-use crate::ipc::Fault;
+use crate::inject::Fault;
 
 /// Size of the configuration space ([`DgramConfig`]).
 const CONFIG_SIZE: u64 = std::mem::size_of::<DgramConfig>() as u64;

@@ -12,7 +12,7 @@ use virtio_queue::{DescriptorChain, QueueOwnedT, QueueT, Reader, Writer};
 use vm_memory::{GuestMemory, GuestMemoryMmap};
 
 use super::device::{VirtioDevice, DROPPED};
-use crate::ipc::Fault;
+use crate::inject::Fault;
 
 const RX: usize = RX_QUEUE as usize;
 const TX: usize = TX_QUEUE as usize;

@@ -6,7 +6,7 @@ use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
 use vm_memory::{Bytes, GuestAddress};
 
 use super::mock::*;
-use crate::ipc::Fault;
+use crate::inject::Fault;
 
 #[test]
 fn identity_features_and_config() {
@@ -450,7 +450,7 @@ fn held_senders_share_a_receivers_buffers_round_robin() {
 
 #[test]
 fn a_slowdown_spins_inside_move_ns_and_changes_nothing_else() {
-    let slowdown = crate::slowdown::Slowdown::from_us(3_000).unwrap();
+    let slowdown = crate::inject::Slowdown::from_us(3_000).unwrap();
     let t = Run::new(2, None).with_slowdown(Some(slowdown));
     let (_rx0, mut tx0) = t.up(0, FEATURES);
     let (mut rx1, _tx1) = t.up(1, FEATURES);

@@ -13,7 +13,7 @@
 //! - shared memory: nothing. The VMM does no work per message there (the guests write and
 //!   read one shared ring), so this knob cannot slow it.
 //!
-//! It is not a correctness fault: it is not one of [`crate::ipc::ALL_FAULTS`], `conform
+//! It is not a correctness fault: it is not one of [`crate::inject::ALL_FAULTS`], `conform
 //! --mutants` never uses it, and every conformance case still passes with it (only slower).
 
 use std::fmt;
