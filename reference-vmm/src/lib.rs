@@ -18,6 +18,7 @@ pub mod kvm_stats;
 pub mod memory;
 pub mod runner;
 pub mod shmem;
+pub mod transport;
 pub mod vcpu;
 pub mod virtio;
 pub mod vm;

@@ -9,25 +9,19 @@ use std::time::{Duration, Instant};
 
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::Kvm;
-use pageflip_abi::{
-    PAGE_SIZE, TRANSPORT_NONE, TRANSPORT_QUEUES, TRANSPORT_SHMEM, TRANSPORT_VIRTIO,
-};
+use pageflip_abi::PAGE_SIZE;
 use pageflip_interface::{
-    exit, NotifyMode, RunConfig, RunOutcome, RunResult, Summary, TransportConfig, VmResult,
-    VmmIdentity, INTERFACE_VERSION,
+    exit, RunConfig, RunOutcome, RunResult, Summary, VmResult, VmmIdentity, INTERFACE_VERSION,
 };
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
 use crate::control::{RunBarrier, StopFlag, StopReason};
 use crate::elf::{GuestImage, ImageError};
 use crate::host;
-use crate::inject::{Fault, Injected};
-use crate::ipc::{FrameTable, IpcEngine, Movement};
+use crate::inject::Injected;
 use crate::memory::create_memfd;
-use crate::shmem::SharedRegion;
+use crate::transport::{self, RunMemory, StartError};
 use crate::vcpu::{self, VcpuContext, VmOutcome};
-use crate::virtio::backend::{BackendError, IoeventBackend};
-use crate::virtio::VirtioHub;
 use crate::vm::{Vm, VmSetupError, VmSpec};
 
 /// Name of this VMM in results.
@@ -100,10 +94,6 @@ fn open_kvm() -> Result<Kvm, RunError> {
     })
 }
 
-/// Free pages in a remap run's pool beyond the VMs' memory. Each remap takes one fresh page
-/// and frees the receiver's old landing page, so the pool never runs dry in steady state.
-pub const POOL_PAGES: u32 = 256;
-
 /// Carries out the run `config`; `started` is when the VMM process started (for boot times).
 /// `injected` is what the command line injects (nothing in normal runs).
 pub fn run(
@@ -111,7 +101,6 @@ pub fn run(
     started: Instant,
     injected: Injected,
 ) -> Result<RunResult, RunError> {
-    let Injected { fault, slowdown } = injected;
     // Everything the user can get wrong is checked before any VM exists.
     let allowed = host::allowed_cpus();
     for (i, vm) in config.vms.iter().enumerate() {
@@ -138,12 +127,8 @@ pub fn run(
         .map_err(RunError::Kvm)?;
 
     let n = config.vms.len();
-    let movement = match config.transport {
-        TransportConfig::None => None,
-        TransportConfig::Remap => Some(Movement::Remap),
-        TransportConfig::Copy => Some(Movement::Copy),
-        TransportConfig::Virtio { .. } | TransportConfig::Shmem => None,
-    };
+    let setup = transport::plan(&config.transport, n as u32, injected)
+        .map_err(|source| RunError::Setup { vm: 0, source })?;
     // One memfd for the run: every VM's memory is a range of it, then the free pool.
     let sizes: Vec<u64> = config.vms.iter().map(|v| v.memory_mib << 20).collect();
     let offsets: Vec<u64> = sizes
@@ -155,11 +140,7 @@ pub fn run(
         })
         .collect();
     let vm_bytes: u64 = sizes.iter().sum();
-    let pool_pages = if movement == Some(Movement::Remap) {
-        POOL_PAGES
-    } else {
-        0
-    };
+    let pool_pages = setup.pool_pages();
     let memfd =
         create_memfd("pool", vm_bytes + u64::from(pool_pages) * PAGE_SIZE).map_err(|e| {
             RunError::Setup {
@@ -167,17 +148,6 @@ pub fn run(
                 source: e.into(),
             }
         })?;
-    let shmem = match config.transport {
-        TransportConfig::Shmem => Some(
-            SharedRegion::create(n as u32, fault == Some(Fault::UnsharedShmem)).map_err(|e| {
-                RunError::Setup {
-                    vm: 0,
-                    source: e.into(),
-                }
-            })?,
-        ),
-        _ => None,
-    };
     let mut vms = Vec::with_capacity(n);
     for (i, (vm, image)) in config.vms.iter().zip(&images).enumerate() {
         let spec = VmSpec {
@@ -190,60 +160,28 @@ pub fn run(
             params: &vm.params,
             memfd: memfd.clone(),
             memfd_offset: offsets[i],
-            readonly_ipc_header: movement.is_some() && fault == Some(Fault::ExitEveryDeferredSend),
-            transport: boot_transport(&config.transport),
-            shmem: shmem.as_ref().map(|r| r.for_vm(i as u32)),
+            transport: setup.boot_kind(),
+            memory: setup.vm_memory(i as u32),
         };
         vms.push(
             Vm::create(&kvm, &cpuid, &spec).map_err(|source| RunError::Setup { vm: i, source })?,
         );
     }
     let tsc_khz = vms.iter().find_map(|v| v.tsc_khz);
-    let ipc = movement.map(|m| {
-        let frames = (m == Movement::Remap).then(|| {
-            let layout: Vec<(String, u64)> = vms
-                .iter()
-                .map(|v| v.name.clone())
-                .zip(sizes.iter().copied())
-                .collect();
-            FrameTable::contiguous(&layout, pool_pages)
-        });
-        let rams = vms
-            .iter()
-            .map(|v| (v.name.clone(), v.ram.clone()))
-            .collect();
-        Arc::new(IpcEngine::new(m, rams, frames, memfd.clone(), fault).with_slowdown(slowdown))
-    });
     let names: Vec<String> = vms.iter().map(|v| v.name.clone()).collect();
-    let virtio = match config.transport {
-        TransportConfig::Virtio { notify } => Some(Arc::new(
-            VirtioHub::new(
-                vms.iter()
-                    .map(|v| (v.name.clone(), v.ram.clone()))
-                    .collect(),
-                notify,
-                fault,
-            )
-            .with_slowdown(slowdown),
-        )),
-        _ => None,
-    };
     register_signal_handler(SIGRTMIN(), kick_handler)
         .map_err(|e| RunError::Threads(format!("installing the kick signal handler: {e}")))?;
-    let backend = match (&virtio, &config.transport) {
-        (
-            Some(hub),
-            TransportConfig::Virtio {
-                notify: NotifyMode::Ioeventfd,
-            },
-        ) => Some(
-            IoeventBackend::start(hub.clone(), &vms).map_err(|e| match e {
-                BackendError::Register { vm, source } => RunError::Setup { vm, source },
-                e => RunError::Threads(e.to_string()),
-            })?,
-        ),
-        _ => None,
-    };
+    let transport = setup
+        .start(&RunMemory {
+            vms: &vms,
+            sizes: &sizes,
+            pool_pages,
+            memfd: &memfd,
+        })
+        .map_err(|e| match e {
+            StartError::Setup { vm, source } => RunError::Setup { vm, source },
+            e => RunError::Threads(e.to_string()),
+        })?;
 
     let barrier = Arc::new(RunBarrier::new(n));
     let stops: Vec<Arc<StopFlag>> = (0..n).map(|_| Arc::new(StopFlag::default())).collect();
@@ -254,8 +192,7 @@ pub fn run(
             index: i,
             stop: stops[i].clone(),
             barrier: barrier.clone(),
-            ipc: ipc.clone(),
-            virtio: virtio.clone(),
+            transport: transport.clone(),
         };
         let tx = tx.clone();
         let cpu = config.vms[i].cpu;
@@ -279,9 +216,7 @@ pub fn run(
                     s.request(StopReason::PeerFailed);
                 }
                 stop_all(&mut threads, &rx, &mut vec![false; n]);
-                if let Some(b) = backend {
-                    b.stop();
-                }
+                transport.stop();
                 return Err(RunError::Threads(e.to_string()));
             }
         }
@@ -330,23 +265,17 @@ pub fn run(
         }
     }
     // Every vCPU has stopped: no more notifications can come.
-    if let Some(b) = backend {
-        b.stop();
-    }
+    transport.stop();
     if let Some(i) = panicked {
         return Err(RunError::Threads(format!(
             "the vCPU thread of {} panicked",
             names[i]
         )));
     }
-    let transport = if let Some(hub) = &virtio {
-        for (i, r) in results.iter_mut().enumerate() {
-            r.guest_errors.extend(hub.take_guest_errors(i));
-        }
-        Some(hub.report(config.transport.name()))
-    } else {
-        ipc.map(|e| e.report()).or(shmem.map(|r| r.report()))
-    };
+    for (i, r) in results.iter_mut().enumerate() {
+        r.guest_errors.extend(transport.take_guest_errors(i));
+    }
+    let transport = transport.report();
     Ok(RunResult {
         version: INTERFACE_VERSION,
         vmm: VmmIdentity {
@@ -359,16 +288,6 @@ pub fn run(
         vms: results,
         transport,
     })
-}
-
-/// The `BootInfo::transport` value of a run's transport.
-fn boot_transport(t: &TransportConfig) -> u32 {
-    match t {
-        TransportConfig::None => TRANSPORT_NONE,
-        TransportConfig::Remap | TransportConfig::Copy => TRANSPORT_QUEUES,
-        TransportConfig::Virtio { .. } => TRANSPORT_VIRTIO,
-        TransportConfig::Shmem => TRANSPORT_SHMEM,
-    }
 }
 
 /// Kicks every unfinished vCPU thread out of KVM_RUN until each has reported its end.

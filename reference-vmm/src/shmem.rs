@@ -6,9 +6,54 @@
 use std::sync::Arc;
 
 use pageflip_abi::shmem::{ring_gpa, RingControl, SHMEM_GPA, SHMEM_SIZE};
+use pageflip_abi::TRANSPORT_SHMEM;
 use pageflip_interface::{TransportReport, TransportVmReport};
 
+use crate::inject::{Fault, Injected};
 use crate::memory::{GuestRam, MemoryError};
+use crate::transport::{RunMemory, StartError, Transport, TransportSetup, VmMemory};
+
+/// The shmem transport before the VMs exist: the region is created first, since every VM
+/// maps it as a memslot.
+#[derive(Debug)]
+pub struct ShmemSetup {
+    region: SharedRegion,
+}
+
+impl ShmemSetup {
+    /// Creates the region of a run of `num_vms` VMs (private per VM under the
+    /// `unshared-shmem` fault).
+    pub fn create(num_vms: u32, injected: Injected) -> Result<ShmemSetup, MemoryError> {
+        let private = injected.fault == Some(Fault::UnsharedShmem);
+        Ok(ShmemSetup {
+            region: SharedRegion::create(num_vms, private)?,
+        })
+    }
+}
+
+impl TransportSetup for ShmemSetup {
+    fn boot_kind(&self) -> u32 {
+        TRANSPORT_SHMEM
+    }
+
+    fn vm_memory(&self, vm: u32) -> VmMemory {
+        VmMemory {
+            readonly_page: None,
+            extra: Some((SHMEM_GPA, self.region.for_vm(vm))),
+        }
+    }
+
+    fn start(self: Box<Self>, _run: &RunMemory<'_>) -> Result<Arc<dyn Transport>, StartError> {
+        Ok(Arc::new(self.region))
+    }
+}
+
+/// The VMM takes no part in shmem messages: it only reports the rings' indices at the end.
+impl Transport for SharedRegion {
+    fn report(&self) -> Option<TransportReport> {
+        Some(SharedRegion::report(self))
+    }
+}
 
 /// The shared region of a run (or, with the `unshared-shmem` fault, one private region per
 /// VM). Its pages are allocated when touched.

@@ -1,21 +1,18 @@
-//! The vCPU loop of one VM: runs the guest, serves its MMIO device (and routes the virtio
-//! register window to the run's [`crate::virtio::VirtioHub`]), takes the stats
+//! The vCPU loop of one VM: runs the guest, serves its pageflip MMIO device, hands every other
+//! MMIO access and the hook before each exit to the run's [`Transport`], takes the stats
 //! snapshots of the measured phase, and reports how the VM ended.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kvm_ioctls::VcpuExit;
-use pageflip_abi::ipc::IPC_HEADER_GPA;
-use pageflip_abi::virtio::VIRTIO_MMIO_GPA;
-use pageflip_abi::{mmio, MMIO_BASE, MMIO_SIZE, PAGE_SIZE};
+use pageflip_abi::{mmio, MMIO_BASE, MMIO_SIZE};
 use pageflip_interface::{DeathReport, Stats, StatsDelta, VmStatus};
 
 use crate::control::{RunBarrier, StopFlag, StopReason};
 use crate::device::{Action, Device};
-use crate::ipc::IpcEngine;
 use crate::kvm_stats::{Snapshot, WELL_KNOWN_VCPU, WELL_KNOWN_VM};
-use crate::virtio::VirtioHub;
+use crate::transport::Transport;
 use crate::vm::{Vm, VmStats};
 
 /// Console lines kept in a death report.
@@ -63,10 +60,8 @@ pub struct VcpuContext {
     pub stop: Arc<StopFlag>,
     /// The run's barrier.
     pub barrier: Arc<RunBarrier>,
-    /// The run's remap-IPC engine, if the run has that transport.
-    pub ipc: Option<Arc<IpcEngine>>,
-    /// The run's virtio datagram devices, if the run has that transport.
-    pub virtio: Option<Arc<VirtioHub>>,
+    /// The run's transport.
+    pub transport: Arc<dyn Transport>,
 }
 
 fn is_device(addr: u64) -> bool {
@@ -82,17 +77,12 @@ enum Ended {
 
 /// Runs the VM until it is done, dies, or is stopped.
 pub fn run(mut vm: Vm, ctx: VcpuContext) -> VmOutcome {
-    let mut device = Device::new(&vm.name, vm.ram.clone(), ctx.ipc.is_some());
-    let ipc = ctx.ipc.clone();
-    let virtio = ctx.virtio.clone();
-    // Every exit to the VMM drains the VM's send ring, except the IPC doorbell, which
-    // drains by its own rule (a batch, an urgent descriptor, or a flush).
-    let drain = || {
-        if let Some(e) = &ipc {
-            e.drain(ctx.index);
-        }
-    };
-    let header = IPC_HEADER_GPA..IPC_HEADER_GPA + PAGE_SIZE;
+    let transport = ctx.transport.clone();
+    let mut device = Device::new(&vm.name, vm.ram.clone(), transport.has_queues());
+    // Every exit to the pageflip device runs the transport's hook first (remap IPC drains
+    // the VM's send ring), except the IPC doorbell, which drains by its own rule (a batch,
+    // an urgent descriptor, or a flush).
+    let before_exit = || transport.before_exit(ctx.index);
     let run_start = vm.stats.as_ref().and_then(snapshot);
     let mut phase_start: Option<Snapshots> = None;
     let mut measured: Option<StatsDelta> = None;
@@ -118,47 +108,29 @@ pub fn run(mut vm: Vm, ctx: VcpuContext) -> VmOutcome {
                 let mut v = [0u8; 8];
                 v[..data.len()].copy_from_slice(data);
                 if addr - MMIO_BASE != mmio::IPC_DOORBELL {
-                    drain();
+                    before_exit();
                 }
                 device.write(addr - MMIO_BASE, u64::from_le_bytes(v))
             }
-            VcpuExit::MmioRead(addr, data)
-                if addr == MMIO_BASE + mmio::IPC_RECV_WAIT && data.len() <= 8 && ipc.is_some() =>
-            {
-                drain();
-                device.touch();
-                let n = ipc
-                    .as_ref()
-                    .map_or(0, |e| e.recv_wait(ctx.index, &ctx.stop));
-                let v = n.to_le_bytes();
-                let len = data.len();
-                data.copy_from_slice(&v[..len]);
-                Action::Continue
-            }
-            VcpuExit::MmioWrite(addr, data) if header.contains(&addr) && ipc.is_some() => {
-                // Only with the read-only header fault: emulate the guest's store, then
-                // handle the exit like any other (drain).
-                vm.ram.write_bytes(addr, data);
-                drain();
-                Action::Continue
-            }
             VcpuExit::MmioRead(addr, data) if is_device(addr) && data.len() <= 8 => {
-                drain();
-                let v = device.read(addr - MMIO_BASE).to_le_bytes();
+                before_exit();
+                let offset = addr - MMIO_BASE;
+                let v = if transport.blocks(offset) {
+                    device.touch();
+                    transport.blocking_read(ctx.index, offset, &ctx.stop)
+                } else {
+                    device.read(offset)
+                };
                 let n = data.len();
-                data.copy_from_slice(&v[..n]);
+                data.copy_from_slice(&v.to_le_bytes()[..n]);
                 Action::Continue
             }
-            VcpuExit::MmioWrite(addr, data) if VirtioHub::contains(addr) && virtio.is_some() => {
-                if let Some(hub) = &virtio {
-                    hub.mmio_write(ctx.index, addr - VIRTIO_MMIO_GPA, data);
-                }
+            VcpuExit::MmioWrite(addr, data) if transport.owns(addr, true) => {
+                transport.mmio_write(ctx.index, addr, data);
                 Action::Continue
             }
-            VcpuExit::MmioRead(addr, data) if VirtioHub::contains(addr) && virtio.is_some() => {
-                if let Some(hub) = &virtio {
-                    hub.mmio_read(ctx.index, addr - VIRTIO_MMIO_GPA, data);
-                }
+            VcpuExit::MmioRead(addr, data) if transport.owns(addr, false) => {
+                transport.mmio_read(ctx.index, addr, data);
                 Action::Continue
             }
             VcpuExit::MmioWrite(gpa, _) | VcpuExit::MmioRead(gpa, _) => {
@@ -215,7 +187,7 @@ pub fn run(mut vm: Vm, ctx: VcpuContext) -> VmOutcome {
             }
             Action::Done(code) => break Ended::Done(code),
             Action::IpcDoorbell(value) => {
-                let known = ipc.as_ref().is_some_and(|e| e.doorbell(ctx.index, value));
+                let known = transport.doorbell(ctx.index, value);
                 if !known {
                     device.refuse(
                         mmio::IPC_DOORBELL,

@@ -5,8 +5,6 @@ use std::sync::Arc;
 
 use kvm_bindings::{kvm_userspace_memory_region, CpuId, KVM_CAP_BINARY_STATS_FD, KVM_MEM_READONLY};
 use kvm_ioctls::{IoEventAddress, Kvm, VcpuFd, VmFd};
-use pageflip_abi::ipc::IPC_HEADER_GPA;
-use pageflip_abi::shmem::SHMEM_GPA;
 use pageflip_abi::PAGE_SIZE;
 use pageflip_abi::{BootInfo, ABI_VERSION, BOOT_INFO_GPA, BOOT_INFO_MAGIC, MMIO_BASE};
 use vmm_sys_util::eventfd::EventFd;
@@ -15,6 +13,7 @@ use crate::boot;
 use crate::elf::{GuestImage, ImageError};
 use crate::kvm_stats::{StatsError, StatsFd};
 use crate::memory::{GuestRam, MemoryError};
+use crate::transport::VmMemory;
 
 /// Address KVM may use for the VMX real-mode TSS (three pages, outside guest memory and the
 /// MMIO device). Ignored by SVM and PVM.
@@ -41,12 +40,10 @@ pub struct VmSpec<'a> {
     pub memfd: Arc<File>,
     /// Where this VM's memory starts in the pool.
     pub memfd_offset: u64,
-    /// Map the IPC header page read-only, so that guest stores to it exit (an injected fault).
-    pub readonly_ipc_header: bool,
     /// The run's transport for the guest: one of `pageflip_abi::TRANSPORT_*`.
     pub transport: u32,
-    /// The shared region to map at `SHMEM_GPA` (shmem transport).
-    pub shmem: Option<Arc<GuestRam>>,
+    /// What the run's transport adds to this VM's memory map.
+    pub memory: VmMemory,
 }
 
 /// Why a VM could not be set up.
@@ -96,7 +93,7 @@ pub struct Vm {
     /// The vCPU's TSC frequency, if KVM reports it.
     pub tsc_khz: Option<u64>,
     // Kept alive as long as the VM fd: its memslot points into it.
-    _shmem: Option<Arc<GuestRam>>,
+    _extra: Option<Arc<GuestRam>>,
     // Keep the VM fd alive as long as the vCPU and memory slot.
     vm_fd: VmFd,
 }
@@ -124,8 +121,8 @@ impl Vm {
             .into_iter()
             .map(|(gpa, size, flags)| (gpa, size, flags, ram.host_base() + gpa))
             .collect();
-        if let Some(shmem) = &spec.shmem {
-            slots.push((SHMEM_GPA, shmem.size(), 0, shmem.host_base()));
+        if let Some((gpa, extra)) = &spec.memory.extra {
+            slots.push((*gpa, extra.size(), 0, extra.host_base()));
         }
         for (slot, (gpa, size, flags, hva)) in slots.into_iter().enumerate() {
             let region = kvm_userspace_memory_region {
@@ -185,7 +182,7 @@ impl Vm {
             vcpu,
             stats,
             tsc_khz,
-            _shmem: spec.shmem.clone(),
+            _extra: spec.memory.extra.as_ref().map(|(_, ram)| ram.clone()),
             vm_fd,
         })
     }
@@ -204,16 +201,16 @@ impl Vm {
     }
 }
 
-/// The memslots of a VM as (GPA, size, flags): all of memory in one slot, or three with the
-/// IPC header page read-only.
+/// The memslots of a VM as (GPA, size, flags): all of memory in one slot, or three with one
+/// page read-only.
 fn memslots(spec: &VmSpec) -> Vec<(u64, u64, u32)> {
-    if !spec.readonly_ipc_header {
+    let Some(page) = spec.memory.readonly_page else {
         return vec![(0, spec.mem_size, 0)];
-    }
-    let end = IPC_HEADER_GPA + PAGE_SIZE;
+    };
+    let end = page + PAGE_SIZE;
     vec![
-        (0, IPC_HEADER_GPA, 0),
-        (IPC_HEADER_GPA, PAGE_SIZE, KVM_MEM_READONLY),
+        (0, page, 0),
+        (page, PAGE_SIZE, KVM_MEM_READONLY),
         (end, spec.mem_size - end, 0),
     ]
 }

@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod frames;
+pub mod transport;
 
 pub use engine::{IpcEngine, Movement};
 pub use frames::FrameTable;

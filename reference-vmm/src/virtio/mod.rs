@@ -17,6 +17,7 @@ pub mod device;
 pub mod mock;
 pub mod regs;
 pub mod relay;
+pub mod transport;
 
 #[cfg(test)]
 mod tests;
