@@ -26,6 +26,7 @@
 
 pub use pageflip_abi as abi;
 
+pub mod arena;
 pub mod boot;
 pub mod console;
 pub mod entry;
@@ -35,6 +36,7 @@ pub mod link;
 pub mod mem;
 pub mod mmio;
 mod panic;
+pub mod prefault;
 pub mod results;
 pub mod samples;
 mod text;

@@ -13,7 +13,7 @@ use core::sync::atomic::{compiler_fence, Ordering};
 
 use pageflip_abi::PAGE_SIZE;
 
-use super::{is_free_page, is_payload_page};
+use crate::arena::{is_free_page, is_payload_page};
 
 /// How much of a payload [`fill_payload`] writes and [`verify_payload`] checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,7 +84,7 @@ fn for_each_word(len: u64, coverage: Coverage, mut f: impl FnMut(u64, u64, u64) 
 /// `pages` (4096 bytes per page), as `coverage` says (the last word is written whole).
 ///
 /// Panics if `pages` is too short for `len` or a page is not a page of free memory or of the
-/// shared region of a shmem run ([`super::is_payload_page`]).
+/// shared region of a shmem run ([`crate::arena::is_payload_page`]).
 pub fn fill_payload(pages: &[u64], len: u64, src: u32, seq: u64, coverage: Coverage) {
     check_pages(pages, len);
     for_each_word(len, coverage, |page, word, _| {
@@ -102,7 +102,7 @@ pub fn fill_payload(pages: &[u64], len: u64, src: u32, seq: u64, coverage: Cover
 /// from VM `src`, as `coverage` says: `Err` with the first differing byte.
 ///
 /// Panics if `pages` is too short for `len` or a page is not a page of free memory or of the
-/// shared region (check pages that come from elsewhere with [`super::is_payload_page`]
+/// shared region (check pages that come from elsewhere with [`crate::arena::is_payload_page`]
 /// first).
 pub fn verify_payload(
     pages: &[u64],

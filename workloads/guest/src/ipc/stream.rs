@@ -10,7 +10,8 @@ use pageflip_abi::ipc::{
 use pageflip_abi::{MAX_VMS, PAGE_SIZE};
 
 use super::payload::{fill_payload, verify_payload, Coverage};
-use super::{is_free_page, is_payload_page, pages_for, Ipc, Landing, SendSlot};
+use super::{pages_for, Ipc, Landing, SendSlot};
+use crate::arena::{is_free_page, is_payload_page, zero_pages};
 use crate::results::check;
 use crate::text::SliceWriter;
 use crate::tsc::{spin_ticks, ticks_per_us, Deadline};
@@ -612,7 +613,7 @@ impl StreamReceiver {
         coverage: Coverage,
         bitmap_base: u64,
     ) -> StreamReceiver {
-        super::zero_pages(bitmap_base, Self::bitmap_pages(count));
+        zero_pages(bitmap_base, Self::bitmap_pages(count));
         StreamReceiver {
             me: crate::boot_info().vm_id,
             senders,

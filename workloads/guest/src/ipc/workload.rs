@@ -22,8 +22,10 @@ use pageflip_abi::{
 };
 
 use super::stream::{RecvMode, StreamReceiver};
-use super::{prefault, zero_pages, Arena, Coverage, Ipc};
+use super::{Coverage, Ipc};
+use crate::arena::{zero_pages, Arena};
 use crate::link::{Link, Notifications, OutOfMemory, Queues, Shmem, Virtio};
+use crate::prefault::prefault;
 use crate::results::{fail, pass_with};
 use crate::tsc::Deadline;
 use crate::{boot_info, sample};

@@ -19,7 +19,8 @@
 //! [`Ipc`]: crate::ipc::Ipc
 //! [`StreamSender`]: crate::ipc::StreamSender
 
-use crate::ipc::{Arena, SendStats, StreamReceiver, Verdict};
+use crate::arena::Arena;
+use crate::ipc::{SendStats, StreamReceiver, Verdict};
 
 pub mod queues;
 pub mod shmem;

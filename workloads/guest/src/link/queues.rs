@@ -6,11 +6,9 @@ use pageflip_abi::ipc::{RecvEntry, POST_RING_LEN};
 use pageflip_abi::probes::ipc_records::TRANSPORT_QUEUES;
 
 use super::{Link, Notifications, OutOfMemory};
+use crate::arena::{zero_pages, Arena, PagePool};
 use crate::ipc::workload::Params;
-use crate::ipc::{
-    zero_pages, Arena, Coverage, Ipc, PagePool, RecvMode, SendStats, StreamReceiver, StreamSender,
-    Verdict,
-};
+use crate::ipc::{Coverage, Ipc, RecvMode, SendStats, StreamReceiver, StreamSender, Verdict};
 
 /// The remap-IPC queues of this VM.
 pub struct Queues {

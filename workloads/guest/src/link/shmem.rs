@@ -31,9 +31,10 @@ use pageflip_abi::shmem::{
 use pageflip_abi::{MAX_VMS, PAGE_SIZE};
 
 use super::{Link, Notifications, OutOfMemory};
+use crate::arena::Arena;
 use crate::ipc::workload::Params;
 use crate::ipc::{
-    fill_payload, pages_for, Arena, Coverage, Landing, SendStats, StreamReceiver, Text, Verdict,
+    fill_payload, pages_for, Coverage, Landing, SendStats, StreamReceiver, Text, Verdict,
 };
 use crate::results::check;
 use crate::tsc::Deadline;

@@ -23,9 +23,10 @@ use pageflip_abi::virtio::{TxStatus, HEADER_SIZE};
 use pageflip_abi::PAGE_SIZE;
 
 use super::{Link, Notifications, OutOfMemory};
+use crate::arena::Arena;
 use crate::ipc::workload::Params;
 use crate::ipc::{
-    fill_payload, pages_for, Arena, Coverage, Landing, SendStats, StreamReceiver, Text, Verdict,
+    fill_payload, pages_for, Coverage, Landing, SendStats, StreamReceiver, Text, Verdict,
 };
 use crate::results::check;
 use crate::tsc::Deadline;

@@ -31,7 +31,7 @@ use super::{
     queue_size_for, Desc, InitError, Options, Transport, UsedElem, Virtqueue, MAX_DEPTH,
     STATUS_NOT_WRITTEN, TX_CHAIN_DESCS,
 };
-use crate::ipc::{zero_pages, Arena};
+use crate::arena::{zero_pages, Arena};
 
 /// Most pages of one message's payload.
 pub const MAX_MSG_PAGES: usize = (MAX_PAYLOAD as u64 / PAGE_SIZE) as usize;
