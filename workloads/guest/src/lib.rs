@@ -36,6 +36,7 @@ pub mod link;
 pub mod mem;
 pub mod mmio;
 mod panic;
+pub mod payload;
 pub mod prefault;
 pub mod results;
 pub mod samples;

@@ -5,8 +5,6 @@
 //! [`IPC_DOORBELL`] when a send requires an immediate exit, posts landing pages, and consumes the
 //! receive ring (by polling, or blocking in an [`IPC_RECV_WAIT`] read). Around it:
 //!
-//! - [`payload`]: message payloads filled with a pattern derived from (source VM, sequence
-//!   number, offset), and their verification;
 //! - [`stream`]: a sender that retries refused messages in order ([`StreamSender`]) and a
 //!   receiver that checks every message ([`StreamReceiver`]);
 //! - [`workload`]: what the `stream`, `pingpong` and `fanin` guests share, over any transport
@@ -35,17 +33,14 @@ use pageflip_abi::ipc::{
     RECV_RING_LEN, SEND_RING_GPA, SEND_RING_LEN,
 };
 use pageflip_abi::mmio::{IPC_DOORBELL, IPC_RECV_WAIT};
-use pageflip_abi::PAGE_SIZE;
 
 use crate::arena::{is_free_page, PagePool};
 use crate::global::Global;
 use crate::mmio::{mmio_read, mmio_write};
 
-pub mod payload;
 pub mod stream;
 pub mod workload;
 
-pub use payload::{fill_payload, pattern_word, verify_payload, Coverage, Mismatch};
 pub use stream::{
     receive, RecvMode, SendStats, StatusName, StreamReceiver, StreamSender, Tally, Text, Verdict,
 };
@@ -96,15 +91,6 @@ fn recv_slot_ptr(index: u32) -> *const RecvEntry {
 /// The post-ring slot of post index `index`.
 fn post_slot_ptr(index: u32) -> *mut u64 {
     (POST_RING_GPA as *mut u64).wrapping_add((index % POST_RING_LEN) as usize)
-}
-
-/// Pages needed for a message of `len` bytes (at least 1).
-pub const fn pages_for(len: u64) -> u64 {
-    if len == 0 {
-        1
-    } else {
-        len.div_ceil(PAGE_SIZE)
-    }
 }
 
 /// A descriptor's place in the send ring: its free-running index (valid for [`Ipc::status`]

@@ -9,9 +9,9 @@ use pageflip_abi::ipc::{
 };
 use pageflip_abi::{MAX_VMS, PAGE_SIZE};
 
-use super::payload::{fill_payload, verify_payload, Coverage};
-use super::{pages_for, Ipc, Landing, SendSlot};
+use super::{Ipc, Landing, SendSlot};
 use crate::arena::{is_free_page, is_payload_page, zero_pages};
+use crate::payload::{fill_payload, pages_for, verify_payload, Coverage};
 use crate::results::check;
 use crate::text::SliceWriter;
 use crate::tsc::{spin_ticks, ticks_per_us, Deadline};
@@ -75,7 +75,7 @@ pub struct SendStats {
 }
 
 /// Sends a stream of numbered messages of one size from this VM to VM `dst`, each filled
-/// with its [`super::pattern_word`] pattern, in order and without loss: messages refused
+/// with its [`crate::payload::pattern_word`] pattern, in order and without loss: messages refused
 /// with [`IpcStatus::QueueFull`] are sent again, in order and with one flush, after a short
 /// wait that grows while they keep being refused, before any later message is placed.
 ///

@@ -22,9 +22,10 @@ use pageflip_abi::{
 };
 
 use super::stream::{RecvMode, StreamReceiver};
-use super::{Coverage, Ipc};
+use super::Ipc;
 use crate::arena::{zero_pages, Arena};
 use crate::link::{Link, Notifications, OutOfMemory, Queues, Shmem, Virtio};
+use crate::payload::Coverage;
 use crate::prefault::prefault;
 use crate::results::{fail, pass_with};
 use crate::tsc::Deadline;

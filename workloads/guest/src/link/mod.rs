@@ -62,7 +62,7 @@ impl Notifications {
 /// One VM's messaging over one transport: a sender to one destination and a receiver from a
 /// set of senders, of messages of the run's size ([`crate::ipc::workload::Params`], given
 /// to the transport's constructor) filled and checked with their patterns
-/// ([`crate::ipc::fill_payload`]).
+/// ([`crate::payload::fill_payload`]).
 pub trait Link {
     /// The transport's name, recorded as the message of PASS `ipc-transport`
     /// ([`pageflip_abi::probes::ipc_records::TRANSPORT`]).

@@ -8,7 +8,8 @@ use pageflip_abi::probes::ipc_records::TRANSPORT_QUEUES;
 use super::{Link, Notifications, OutOfMemory};
 use crate::arena::{zero_pages, Arena, PagePool};
 use crate::ipc::workload::Params;
-use crate::ipc::{Coverage, Ipc, RecvMode, SendStats, StreamReceiver, StreamSender, Verdict};
+use crate::ipc::{Ipc, RecvMode, SendStats, StreamReceiver, StreamSender, Verdict};
+use crate::payload::Coverage;
 
 /// The remap-IPC queues of this VM.
 pub struct Queues {

@@ -13,7 +13,7 @@
 //! 0-byte payload) and 3i+2 (status, writable); descriptors from `3 * depth` up are spare
 //! ([`DgramDevice::tx_spare`]), for hand-made chains. Rx buffer i is the one writable
 //! descriptor i of the rx queue, header and payload contiguous, so that the payload is page
-//! aligned (for [`crate::ipc::verify_payload`]) and a device that only handles one-descriptor
+//! aligned (for [`crate::payload::verify_payload`]) and a device that only handles one-descriptor
 //! chains works too.
 
 use core::cell::Cell;

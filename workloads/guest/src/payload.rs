@@ -7,6 +7,10 @@
 //! or of a zeroed page is detected, and the bytes look random, so a partial corruption is
 //! detected with overwhelming probability. [`verify_payload`] compares every byte up to the
 //! message length (the last word only up to the length).
+//!
+//! A message of `len` bytes spans [`pages_for`]`(len)` pages, 4096 bytes in each. Also here:
+//! whole-page probes for the security checks ([`page_is_zero`], [`fill_page_with`],
+//! [`find_word`]). Nothing here depends on a transport.
 
 use core::ptr;
 use core::sync::atomic::{compiler_fence, Ordering};
@@ -24,6 +28,15 @@ pub enum Coverage {
     /// benchmarks where touching every byte would dominate the cost (the remaining bytes
     /// are whatever the pages held).
     Light,
+}
+
+/// Pages needed for a message of `len` bytes (at least 1).
+pub const fn pages_for(len: u64) -> u64 {
+    if len == 0 {
+        1
+    } else {
+        len.div_ceil(PAGE_SIZE)
+    }
 }
 
 /// The 8-byte word at word index `index` of message `seq` from VM `src`.
