@@ -10,8 +10,9 @@
 //! - MMIO access ([`mmio_write`], [`mmio_read`], [`status`], [`doorbell`], ...);
 //! - a line-buffered console ([`print!`], [`println!`]);
 //! - result records ([`pass`], [`fail`], [`skip`], [`check!`]) and samples ([`sample`]);
-//! - [`ipc`]: remap IPC (send and receive rings, payload patterns, checked streams) and the
-//!   workloads' shared code ([`ipc::workload`]);
+//! - [`ipc`]: remap IPC (send and receive rings, checked streams);
+//! - [`params`] and [`workload`]: the parameters and shared code of the workloads `stream`,
+//!   `pingpong` and `fanin`;
 //! - [`link`]: the workloads' messaging over any transport (remap/copy queues, virtio,
 //!   shmem); [`virtio`]: the virtio datagram driver;
 //! - [`rdtsc`], the `mem*` functions the compiler needs, and a panic handler.
@@ -36,6 +37,7 @@ pub mod link;
 pub mod mem;
 pub mod mmio;
 mod panic;
+pub mod params;
 pub mod payload;
 pub mod prefault;
 pub mod results;
@@ -43,6 +45,7 @@ pub mod samples;
 mod text;
 pub mod tsc;
 pub mod virtio;
+pub mod workload;
 
 pub use boot::boot_info;
 pub use entry::exit;

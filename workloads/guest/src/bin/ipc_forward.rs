@@ -12,7 +12,7 @@ use pageflip_guest::abi::probes::ipc_records::{MEMORY_SIZE, PARAMS};
 use pageflip_guest::abi::probes::ipc_security::{MODE_COPY, MODE_REMAP};
 use pageflip_guest::abi::PAGE_SIZE;
 use pageflip_guest::arena::{is_free_page, zero_pages, Arena, PagePool};
-use pageflip_guest::ipc::workload::init_ipc;
+use pageflip_guest::ipc::init_ipc;
 use pageflip_guest::ipc::{Ipc, StatusName};
 use pageflip_guest::payload::page_is_zero;
 use pageflip_guest::payload::{fill_payload, pages_for, verify_payload, Coverage};

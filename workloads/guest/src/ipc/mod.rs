@@ -7,8 +7,6 @@
 //!
 //! - [`stream`]: a sender that retries refused messages in order ([`StreamSender`]) and a
 //!   receiver that checks every message ([`StreamReceiver`]);
-//! - [`workload`]: what the `stream`, `pingpong` and `fanin` guests share, over any transport
-//!   of [`crate::link`].
 //!
 //! # Memory ordering
 //!
@@ -33,16 +31,17 @@ use pageflip_abi::ipc::{
     RECV_RING_LEN, SEND_RING_GPA, SEND_RING_LEN,
 };
 use pageflip_abi::mmio::{IPC_DOORBELL, IPC_RECV_WAIT};
+use pageflip_abi::probes::ipc_records::TRANSPORT;
 
 use crate::arena::{is_free_page, PagePool};
 use crate::global::Global;
 use crate::mmio::{mmio_read, mmio_write};
+use crate::results::fail;
 
 pub mod stream;
-pub mod workload;
 
 pub use stream::{
-    receive, RecvMode, SendStats, StatusName, StreamReceiver, StreamSender, Tally, Text, Verdict,
+    receive, SendStats, StatusName, StreamReceiver, StreamSender, Tally, Text, Verdict,
 };
 
 /// Set once [`Ipc::init`] has handed out the one [`Ipc`].
@@ -91,6 +90,19 @@ fn recv_slot_ptr(index: u32) -> *const RecvEntry {
 /// The post-ring slot of post index `index`.
 fn post_slot_ptr(index: u32) -> *mut u64 {
     (POST_RING_GPA as *mut u64).wrapping_add((index % POST_RING_LEN) as usize)
+}
+
+/// Takes the control structure ([`Ipc::init`] with `batch` and `wait_timeout_us`), or
+/// records FAIL `ipc-transport` if the run has no IPC transport.
+pub fn init_ipc(batch: u32, wait_timeout_us: u64) -> Option<Ipc> {
+    let ipc = Ipc::init(batch, wait_timeout_us);
+    if ipc.is_none() {
+        fail(
+            TRANSPORT,
+            "the IPC header's magic is not set: run with transport remap or copy",
+        );
+    }
+    ipc
 }
 
 /// A descriptor's place in the send ring: its free-running index (valid for [`Ipc::status`]

@@ -11,6 +11,7 @@ use pageflip_abi::{MAX_VMS, PAGE_SIZE};
 
 use super::{Ipc, Landing, SendSlot};
 use crate::arena::{is_free_page, is_payload_page, zero_pages};
+use crate::params::RecvMode;
 use crate::payload::{fill_payload, pages_for, verify_payload, Coverage};
 use crate::results::check;
 use crate::text::SliceWriter;
@@ -842,15 +843,6 @@ impl StreamReceiver {
         );
         ok
     }
-}
-
-/// How a receiver waits for messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecvMode {
-    /// Polls the receive ring (no exits).
-    Poll,
-    /// Blocks in [`pageflip_abi::mmio::IPC_RECV_WAIT`] reads.
-    Block,
 }
 
 /// The next entry, waiting as `mode` says, or `None` once `deadline` has passed.

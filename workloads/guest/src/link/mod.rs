@@ -1,5 +1,5 @@
 //! Links: one VM's messaging over whichever transport the run has, for the workloads
-//! `stream`, `pingpong` and `fanin` ([`crate::ipc::workload`]).
+//! `stream`, `pingpong` and `fanin` ([`crate::workload`]).
 //!
 //! A [`Link`] sends numbered messages of one size to the VM's one destination (with
 //! backpressure: it waits, and gives up only after the idle timeout), and receives messages,
@@ -12,7 +12,7 @@
 //!   ([`crate::virtio::DgramDevice`]);
 //! - [`shmem::Shmem`]: the shared-memory rings ([`pageflip_abi::shmem`]), polled, no exits.
 //!
-//! Workloads are generic over `L: Link` ([`crate::ipc::workload::Program`]), so each
+//! Workloads are generic over `L: Link` ([`crate::workload::Program`]), so each
 //! transport's loops are compiled for it: choosing the transport at run time costs nothing per
 //! message.
 //!
@@ -60,7 +60,7 @@ impl Notifications {
 }
 
 /// One VM's messaging over one transport: a sender to one destination and a receiver from a
-/// set of senders, of messages of the run's size ([`crate::ipc::workload::Params`], given
+/// set of senders, of messages of the run's size ([`crate::params::Params`], given
 /// to the transport's constructor) filled and checked with their patterns
 /// ([`crate::payload::fill_payload`]).
 pub trait Link {

@@ -7,8 +7,9 @@ use pageflip_abi::probes::ipc_records::TRANSPORT_QUEUES;
 
 use super::{Link, Notifications, OutOfMemory};
 use crate::arena::{zero_pages, Arena, PagePool};
-use crate::ipc::workload::Params;
-use crate::ipc::{Ipc, RecvMode, SendStats, StreamReceiver, StreamSender, Verdict};
+use crate::ipc::{Ipc, SendStats, StreamReceiver, StreamSender, Verdict};
+use crate::params::Params;
+use crate::params::RecvMode;
 use crate::payload::Coverage;
 
 /// The remap-IPC queues of this VM.

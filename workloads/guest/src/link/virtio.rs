@@ -24,8 +24,8 @@ use pageflip_abi::PAGE_SIZE;
 
 use super::{Link, Notifications, OutOfMemory};
 use crate::arena::Arena;
-use crate::ipc::workload::Params;
 use crate::ipc::{Landing, SendStats, StreamReceiver, Text, Verdict};
+use crate::params::Params;
 use crate::payload::{fill_payload, pages_for, Coverage};
 use crate::results::check;
 use crate::tsc::Deadline;
