@@ -22,7 +22,7 @@ use pageflip_guest::abi::probes::ipc_semantics::{
 use pageflip_guest::abi::PAGE_SIZE;
 use pageflip_guest::arena::{zero_pages, Arena, PagePool};
 use pageflip_guest::ipc::init_ipc;
-use pageflip_guest::ipc::stream::{StatusName, StreamReceiver};
+use pageflip_guest::ipc::sender::{StatusName, StreamReceiver};
 use pageflip_guest::ipc::Ipc;
 use pageflip_guest::payload::{fill_payload, Coverage};
 use pageflip_guest::prefault::prefault;

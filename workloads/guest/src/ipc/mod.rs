@@ -5,7 +5,7 @@
 //! [`IPC_DOORBELL`] when a send requires an immediate exit, posts landing pages, and consumes the
 //! receive ring (by polling, or blocking in an [`IPC_RECV_WAIT`] read). Around it:
 //!
-//! - [`stream`]: a sender that retries refused messages in order ([`StreamSender`]) and a
+//! - [`sender`]: a sender that retries refused messages in order ([`StreamSender`]) and a
 //!   receiver that checks every message ([`StreamReceiver`]);
 //!
 //! # Memory ordering
@@ -38,9 +38,9 @@ use crate::global::Global;
 use crate::mmio::{mmio_read, mmio_write};
 use crate::results::fail;
 
-pub mod stream;
+pub mod sender;
 
-pub use stream::{
+pub use sender::{
     receive, SendStats, StatusName, StreamReceiver, StreamSender, Tally, Text, Verdict,
 };
 
