@@ -29,6 +29,7 @@ pub use pageflip_abi as abi;
 
 pub mod arena;
 pub mod boot;
+pub mod check;
 pub mod console;
 pub mod entry;
 mod global;
@@ -42,7 +43,7 @@ pub mod payload;
 pub mod prefault;
 pub mod results;
 pub mod samples;
-mod text;
+pub mod text;
 pub mod tsc;
 pub mod virtio;
 pub mod workload;

@@ -16,8 +16,9 @@ use pageflip_guest::abi::probes::ipc_hostile::{
 use pageflip_guest::abi::probes::ipc_records::{MEMORY_SIZE, PARAMS};
 use pageflip_guest::abi::{PAGE_SIZE, STACK_BOTTOM};
 use pageflip_guest::arena::{zero_pages, Arena, PagePool};
+use pageflip_guest::check::StreamReceiver;
 use pageflip_guest::ipc::init_ipc;
-use pageflip_guest::ipc::{Ipc, StatusName, StreamReceiver};
+use pageflip_guest::ipc::{Ipc, StatusName};
 use pageflip_guest::payload::{fill_payload, verify_payload, Coverage};
 use pageflip_guest::tsc::{spin_ticks, ticks_per_us, Deadline};
 use pageflip_guest::{barrier, boot_info, check, fail, pass_with, println, sample};

@@ -21,9 +21,10 @@ use pageflip_guest::abi::probes::ipc_semantics::{
 };
 use pageflip_guest::abi::PAGE_SIZE;
 use pageflip_guest::arena::{zero_pages, Arena, PagePool};
+use pageflip_guest::check::StreamReceiver;
 use pageflip_guest::ipc::init_ipc;
-use pageflip_guest::ipc::sender::{StatusName, StreamReceiver};
 use pageflip_guest::ipc::Ipc;
+use pageflip_guest::ipc::StatusName;
 use pageflip_guest::payload::{fill_payload, Coverage};
 use pageflip_guest::prefault::prefault;
 use pageflip_guest::tsc::Deadline;

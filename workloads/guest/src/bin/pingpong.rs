@@ -14,7 +14,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-use pageflip_guest::ipc::sender::StreamReceiver;
+use pageflip_guest::check::StreamReceiver;
 use pageflip_guest::link::Link;
 use pageflip_guest::workload::{self, Program, Workload};
 use pageflip_guest::{barrier, boot_info, println, rdtsc};

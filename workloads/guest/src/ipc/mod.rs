@@ -3,10 +3,17 @@
 //!
 //! [`Ipc`] owns the guest side of the rings: it places [`SendDesc`]s in the send ring and rings
 //! [`IPC_DOORBELL`] when a send requires an immediate exit, posts landing pages, and consumes the
-//! receive ring (by polling, or blocking in an [`IPC_RECV_WAIT`] read). Around it:
+//! receive ring (by polling, or blocking in an [`IPC_RECV_WAIT`] read); [`init_ipc`] takes it
+//! or records why not. Around it:
 //!
-//! - [`sender`]: a sender that retries refused messages in order ([`StreamSender`]) and a
-//!   receiver that checks every message ([`StreamReceiver`]);
+//! - [`StreamSender`] (`sender.rs`): a sender on the send ring that retries refused messages
+//!   in order; [`StatusName`] names a descriptor's status;
+//! - `receive.rs`: the receive ring with a checker ([`StreamReceiver::handle`],
+//!   [`StreamReceiver::drain_extra`], [`receive`](fn@receive)).
+//!
+//! Only the queues are here: free memory is [`crate::arena`], payloads [`crate::payload`],
+//! the transport-neutral checks [`crate::check`](mod@crate::check), the workloads [`crate::workload`] over
+//! [`crate::link`].
 //!
 //! # Memory ordering
 //!
@@ -34,15 +41,18 @@ use pageflip_abi::mmio::{IPC_DOORBELL, IPC_RECV_WAIT};
 use pageflip_abi::probes::ipc_records::TRANSPORT;
 
 use crate::arena::{is_free_page, PagePool};
+use crate::check::Landing;
+#[cfg(doc)]
+use crate::check::StreamReceiver;
 use crate::global::Global;
 use crate::mmio::{mmio_read, mmio_write};
 use crate::results::fail;
 
-pub mod sender;
+mod receive;
+mod sender;
 
-pub use sender::{
-    receive, SendStats, StatusName, StreamReceiver, StreamSender, Tally, Text, Verdict,
-};
+pub use receive::receive;
+pub use sender::{StatusName, StreamSender, SEND_BUFFERS};
 
 /// Set once [`Ipc::init`] has handed out the one [`Ipc`].
 static TAKEN: Global<bool> = Global::new(false);
@@ -109,20 +119,6 @@ pub fn init_ipc(batch: u32, wait_timeout_us: u64) -> Option<Ipc> {
 /// until [`SEND_RING_LEN`] later descriptors have been placed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SendSlot(pub u32);
-
-/// How a received entry's pages compare with the pages this VM posted (see
-/// [`Ipc::last_landing`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Landing {
-    /// Every page of the entry is the next page this VM posted, in posting order.
-    pub ok: bool,
-    /// The first page that differs: its index in the entry (0 if `ok`).
-    pub index: u32,
-    /// The GPA this VM posted there (0 if `ok`).
-    pub posted: u64,
-    /// The GPA the entry names there (0 if `ok`).
-    pub got: u64,
-}
 
 /// The guest side of this VM's remap-IPC control structure (one per VM: [`Ipc::init`]).
 ///

@@ -20,7 +20,7 @@
 //! [`StreamSender`]: crate::ipc::StreamSender
 
 use crate::arena::Arena;
-use crate::ipc::{SendStats, StreamReceiver, Verdict};
+use crate::check::{SendStats, StreamReceiver, Verdict};
 
 pub mod queues;
 pub mod shmem;

@@ -7,7 +7,8 @@ use pageflip_abi::probes::ipc_records::TRANSPORT_QUEUES;
 
 use super::{Link, Notifications, OutOfMemory};
 use crate::arena::{zero_pages, Arena, PagePool};
-use crate::ipc::{Ipc, SendStats, StreamReceiver, StreamSender, Verdict};
+use crate::check::{SendStats, StreamReceiver, Verdict};
+use crate::ipc::{Ipc, StreamSender};
 use crate::params::Params;
 use crate::params::RecvMode;
 use crate::payload::Coverage;

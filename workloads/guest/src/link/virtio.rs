@@ -24,10 +24,11 @@ use pageflip_abi::PAGE_SIZE;
 
 use super::{Link, Notifications, OutOfMemory};
 use crate::arena::Arena;
-use crate::ipc::{Landing, SendStats, StreamReceiver, Text, Verdict};
+use crate::check::{Landing, SendStats, StreamReceiver, Verdict};
 use crate::params::Params;
 use crate::payload::{fill_payload, pages_for, Coverage};
 use crate::results::check;
+use crate::text::Text;
 use crate::tsc::Deadline;
 use crate::virtio::{DgramDevice, InitError, Options, RxMsg};
 

@@ -19,7 +19,7 @@ use pageflip_abi::{
 };
 
 use crate::arena::{zero_pages, Arena};
-use crate::ipc::sender::StreamReceiver;
+use crate::check::StreamReceiver;
 use crate::ipc::Ipc;
 use crate::link::{Link, Notifications, OutOfMemory, Queues, Shmem, Virtio};
 use crate::params::Params;
