@@ -10,12 +10,23 @@
 //! - MMIO access ([`mmio_write`], [`mmio_read`], [`status`], [`doorbell`], ...);
 //! - a line-buffered console ([`print!`], [`println!`]);
 //! - result records ([`pass`], [`fail`], [`skip`], [`check!`]) and samples ([`sample`]);
-//! - [`ipc`]: remap IPC (send and receive rings, checked streams);
+//! - [`arena`]: this VM's free memory (page predicates, the bump allocator, page pools);
+//!   [`prefault`]: touching memory before a measured phase;
+//! - [`payload`]: message payload patterns and their verification;
+//! - [`check`](mod@check): the checks of received messages, over any transport
+//!   ([`check::StreamReceiver`]);
+//! - [`ipc`]: the remap-IPC queues (send ring, post ring, receive ring, control header) and
+//!   the sender that retries refused messages;
+//! - [`virtio`]: the virtio datagram driver;
+//! - [`link`]: one VM's messaging over any transport (remap/copy queues, virtio, shmem);
 //! - [`params`] and [`workload`]: the parameters and shared code of the workloads `stream`,
-//!   `pingpong` and `fanin`;
-//! - [`link`]: the workloads' messaging over any transport (remap/copy queues, virtio,
-//!   shmem); [`virtio`]: the virtio datagram driver;
+//!   `pingpong` and `fanin`, above [`link`];
+//! - [`text`]: short texts for record messages;
 //! - [`rdtsc`], the `mem*` functions the compiler needs, and a panic handler.
+//!
+//! The messaging modules are layered, each importing only from the layers before it:
+//! `arena`, `prefault` → `payload` → `check`, `params` → `ipc`, `virtio` → `link` →
+//! `workload`.
 //!
 //! When `main` returns, the runtime flushes the samples, prints
 //! `SUMMARY: N tests, F failed, S skipped` and writes the exit code to

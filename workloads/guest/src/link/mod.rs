@@ -6,8 +6,8 @@
 //! which [`Link::deliver`] checks with a [`StreamReceiver`] and releases. Three transports
 //! implement it:
 //!
-//! - [`queues::Queues`]: the remap-IPC queues (remap or copy), today's [`Ipc`] and
-//!   [`StreamSender`] unchanged;
+//! - [`queues::Queues`]: the remap-IPC queues (remap or copy): this VM's [`Ipc`] and a
+//!   [`StreamSender`];
 //! - [`virtio::Virtio`]: the virtio datagram device, through its driver
 //!   ([`crate::virtio::DgramDevice`]);
 //! - [`shmem::Shmem`]: the shared-memory rings ([`pageflip_abi::shmem`]), polled, no exits.
@@ -15,6 +15,9 @@
 //! Workloads are generic over `L: Link` ([`crate::workload::Program`]), so each
 //! transport's loops are compiled for it: choosing the transport at run time costs nothing per
 //! message.
+//!
+//! Links sit below the workloads: they are set up from [`crate::params::Params`] and check with
+//! [`crate::check`](mod@crate::check), and import nothing from [`crate::workload`].
 //!
 //! [`Ipc`]: crate::ipc::Ipc
 //! [`StreamSender`]: crate::ipc::StreamSender

@@ -1,6 +1,6 @@
 //! The remap-IPC queues (remap or copy) as a [`Link`]: this VM's [`Ipc`] and a
-//! [`StreamSender`], exactly as the workloads used them before links existed. Every method is
-//! the call the workloads made, so the per-message work is unchanged.
+//! [`StreamSender`]. Every method is one call on them, so a message costs what the queues
+//! themselves cost.
 
 use pageflip_abi::ipc::{RecvEntry, POST_RING_LEN};
 use pageflip_abi::probes::ipc_records::TRANSPORT_QUEUES;
