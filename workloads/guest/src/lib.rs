@@ -10,11 +10,23 @@
 //! - MMIO access ([`mmio_write`], [`mmio_read`], [`status`], [`doorbell`], ...);
 //! - a line-buffered console ([`print!`], [`println!`]);
 //! - result records ([`pass`], [`fail`], [`skip`], [`check!`]) and samples ([`sample`]);
-//! - [`ipc`]: remap IPC (send and receive rings, payload patterns, checked streams) and the
-//!   workloads' shared code ([`ipc::workload`]);
-//! - [`link`]: the workloads' messaging over any transport (remap/copy queues, virtio,
-//!   shmem); [`virtio`]: the virtio datagram driver;
+//! - [`arena`]: this VM's free memory (page predicates, the bump allocator, page pools);
+//!   [`prefault`]: touching memory before a measured phase;
+//! - [`payload`]: message payload patterns and their verification;
+//! - [`check`](mod@check): the checks of received messages, over any transport
+//!   ([`check::StreamReceiver`]);
+//! - [`ipc`]: the remap-IPC queues (send ring, post ring, receive ring, control header) and
+//!   the sender that retries refused messages;
+//! - [`virtio`]: the virtio datagram driver;
+//! - [`link`]: one VM's messaging over any transport (remap/copy queues, virtio, shmem);
+//! - [`params`] and [`workload`]: the parameters and shared code of the workloads `stream`,
+//!   `pingpong` and `fanin`, above [`link`];
+//! - [`text`]: short texts for record messages;
 //! - [`rdtsc`], the `mem*` functions the compiler needs, and a panic handler.
+//!
+//! The messaging modules are layered, each importing only from the layers before it:
+//! `arena`, `prefault` → `payload` → `check`, `params` → `ipc`, `virtio` → `link` →
+//! `workload`.
 //!
 //! When `main` returns, the runtime flushes the samples, prints
 //! `SUMMARY: N tests, F failed, S skipped` and writes the exit code to
@@ -26,7 +38,9 @@
 
 pub use pageflip_abi as abi;
 
+pub mod arena;
 pub mod boot;
+pub mod check;
 pub mod console;
 pub mod entry;
 mod global;
@@ -35,11 +49,15 @@ pub mod link;
 pub mod mem;
 pub mod mmio;
 mod panic;
+pub mod params;
+pub mod payload;
+pub mod prefault;
 pub mod results;
 pub mod samples;
-mod text;
+pub mod text;
 pub mod tsc;
 pub mod virtio;
+pub mod workload;
 
 pub use boot::boot_info;
 pub use entry::exit;

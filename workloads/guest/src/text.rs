@@ -1,6 +1,6 @@
-//! Formatting into fixed-size byte buffers.
+//! Formatting into fixed-size byte buffers: [`Text`] for record messages.
 
-use core::fmt;
+use core::fmt::{self, Write};
 
 /// Copies `s` into `dst` as far as it fits, cut at a UTF-8 character boundary; returns the
 /// number of bytes copied.
@@ -49,5 +49,48 @@ impl fmt::Write for SliceWriter<'_> {
             self.full = true;
         }
         Ok(())
+    }
+}
+
+/// A short text built in place (for record messages).
+pub struct Text {
+    buf: [u8; 200],
+    len: usize,
+}
+
+impl Text {
+    /// An empty text.
+    pub const fn new() -> Text {
+        Text {
+            buf: [0; 200],
+            len: 0,
+        }
+    }
+
+    /// The text so far.
+    pub fn as_str(&self) -> &str {
+        // Only whole UTF-8 characters are ever appended (SliceWriter cuts at boundaries).
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl Default for Text {
+    fn default() -> Text {
+        Text::new()
+    }
+}
+
+impl Write for Text {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut w = SliceWriter::new(&mut self.buf[self.len..]);
+        let _ = w.write_str(s);
+        self.len += w.len();
+        Ok(())
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }

@@ -13,8 +13,8 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use pageflip_guest::abi::probes::ipc_records::PARAMS;
-use pageflip_guest::ipc::workload::{self, Program, Workload};
 use pageflip_guest::link::Link;
+use pageflip_guest::workload::{self, Program, Workload};
 use pageflip_guest::{boot_info, fail, println};
 
 pageflip_guest::entry!(main);

@@ -11,12 +11,11 @@ use pageflip_guest::abi::probes::ipc_forward::{DEFAULT_SIZE, MODE, SIZE};
 use pageflip_guest::abi::probes::ipc_records::{MEMORY_SIZE, PARAMS};
 use pageflip_guest::abi::probes::ipc_security::{MODE_COPY, MODE_REMAP};
 use pageflip_guest::abi::PAGE_SIZE;
-use pageflip_guest::ipc::payload::page_is_zero;
-use pageflip_guest::ipc::workload::init_ipc;
-use pageflip_guest::ipc::{
-    fill_payload, is_free_page, pages_for, verify_payload, zero_pages, Arena, Coverage, Ipc,
-    PagePool, StatusName,
-};
+use pageflip_guest::arena::{is_free_page, zero_pages, Arena, PagePool};
+use pageflip_guest::ipc::init_ipc;
+use pageflip_guest::ipc::{Ipc, StatusName};
+use pageflip_guest::payload::page_is_zero;
+use pageflip_guest::payload::{fill_payload, pages_for, verify_payload, Coverage};
 use pageflip_guest::tsc::{spin_ticks, ticks_per_us, Deadline};
 use pageflip_guest::{barrier, boot_info, check, fail, pass_with, skip};
 

@@ -15,11 +15,11 @@ use pageflip_guest::abi::probes::ipc_hostile::{
 };
 use pageflip_guest::abi::probes::ipc_records::{MEMORY_SIZE, PARAMS};
 use pageflip_guest::abi::{PAGE_SIZE, STACK_BOTTOM};
-use pageflip_guest::ipc::workload::init_ipc;
-use pageflip_guest::ipc::{
-    fill_payload, verify_payload, zero_pages, Arena, Coverage, Ipc, PagePool, StatusName,
-    StreamReceiver,
-};
+use pageflip_guest::arena::{zero_pages, Arena, PagePool};
+use pageflip_guest::check::StreamReceiver;
+use pageflip_guest::ipc::init_ipc;
+use pageflip_guest::ipc::{Ipc, StatusName};
+use pageflip_guest::payload::{fill_payload, verify_payload, Coverage};
 use pageflip_guest::tsc::{spin_ticks, ticks_per_us, Deadline};
 use pageflip_guest::{barrier, boot_info, check, fail, pass_with, println, sample};
 
@@ -425,7 +425,7 @@ fn receiver(ipc: &mut Ipc) -> u64 {
             && e.dst == 1
             && e.len == LEN
             && e.npages == 1
-            && pageflip_guest::ipc::is_free_page(e.pages[0])
+            && pageflip_guest::arena::is_free_page(e.pages[0])
             && verify_payload(&e.pages[..1], u64::from(LEN), 0, e.seq, Coverage::Full).is_ok();
         if n < arrivals.len() {
             arrivals[n] = (e.seq, intact);

@@ -10,11 +10,11 @@ use pageflip_guest::abi::ipc::{IpcStatus, POST_RING_LEN};
 use pageflip_guest::abi::probes::ipc_records::{MEMORY_SIZE, PARAMS};
 use pageflip_guest::abi::probes::ipc_security::{MODE, MODE_COPY, MODE_REMAP, SECRET};
 use pageflip_guest::abi::PAGE_SIZE;
-use pageflip_guest::ipc::payload::{fill_page_with, find_word, page_is_zero};
-use pageflip_guest::ipc::workload::init_ipc;
-use pageflip_guest::ipc::{
-    fill_payload, verify_payload, zero_pages, Arena, Coverage, PagePool, StatusName,
-};
+use pageflip_guest::arena::{zero_pages, Arena, PagePool};
+use pageflip_guest::ipc::init_ipc;
+use pageflip_guest::ipc::StatusName;
+use pageflip_guest::payload::{fill_page_with, find_word, page_is_zero};
+use pageflip_guest::payload::{fill_payload, verify_payload, Coverage};
 use pageflip_guest::tsc::Deadline;
 use pageflip_guest::{barrier, boot_info, check, fail, pass_with, println, skip};
 

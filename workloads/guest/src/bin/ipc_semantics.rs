@@ -20,9 +20,13 @@ use pageflip_guest::abi::probes::ipc_semantics::{
     TEST_UNRELATED_EXIT, TEST_URGENT, URGENT_BATCH, URGENT_NORMAL, WINDOW,
 };
 use pageflip_guest::abi::PAGE_SIZE;
-use pageflip_guest::ipc::stream::{StatusName, StreamReceiver};
-use pageflip_guest::ipc::workload::init_ipc;
-use pageflip_guest::ipc::{fill_payload, prefault, zero_pages, Arena, Coverage, Ipc, PagePool};
+use pageflip_guest::arena::{zero_pages, Arena, PagePool};
+use pageflip_guest::check::StreamReceiver;
+use pageflip_guest::ipc::init_ipc;
+use pageflip_guest::ipc::Ipc;
+use pageflip_guest::ipc::StatusName;
+use pageflip_guest::payload::{fill_payload, Coverage};
+use pageflip_guest::prefault::prefault;
 use pageflip_guest::tsc::Deadline;
 use pageflip_guest::{
     barrier, boot_info, check, doorbell, fail, phase_begin, phase_end, println, sample,

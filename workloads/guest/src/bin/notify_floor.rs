@@ -11,7 +11,7 @@
 
 use pageflip_guest::abi::probes::notify_floor::{COUNT, WARMUP};
 use pageflip_guest::abi::virtio::TX_QUEUE;
-use pageflip_guest::ipc::Arena;
+use pageflip_guest::arena::Arena;
 use pageflip_guest::virtio::{DgramDevice, Options};
 use pageflip_guest::{boot_info, fail, pass_with, phase_begin, phase_end, rdtsc, sample};
 

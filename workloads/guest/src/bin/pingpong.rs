@@ -14,9 +14,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-use pageflip_guest::ipc::stream::StreamReceiver;
-use pageflip_guest::ipc::workload::{self, Program, Workload};
+use pageflip_guest::check::StreamReceiver;
 use pageflip_guest::link::Link;
+use pageflip_guest::workload::{self, Program, Workload};
 use pageflip_guest::{barrier, boot_info, println, rdtsc};
 
 pageflip_guest::entry!(main);

@@ -16,7 +16,8 @@ use pageflip_guest::abi::virtio::{
     VIRTQ_DESC_F_WRITE,
 };
 use pageflip_guest::abi::PAGE_SIZE;
-use pageflip_guest::ipc::{fill_payload, verify_payload, zero_pages, Arena, Coverage};
+use pageflip_guest::arena::{zero_pages, Arena};
+use pageflip_guest::payload::{fill_payload, verify_payload, Coverage};
 use pageflip_guest::tsc::{spin_ticks, ticks_per_us, Deadline};
 use pageflip_guest::virtio::{Desc, DgramDevice, Options, UsedElem, STATUS_NOT_WRITTEN};
 use pageflip_guest::{barrier, boot_info, check, fail, pass_with, println};

@@ -13,7 +13,7 @@ use pageflip_guest::abi::virtio::{
     REG_QUEUE_NUM_MAX, REG_QUEUE_READY, RX_QUEUE, STATUS_ACKNOWLEDGE, STATUS_DRIVER,
     STATUS_DRIVER_OK, STATUS_FAILED, STATUS_FEATURES_OK, TX_QUEUE,
 };
-use pageflip_guest::ipc::Arena;
+use pageflip_guest::arena::Arena;
 use pageflip_guest::virtio::{DgramDevice, Options, Transport, Virtqueue};
 use pageflip_guest::{boot_info, check, fail, pass_with};
 

@@ -3,15 +3,17 @@
 //!
 //! [`Ipc`] owns the guest side of the rings: it places [`SendDesc`]s in the send ring and rings
 //! [`IPC_DOORBELL`] when a send requires an immediate exit, posts landing pages, and consumes the
-//! receive ring (by polling, or blocking in an [`IPC_RECV_WAIT`] read). Around it:
+//! receive ring (by polling, or blocking in an [`IPC_RECV_WAIT`] read); [`init_ipc`] takes it
+//! or records why not. Around it:
 //!
-//! - [`payload`]: message payloads filled with a pattern derived from (source VM, sequence
-//!   number, offset), and their verification;
-//! - [`stream`]: a sender that retries refused messages in order ([`StreamSender`]) and a
-//!   receiver that checks every message ([`StreamReceiver`]);
-//! - [`Arena`] and [`PagePool`]: pages of free memory for buffers and landing pages;
-//! - [`workload`]: what the `stream`, `pingpong` and `fanin` guests share, over any transport
-//!   of [`crate::link`].
+//! - [`StreamSender`] (`sender.rs`): a sender on the send ring that retries refused messages
+//!   in order; [`StatusName`] names a descriptor's status;
+//! - `receive.rs`: the receive ring with a checker ([`StreamReceiver::handle`],
+//!   [`StreamReceiver::drain_extra`], [`receive`](fn@receive)).
+//!
+//! Only the queues are here: free memory is [`crate::arena`], payloads [`crate::payload`],
+//! the transport-neutral checks [`crate::check`](mod@crate::check), the workloads [`crate::workload`] over
+//! [`crate::link`].
 //!
 //! # Memory ordering
 //!
@@ -36,20 +38,21 @@ use pageflip_abi::ipc::{
     RECV_RING_LEN, SEND_RING_GPA, SEND_RING_LEN,
 };
 use pageflip_abi::mmio::{IPC_DOORBELL, IPC_RECV_WAIT};
-use pageflip_abi::shmem::{SHMEM_GPA, SHMEM_SIZE};
-use pageflip_abi::{IMAGE_BASE, PAGE_SIZE, TRANSPORT_SHMEM};
+use pageflip_abi::probes::ipc_records::TRANSPORT;
 
+use crate::arena::{is_free_page, PagePool};
+use crate::check::Landing;
+#[cfg(doc)]
+use crate::check::StreamReceiver;
 use crate::global::Global;
 use crate::mmio::{mmio_read, mmio_write};
+use crate::results::fail;
 
-pub mod payload;
-pub mod stream;
-pub mod workload;
+mod receive;
+mod sender;
 
-pub use payload::{fill_payload, pattern_word, verify_payload, Coverage, Mismatch};
-pub use stream::{
-    receive, RecvMode, SendStats, StatusName, StreamReceiver, StreamSender, Tally, Text, Verdict,
-};
+pub use receive::receive;
+pub use sender::{StatusName, StreamSender, SEND_BUFFERS};
 
 /// Set once [`Ipc::init`] has handed out the one [`Ipc`].
 static TAKEN: Global<bool> = Global::new(false);
@@ -99,62 +102,23 @@ fn post_slot_ptr(index: u32) -> *mut u64 {
     (POST_RING_GPA as *mut u64).wrapping_add((index % POST_RING_LEN) as usize)
 }
 
-/// Pages needed for a message of `len` bytes (at least 1).
-pub const fn pages_for(len: u64) -> u64 {
-    if len == 0 {
-        1
-    } else {
-        len.div_ceil(PAGE_SIZE)
+/// Takes the control structure ([`Ipc::init`] with `batch` and `wait_timeout_us`), or
+/// records FAIL `ipc-transport` if the run has no IPC transport.
+pub fn init_ipc(batch: u32, wait_timeout_us: u64) -> Option<Ipc> {
+    let ipc = Ipc::init(batch, wait_timeout_us);
+    if ipc.is_none() {
+        fail(
+            TRANSPORT,
+            "the IPC header's magic is not set: run with transport remap or copy",
+        );
     }
-}
-
-/// Whether `gpa` is a whole page of this VM's free memory (`[free_start, mem_size)`), the only
-/// memory the IPC helpers write or hand to the VMM.
-pub fn is_free_page(gpa: u64) -> bool {
-    let bi = crate::boot_info();
-    gpa % PAGE_SIZE == 0
-        && gpa >= bi.free_start
-        && gpa
-            .checked_add(PAGE_SIZE)
-            .is_some_and(|end| end <= bi.mem_size)
-}
-
-/// Whether `gpa` is a whole page of the shared region of a shmem run
-/// ([`pageflip_abi::shmem`]): memory the VMM maps into every VM, where the shmem transport's
-/// payloads live (checked only when [`is_free_page`] says no).
-pub fn is_shared_page(gpa: u64) -> bool {
-    gpa % PAGE_SIZE == 0
-        && gpa >= SHMEM_GPA
-        && gpa - SHMEM_GPA < SHMEM_SIZE
-        && crate::boot_info().transport == TRANSPORT_SHMEM
-}
-
-/// Whether `gpa` is a page a message payload may be in: a page of free memory
-/// ([`is_free_page`]) or of the shared region ([`is_shared_page`]). Neither holds a Rust
-/// object, the stack or the image.
-#[inline]
-pub fn is_payload_page(gpa: u64) -> bool {
-    is_free_page(gpa) || is_shared_page(gpa)
+    ipc
 }
 
 /// A descriptor's place in the send ring: its free-running index (valid for [`Ipc::status`]
 /// until [`SEND_RING_LEN`] later descriptors have been placed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SendSlot(pub u32);
-
-/// How a received entry's pages compare with the pages this VM posted (see
-/// [`Ipc::last_landing`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Landing {
-    /// Every page of the entry is the next page this VM posted, in posting order.
-    pub ok: bool,
-    /// The first page that differs: its index in the entry (0 if `ok`).
-    pub index: u32,
-    /// The GPA this VM posted there (0 if `ok`).
-    pub posted: u64,
-    /// The GPA the entry names there (0 if `ok`).
-    pub got: u64,
-}
 
 /// The guest side of this VM's remap-IPC control structure (one per VM: [`Ipc::init`]).
 ///
@@ -628,138 +592,4 @@ impl Ipc {
         }
         posted
     }
-}
-
-/// Pages of free memory handed out one at a time (landing pages to post).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PagePool {
-    next: u64,
-    end: u64,
-}
-
-impl PagePool {
-    /// The `npages` pages from `base` (page aligned).
-    pub const fn new(base: u64, npages: u64) -> PagePool {
-        PagePool {
-            next: base,
-            end: base + npages * PAGE_SIZE,
-        }
-    }
-
-    /// The next page, if any is left.
-    pub fn take(&mut self) -> Option<u64> {
-        if self.next >= self.end {
-            return None;
-        }
-        let gpa = self.next;
-        self.next += PAGE_SIZE;
-        Some(gpa)
-    }
-
-    /// Pages left.
-    pub fn left(&self) -> u64 {
-        (self.end - self.next) / PAGE_SIZE
-    }
-}
-
-/// A bump allocator over this VM's free memory (`[free_start, mem_size)`), in pages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Arena {
-    next: u64,
-    end: u64,
-}
-
-impl Arena {
-    /// All of this VM's free memory.
-    pub fn new() -> Arena {
-        let bi = crate::boot_info();
-        Arena {
-            next: bi.free_start.next_multiple_of(PAGE_SIZE),
-            end: bi.mem_size & !(PAGE_SIZE - 1),
-        }
-    }
-
-    /// `npages` contiguous pages, or `None` if they do not fit.
-    pub fn alloc(&mut self, npages: u64) -> Option<u64> {
-        let bytes = npages.checked_mul(PAGE_SIZE)?;
-        let end = self.next.checked_add(bytes)?;
-        if end > self.end {
-            return None;
-        }
-        let gpa = self.next;
-        self.next = end;
-        Some(gpa)
-    }
-
-    /// Bytes left.
-    pub fn left(&self) -> u64 {
-        self.end - self.next
-    }
-
-    /// The GPA the next allocation starts at: what was allocated between two calls lies
-    /// between their results.
-    pub fn position(&self) -> u64 {
-        self.next
-    }
-}
-
-impl Default for Arena {
-    fn default() -> Arena {
-        Arena::new()
-    }
-}
-
-/// Zeroes `npages` pages from `gpa` (which also makes them present before a measured phase).
-/// Panics unless they are pages of free memory.
-pub fn zero_pages(gpa: u64, npages: u64) {
-    for i in 0..npages {
-        let page = gpa + i * PAGE_SIZE;
-        assert!(is_free_page(page), "{page:#x} is not a page of free memory");
-        // SAFETY: a page of free memory (checked): no Rust object, stack or image lies there.
-        unsafe { ptr::write_bytes(page as *mut u8, 0, PAGE_SIZE as usize) };
-    }
-    compiler_fence(Ordering::SeqCst);
-}
-
-/// Touches every page of the guest image (`[IMAGE_BASE, free_start)`) and of the control
-/// structure with a read, and `stack_bytes` of stack below the caller with writes, so that a
-/// measured phase that follows takes no page faults for them.
-#[inline(never)]
-pub fn prefault(stack_bytes: usize) {
-    let bi = crate::boot_info();
-    let mut gpa = IMAGE_BASE;
-    while gpa < bi.free_start {
-        // SAFETY: the image is loaded at [IMAGE_BASE, free_start) and mapped at CPL3; a read
-        // changes nothing.
-        unsafe { ptr::read_volatile(gpa as *const u8) };
-        gpa += PAGE_SIZE;
-    }
-    let mut gpa = IPC_HEADER_GPA;
-    while gpa < pageflip_abi::ipc::IPC_END_GPA {
-        // SAFETY: the control structure is guest memory mapped at CPL3; a read changes
-        // nothing.
-        unsafe { ptr::read_volatile(gpa as *const u8) };
-        gpa += PAGE_SIZE;
-    }
-    touch_stack(stack_bytes);
-}
-
-/// Writes to `bytes` of stack below the caller (a local array, rounded to pages).
-#[inline(never)]
-fn touch_stack(bytes: usize) {
-    const CHUNK: usize = 16 * 1024;
-    let mut left = bytes;
-    let mut buf = [0u8; CHUNK];
-    let mut i = 0;
-    while i < CHUNK {
-        // SAFETY: `i < CHUNK`: inside the local array.
-        unsafe { ptr::write_volatile(buf.as_mut_ptr().add(i), 1) };
-        i += PAGE_SIZE as usize;
-    }
-    left = left.saturating_sub(CHUNK);
-    if left > 0 {
-        touch_stack(left);
-    }
-    // Keeps the array (and the recursion) from being optimised away.
-    core::hint::black_box(&buf);
 }

@@ -1,25 +1,29 @@
 //! Links: one VM's messaging over whichever transport the run has, for the workloads
-//! `stream`, `pingpong` and `fanin` ([`crate::ipc::workload`]).
+//! `stream`, `pingpong` and `fanin` ([`crate::workload`]).
 //!
 //! A [`Link`] sends numbered messages of one size to the VM's one destination (with
 //! backpressure: it waits, and gives up only after the idle timeout), and receives messages,
 //! which [`Link::deliver`] checks with a [`StreamReceiver`] and releases. Three transports
 //! implement it:
 //!
-//! - [`queues::Queues`]: the remap-IPC queues (remap or copy), today's [`Ipc`] and
-//!   [`StreamSender`] unchanged;
+//! - [`queues::Queues`]: the remap-IPC queues (remap or copy): this VM's [`Ipc`] and a
+//!   [`StreamSender`];
 //! - [`virtio::Virtio`]: the virtio datagram device, through its driver
 //!   ([`crate::virtio::DgramDevice`]);
 //! - [`shmem::Shmem`]: the shared-memory rings ([`pageflip_abi::shmem`]), polled, no exits.
 //!
-//! Workloads are generic over `L: Link` ([`crate::ipc::workload::Program`]), so each
+//! Workloads are generic over `L: Link` ([`crate::workload::Program`]), so each
 //! transport's loops are compiled for it: choosing the transport at run time costs nothing per
 //! message.
+//!
+//! Links sit below the workloads: they are set up from [`crate::params::Params`] and check with
+//! [`crate::check`](mod@crate::check), and import nothing from [`crate::workload`].
 //!
 //! [`Ipc`]: crate::ipc::Ipc
 //! [`StreamSender`]: crate::ipc::StreamSender
 
-use crate::ipc::{Arena, SendStats, StreamReceiver, Verdict};
+use crate::arena::Arena;
+use crate::check::{SendStats, StreamReceiver, Verdict};
 
 pub mod queues;
 pub mod shmem;
@@ -59,9 +63,9 @@ impl Notifications {
 }
 
 /// One VM's messaging over one transport: a sender to one destination and a receiver from a
-/// set of senders, of messages of the run's size ([`crate::ipc::workload::Params`], given
+/// set of senders, of messages of the run's size ([`crate::params::Params`], given
 /// to the transport's constructor) filled and checked with their patterns
-/// ([`crate::ipc::fill_payload`]).
+/// ([`crate::payload::fill_payload`]).
 pub trait Link {
     /// The transport's name, recorded as the message of PASS `ipc-transport`
     /// ([`pageflip_abi::probes::ipc_records::TRANSPORT`]).

@@ -1,16 +1,17 @@
 //! The remap-IPC queues (remap or copy) as a [`Link`]: this VM's [`Ipc`] and a
-//! [`StreamSender`], exactly as the workloads used them before links existed. Every method is
-//! the call the workloads made, so the per-message work is unchanged.
+//! [`StreamSender`]. Every method is one call on them, so a message costs what the queues
+//! themselves cost.
 
 use pageflip_abi::ipc::{RecvEntry, POST_RING_LEN};
 use pageflip_abi::probes::ipc_records::TRANSPORT_QUEUES;
 
 use super::{Link, Notifications, OutOfMemory};
-use crate::ipc::workload::Params;
-use crate::ipc::{
-    zero_pages, Arena, Coverage, Ipc, PagePool, RecvMode, SendStats, StreamReceiver, StreamSender,
-    Verdict,
-};
+use crate::arena::{zero_pages, Arena, PagePool};
+use crate::check::{SendStats, StreamReceiver, Verdict};
+use crate::ipc::{Ipc, StreamSender};
+use crate::params::Params;
+use crate::params::RecvMode;
+use crate::payload::Coverage;
 
 /// The remap-IPC queues of this VM.
 pub struct Queues {

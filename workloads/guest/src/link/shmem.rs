@@ -31,11 +31,12 @@ use pageflip_abi::shmem::{
 use pageflip_abi::{MAX_VMS, PAGE_SIZE};
 
 use super::{Link, Notifications, OutOfMemory};
-use crate::ipc::workload::Params;
-use crate::ipc::{
-    fill_payload, pages_for, Arena, Coverage, Landing, SendStats, StreamReceiver, Text, Verdict,
-};
+use crate::arena::Arena;
+use crate::check::{Landing, SendStats, StreamReceiver, Verdict};
+use crate::params::Params;
+use crate::payload::{fill_payload, pages_for, Coverage};
 use crate::results::check;
+use crate::text::Text;
 use crate::tsc::Deadline;
 
 /// The ring's control block from `src` to `dst`.

@@ -13,7 +13,7 @@
 //! 0-byte payload) and 3i+2 (status, writable); descriptors from `3 * depth` up are spare
 //! ([`DgramDevice::tx_spare`]), for hand-made chains. Rx buffer i is the one writable
 //! descriptor i of the rx queue, header and payload contiguous, so that the payload is page
-//! aligned (for [`crate::ipc::verify_payload`]) and a device that only handles one-descriptor
+//! aligned (for [`crate::payload::verify_payload`]) and a device that only handles one-descriptor
 //! chains works too.
 
 use core::cell::Cell;
@@ -31,7 +31,7 @@ use super::{
     queue_size_for, Desc, InitError, Options, Transport, UsedElem, Virtqueue, MAX_DEPTH,
     STATUS_NOT_WRITTEN, TX_CHAIN_DESCS,
 };
-use crate::ipc::{zero_pages, Arena};
+use crate::arena::{zero_pages, Arena};
 
 /// Most pages of one message's payload.
 pub const MAX_MSG_PAGES: usize = (MAX_PAYLOAD as u64 / PAGE_SIZE) as usize;

@@ -19,7 +19,7 @@ use pageflip_abi::virtio::{
 use pageflip_abi::PAGE_SIZE;
 
 use super::{InitError, Transport};
-use crate::ipc::{zero_pages, Arena};
+use crate::arena::{zero_pages, Arena};
 
 /// Largest queue size [`Virtqueue::alloc`] lays out (above the device's `QueueNumMax`, so
 /// that probes can offer a queue the device must refuse).

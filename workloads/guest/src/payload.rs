@@ -7,13 +7,17 @@
 //! or of a zeroed page is detected, and the bytes look random, so a partial corruption is
 //! detected with overwhelming probability. [`verify_payload`] compares every byte up to the
 //! message length (the last word only up to the length).
+//!
+//! A message of `len` bytes spans [`pages_for`]`(len)` pages, 4096 bytes in each. Also here:
+//! whole-page probes for the security checks ([`page_is_zero`], [`fill_page_with`],
+//! [`find_word`]). Nothing here depends on a transport.
 
 use core::ptr;
 use core::sync::atomic::{compiler_fence, Ordering};
 
 use pageflip_abi::PAGE_SIZE;
 
-use super::{is_free_page, is_payload_page};
+use crate::arena::{is_free_page, is_payload_page};
 
 /// How much of a payload [`fill_payload`] writes and [`verify_payload`] checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +28,15 @@ pub enum Coverage {
     /// benchmarks where touching every byte would dominate the cost (the remaining bytes
     /// are whatever the pages held).
     Light,
+}
+
+/// Pages needed for a message of `len` bytes (at least 1).
+pub const fn pages_for(len: u64) -> u64 {
+    if len == 0 {
+        1
+    } else {
+        len.div_ceil(PAGE_SIZE)
+    }
 }
 
 /// The 8-byte word at word index `index` of message `seq` from VM `src`.
@@ -84,7 +97,7 @@ fn for_each_word(len: u64, coverage: Coverage, mut f: impl FnMut(u64, u64, u64) 
 /// `pages` (4096 bytes per page), as `coverage` says (the last word is written whole).
 ///
 /// Panics if `pages` is too short for `len` or a page is not a page of free memory or of the
-/// shared region of a shmem run ([`super::is_payload_page`]).
+/// shared region of a shmem run ([`crate::arena::is_payload_page`]).
 pub fn fill_payload(pages: &[u64], len: u64, src: u32, seq: u64, coverage: Coverage) {
     check_pages(pages, len);
     for_each_word(len, coverage, |page, word, _| {
@@ -102,7 +115,7 @@ pub fn fill_payload(pages: &[u64], len: u64, src: u32, seq: u64, coverage: Cover
 /// from VM `src`, as `coverage` says: `Err` with the first differing byte.
 ///
 /// Panics if `pages` is too short for `len` or a page is not a page of free memory or of the
-/// shared region (check pages that come from elsewhere with [`super::is_payload_page`]
+/// shared region (check pages that come from elsewhere with [`crate::arena::is_payload_page`]
 /// first).
 pub fn verify_payload(
     pages: &[u64],

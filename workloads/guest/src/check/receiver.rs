@@ -1,0 +1,281 @@
+//! [`StreamReceiver`]: the checks of every message of one or more streams.
+
+use core::fmt::Write;
+
+use pageflip_abi::ipc::{RecvEntry, MAX_MSG_PAGES};
+use pageflip_abi::{MAX_VMS, PAGE_SIZE};
+
+use super::{Landing, Tally, Verdict};
+use crate::arena::{is_payload_page, zero_pages};
+use crate::payload::{pages_for, verify_payload, Coverage};
+use crate::results::check;
+use crate::text::Text;
+
+/// Checks the messages of one or more streams: `count` messages of `len` bytes from each
+/// VM in `senders`, to this VM, each with its pattern. Keeps, per check, the number of
+/// failures and the first:
+///
+/// - `delivery-integrity`: length, page count, pages inside free memory, every byte of the
+///   payload ([`verify_payload`]);
+/// - `fifo-per-sender`: each sender's sequence numbers arrive increasing;
+/// - `gap-free`: each arrives as the previous one + 1, from 0;
+/// - `no-duplicates`: no (source, sequence number) twice, nothing after the last one;
+/// - `ids`: the source is a legitimate sender, the destination this VM;
+/// - `landing-pages`: the message is where the transport must put it (remap/copy: the pages
+///   are the next pages this VM posted, in order; the transport decides, see
+///   [`StreamReceiver::handle_entry`]);
+/// - `count`: every expected message arrived.
+///
+/// [`StreamReceiver::handle`] posts received pages again; other transports release their
+/// messages themselves ([`crate::link::Link::deliver`]).
+pub struct StreamReceiver {
+    me: u32,
+    senders: u32,
+    count: u64,
+    len: u32,
+    coverage: Coverage,
+    seen_base: u64,
+    next: [u64; MAX_VMS],
+    last: [u64; MAX_VMS],
+    got: [u64; MAX_VMS],
+    received: u64,
+    integrity: Tally,
+    fifo: Tally,
+    gap: Tally,
+    dup: Tally,
+    ids: Tally,
+    landing: Tally,
+    landing_pass: &'static str,
+    landing_want: &'static str,
+}
+
+/// No message seen yet (in `StreamReceiver::last`).
+const NONE: u64 = u64::MAX;
+
+impl StreamReceiver {
+    /// Pages of free memory the receiver's seen-bitmap needs: one bit per (VM, sequence
+    /// number).
+    pub const fn bitmap_pages(count: u64) -> u64 {
+        (MAX_VMS as u64 * count).div_ceil(8).div_ceil(PAGE_SIZE)
+    }
+
+    /// A receiver of `count` messages of `len` bytes from each VM whose bit is set in
+    /// `senders`, checked as `coverage` says, with its bitmap at `bitmap_base`
+    /// ([`StreamReceiver::bitmap_pages`] pages of free memory, zeroed here).
+    pub fn new(
+        senders: u32,
+        count: u64,
+        len: u32,
+        coverage: Coverage,
+        bitmap_base: u64,
+    ) -> StreamReceiver {
+        zero_pages(bitmap_base, Self::bitmap_pages(count));
+        StreamReceiver {
+            me: crate::boot_info().vm_id,
+            senders,
+            count,
+            len,
+            coverage,
+            seen_base: bitmap_base,
+            next: [0; MAX_VMS],
+            last: [NONE; MAX_VMS],
+            got: [0; MAX_VMS],
+            received: 0,
+            integrity: Tally::new(),
+            fifo: Tally::new(),
+            gap: Tally::new(),
+            dup: Tally::new(),
+            ids: Tally::new(),
+            landing: Tally::new(),
+            landing_pass: "every entry landed in the next posted pages",
+            landing_want: "posted",
+        }
+    }
+
+    /// Describes the `landing-pages` check of another transport than remap/copy: `pass` is
+    /// the PASS message, `want` names the expected GPA in a failure ("posted" by default).
+    pub fn set_landing_text(&mut self, pass: &'static str, want: &'static str) {
+        self.landing_pass = pass;
+        self.landing_want = want;
+    }
+
+    /// Entries handled so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Messages accepted from VM `src`.
+    pub fn accepted_from(&self, src: u32) -> u64 {
+        self.got.get(src as usize).copied().unwrap_or(0)
+    }
+
+    /// Whether every expected message has been accepted.
+    pub fn complete(&self) -> bool {
+        (0..MAX_VMS as u32)
+            .filter(|&id| self.senders & (1 << id) != 0)
+            .all(|id| self.got[id as usize] >= self.count)
+    }
+
+    /// Flips the seen-bit of (`src`, `seq`); returns whether it was set before.
+    fn seen(&mut self, src: u32, seq: u64) -> bool {
+        let bit = u64::from(src) * self.count + seq;
+        let p = (self.seen_base + bit / 8) as *mut u8;
+        let mask = 1u8 << (bit % 8);
+        // SAFETY: the bitmap lies in free memory set aside for it (bitmap_pages cover
+        // MAX_VMS * count bits; src < MAX_VMS and seq < count were checked by the caller).
+        unsafe {
+            let old = core::ptr::read_volatile(p);
+            core::ptr::write_volatile(p, old | mask);
+            old & mask != 0
+        }
+    }
+
+    /// Checks a message received over any transport, given as the entry it would be in the
+    /// receive ring (its pages: where its payload is now, readable until the caller
+    /// releases it), and `landing`: whether the transport found it where it must be, and if
+    /// not the first page that is elsewhere and where it should be.
+    pub fn handle_entry(&mut self, e: &RecvEntry, landing: Landing) -> Verdict {
+        self.received += 1;
+        if !landing.ok {
+            self.landing.fail(format_args!(
+                "src {} seq {}: page {} at {:#x}, {} {:#x}",
+                e.src, e.seq, landing.index, landing.got, self.landing_want, landing.posted
+            ));
+        }
+        self.check(e)
+    }
+
+    fn check(&mut self, e: &RecvEntry) -> Verdict {
+        let (src, seq) = (e.src, e.seq);
+        let legit = (src as usize) < MAX_VMS && self.senders & (1 << src) != 0;
+        if !legit || e.dst != self.me {
+            self.ids.fail(format_args!(
+                "seq {seq}: src {src}, dst {} (want a sender in {:#x}, dst {})",
+                e.dst, self.senders, self.me
+            ));
+        }
+        // The payload.
+        let npages = pages_for(u64::from(self.len));
+        let pages_ok = (e.npages as usize) <= MAX_MSG_PAGES
+            && e.pages[..e.npages as usize]
+                .iter()
+                .all(|&p| is_payload_page(p));
+        if e.len != self.len || u64::from(e.npages) != npages {
+            self.integrity.fail(format_args!(
+                "src {src} seq {seq}: len {} in {} pages (want {} in {npages})",
+                e.len, e.npages, self.len
+            ));
+        } else if !pages_ok {
+            self.integrity.fail(format_args!(
+                "src {src} seq {seq}: a page is outside free memory: {:#x?}",
+                &e.pages[..e.npages as usize]
+            ));
+        } else if let Err(m) = verify_payload(
+            &e.pages[..e.npages as usize],
+            u64::from(e.len),
+            src,
+            seq,
+            self.coverage,
+        ) {
+            self.integrity.fail(format_args!(
+                "src {src} seq {seq}: byte {} differs: word {:#018x}, want {:#018x}",
+                m.offset, m.got, m.want
+            ));
+        }
+        if !legit {
+            return Verdict::Rejected;
+        }
+        let s = src as usize;
+        if seq >= self.count {
+            if self.got[s] >= self.count {
+                self.dup.fail(format_args!(
+                    "src {src}: seq {seq} after all {} messages",
+                    self.count
+                ));
+            } else {
+                self.gap.fail(format_args!(
+                    "src {src}: seq {seq} out of range (0..{})",
+                    self.count
+                ));
+            }
+            return Verdict::Rejected;
+        }
+        if self.seen(src, seq) {
+            self.dup.fail(format_args!("src {src}: seq {seq} twice"));
+            return Verdict::Rejected;
+        }
+        if self.last[s] != NONE && seq < self.last[s] {
+            self.fifo.fail(format_args!(
+                "src {src}: seq {seq} after seq {}",
+                self.last[s]
+            ));
+        }
+        if seq != self.next[s] {
+            self.gap.fail(format_args!(
+                "src {src}: seq {seq} where {} was due",
+                self.next[s]
+            ));
+        }
+        if self.last[s] == NONE || seq > self.last[s] {
+            self.last[s] = seq;
+        }
+        self.next[s] = seq + 1;
+        self.got[s] += 1;
+        Verdict::Accepted { src, seq }
+    }
+
+    /// Records the checks (see the type's documentation).
+    pub fn record(&self) -> bool {
+        let nsenders = self.senders.count_ones();
+        let expected = self.count * u64::from(nsenders);
+        let total: u64 = self.got.iter().sum();
+        let mut ok = true;
+        ok &= self.integrity.record(
+            crate::abi::probes::ipc_records::DELIVERY_INTEGRITY,
+            format_args!(
+                "{} messages of {} bytes, {}",
+                self.received,
+                self.len,
+                match self.coverage {
+                    Coverage::Full => "every byte checked",
+                    Coverage::Light => "first word of each page and the last word checked",
+                }
+            ),
+        );
+        ok &= self.fifo.record(
+            crate::abi::probes::ipc_records::FIFO_PER_SENDER,
+            format_args!("{nsenders} senders"),
+        );
+        ok &= self.gap.record(
+            crate::abi::probes::ipc_records::GAP_FREE,
+            format_args!("{nsenders} senders, seq 0..{} each", self.count),
+        );
+        ok &= self.dup.record(
+            crate::abi::probes::ipc_records::NO_DUPLICATES,
+            format_args!("{} entries, none twice, none after the end", self.received),
+        );
+        ok &= self.ids.record(
+            crate::abi::probes::ipc_records::IDS,
+            format_args!("senders {:#x}, dst {}", self.senders, self.me),
+        );
+        ok &= self.landing.record(
+            crate::abi::probes::ipc_records::LANDING_PAGES,
+            format_args!("{}", self.landing_pass),
+        );
+        let mut missing = Text::new();
+        for id in 0..MAX_VMS {
+            if self.senders & (1 << id) != 0 && self.got[id] != self.count {
+                let _ = write!(missing, " VM{id}: {}/{}", self.got[id], self.count);
+            }
+        }
+        ok &= check(
+            crate::abi::probes::ipc_records::COUNT,
+            total == expected && missing.as_str().is_empty(),
+            format_args!(
+                "{total} of {expected} messages ({} per sender){}",
+                self.count, missing
+            ),
+        );
+        ok
+    }
+}
