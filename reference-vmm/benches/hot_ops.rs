@@ -48,8 +48,9 @@ use pageflip_abi::virtio::{HEADER_SIZE, TX_QUEUE};
 use pageflip_abi::PAGE_SIZE;
 use pageflip_vmm::ipc::{FrameTable, IpcEngine, Movement};
 use pageflip_vmm::kvm_stats::StatsFd;
-use pageflip_vmm::memory::{create_memfd, AbiPod, GuestRam};
+use pageflip_vmm::memory::{create_memfd, GuestRam};
 use pageflip_vmm::virtio::mock::{send, Run, FEATURES, RXBUF};
+use vm_memory::ByteValued;
 
 /// Memory of each of the two VMs.
 const MEM: u64 = 4 << 20;

@@ -7,10 +7,7 @@ use std::fs::File;
 use std::os::fd::FromRawFd;
 use std::sync::Arc;
 
-use pageflip_abi::ipc::{IpcHeader, RecvEntry, SendDesc};
-use pageflip_abi::shmem::RingControl;
-use pageflip_abi::{BootInfo, ResultRecord, SampleDesc};
-use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use vm_memory::{ByteValued, Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 /// Why guest memory could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -87,28 +84,16 @@ impl GuestRam {
         gpa.checked_add(len).is_some_and(|end| end <= self.size)
     }
 
-    /// Reads an ABI structure from guest memory.
-    pub fn read_pod<T: AbiPod>(&self, gpa: u64) -> Option<T> {
-        let mut value = T::zeroed();
-        // SAFETY: AbiPod types are repr(C) with integer fields only and no padding, so any
-        // byte pattern is a valid value and viewing it as bytes is sound.
-        let bytes = unsafe {
-            std::slice::from_raw_parts_mut(
-                (&mut value as *mut T).cast::<u8>(),
-                std::mem::size_of::<T>(),
-            )
-        };
-        self.mem.read_slice(bytes, GuestAddress(gpa)).ok()?;
-        Some(value)
+    /// Reads an ABI structure (or integer) from guest memory, or None if it is not all in
+    /// guest memory.
+    pub fn read_pod<T: ByteValued>(&self, gpa: u64) -> Option<T> {
+        self.mem.read_obj(GuestAddress(gpa)).ok()
     }
 
-    /// Writes an ABI structure into guest memory.
-    pub fn write_pod<T: AbiPod>(&self, gpa: u64, value: &T) -> bool {
-        // SAFETY: see `read_pod`; the slice only lives for this call.
-        let bytes = unsafe {
-            std::slice::from_raw_parts((value as *const T).cast::<u8>(), std::mem::size_of::<T>())
-        };
-        self.mem.write_slice(bytes, GuestAddress(gpa)).is_ok()
+    /// Writes an ABI structure (or integer) into guest memory; false if it is not all in guest
+    /// memory.
+    pub fn write_pod<T: ByteValued>(&self, gpa: u64, value: &T) -> bool {
+        self.mem.write_obj(*value, GuestAddress(gpa)).is_ok()
     }
 
     /// Reads `len` bytes at `gpa`, or None if the range is not guest memory.
@@ -124,82 +109,10 @@ impl GuestRam {
     }
 }
 
-/// ABI structures that may be copied to and from guest memory as bytes.
-///
-/// # Safety
-/// Implementors are `#[repr(C)]`, contain only integer fields (or arrays of them), and have
-/// no padding, so every byte pattern is a valid value.
-pub unsafe trait AbiPod: Copy {
-    /// The all-zero value.
-    fn zeroed() -> Self;
-}
-
-// SAFETY: repr(C), integer fields only, size asserted in pageflip-abi (224 = sum of fields).
-unsafe impl AbiPod for BootInfo {
-    fn zeroed() -> Self {
-        BootInfo::zeroed()
-    }
-}
-// SAFETY: repr(C), integer fields only, size asserted in pageflip-abi (320 = sum of fields).
-unsafe impl AbiPod for ResultRecord {
-    fn zeroed() -> Self {
-        ResultRecord::zeroed()
-    }
-}
-// SAFETY: repr(C), integer fields only, no padding (size asserted in pageflip-abi).
-unsafe impl AbiPod for IpcHeader {
-    fn zeroed() -> Self {
-        // SAFETY: all-integer repr(C) struct: zero is a valid value.
-        unsafe { std::mem::zeroed() }
-    }
-}
-// SAFETY: repr(C), integer fields only, no padding (size asserted in pageflip-abi).
-unsafe impl AbiPod for SendDesc {
-    fn zeroed() -> Self {
-        // SAFETY: all-integer repr(C) struct: zero is a valid value.
-        unsafe { std::mem::zeroed() }
-    }
-}
-// SAFETY: repr(C), integer fields only, no padding (size asserted in pageflip-abi).
-unsafe impl AbiPod for RecvEntry {
-    fn zeroed() -> Self {
-        // SAFETY: all-integer repr(C) struct: zero is a valid value.
-        unsafe { std::mem::zeroed() }
-    }
-}
-// SAFETY: repr(C), u64 fields only, no padding (size asserted in pageflip-abi).
-unsafe impl AbiPod for RingControl {
-    fn zeroed() -> Self {
-        RingControl {
-            head: 0,
-            pad0: [0; 7],
-            tail: 0,
-            pad1: [0; 7],
-        }
-    }
-}
-// SAFETY: repr(C), two u64 fields.
-unsafe impl AbiPod for SampleDesc {
-    fn zeroed() -> Self {
-        SampleDesc { gpa: 0, count: 0 }
-    }
-}
-// SAFETY: a plain integer.
-unsafe impl AbiPod for u32 {
-    fn zeroed() -> Self {
-        0
-    }
-}
-// SAFETY: a plain integer.
-unsafe impl AbiPod for u64 {
-    fn zeroed() -> Self {
-        0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pageflip_abi::BootInfo;
 
     #[test]
     fn pod_round_trip_and_bounds() {

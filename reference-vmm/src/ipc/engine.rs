@@ -63,8 +63,11 @@ pub struct IpcEngine {
     arrived: Condvar,
 }
 
+/// A u32 of a VM's control structure. The structure lies at fixed GPAs below the smallest
+/// memory a VM may have (`MIN_MEM_SIZE`), so the read cannot fail.
 fn read_u32(ram: &GuestRam, gpa: u64) -> u32 {
-    ram.read_pod::<u32>(gpa).unwrap_or(0)
+    ram.read_pod::<u32>(gpa)
+        .expect("the control structure lies inside every VM's memory")
 }
 
 fn write_u32(ram: &GuestRam, gpa: u64, v: u32) {
@@ -570,7 +573,7 @@ mod tests {
         let r = ram(e, 0);
         r.write_bytes(page, &[fill; PAGE_SIZE as usize]);
         let head = read_u32(&r, hdr!(send_head));
-        let mut d: SendDesc = crate::memory::AbiPod::zeroed();
+        let mut d: SendDesc = vm_memory::ByteValued::zeroed();
         d.seq = seq;
         d.dst = dst;
         d.len = PAGE_SIZE as u32;
@@ -663,7 +666,7 @@ mod tests {
         for (page, dst, want) in cases {
             let r = ram(&e, 0);
             let head = read_u32(&r, hdr!(send_head));
-            let mut d: SendDesc = crate::memory::AbiPod::zeroed();
+            let mut d: SendDesc = vm_memory::ByteValued::zeroed();
             d.dst = dst;
             d.len = 64;
             d.npages = 1;

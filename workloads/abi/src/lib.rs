@@ -6,6 +6,8 @@
 //! and use only integer fields, so the host may read them from guest memory byte by byte.
 #![no_std]
 
+#[cfg(feature = "vm-memory")]
+pub mod bytes;
 pub mod ipc;
 pub mod layout;
 pub mod mmio;
