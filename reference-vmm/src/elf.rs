@@ -4,8 +4,11 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
+use linux_loader::elf::{Elf64_Ehdr, Elf64_Phdr};
 use linux_loader::loader::{elf::Elf, KernelLoader};
 use pageflip_abi::{IMAGE_BASE, PAGE_SIZE};
+use std::mem::size_of;
+use vm_memory::ByteValued;
 use vm_memory::GuestAddress;
 
 use crate::memory::GuestRam;
@@ -54,10 +57,6 @@ pub struct GuestImage {
     pub end: u64,
 }
 
-fn field<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
-    b[at..at + N].try_into().expect("in bounds")
-}
-
 impl GuestImage {
     /// Reads and checks the image at `path` for a VM with `mem_size` bytes of memory.
     pub fn open(path: &Path, mem_size: u64) -> Result<GuestImage, ImageError> {
@@ -94,16 +93,70 @@ impl GuestImage {
     }
 }
 
-/// Checks an ELF image; returns (entry, page-aligned end of the loaded segments).
-fn check(b: &[u8], mem_size: u64) -> Result<(u64, u64), String> {
-    if b.len() < 64 || b[..4] != *b"\x7fELF" {
-        return Err("not an ELF file".into());
+/// Why an image's ELF headers could not be read ([`read_header`], [`program_headers`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// Shorter than an ELF header, or no ELF magic.
+    #[error("not an ELF file")]
+    NotElf,
+    /// An ELF file, but not ELFCLASS64 little-endian.
+    #[error("not a 64-bit little-endian ELF (ELFCLASS64, ELFDATA2LSB)")]
+    NotElf64,
+    /// `e_phentsize` is not the size of an `Elf64_Phdr`.
+    #[error("program header size {0}, expected 56")]
+    ProgramHeaderSize(u16),
+    /// The program header table does not lie inside the file.
+    #[error("program headers lie outside the file")]
+    TableOutside,
+}
+
+/// The ELF64 header of an image, as linux-loader's `Elf64_Ehdr`, after checking the magic,
+/// the class and the byte order: the project's one ELF header reader (the VMM's image
+/// checks, conform's bad images and the embedded images' tests use it).
+pub fn read_header(b: &[u8]) -> Result<Elf64_Ehdr, HeaderError> {
+    if b.len() < size_of::<Elf64_Ehdr>() || b[..4] != *b"\x7fELF" {
+        return Err(HeaderError::NotElf);
     }
     if b[4] != 2 || b[5] != 1 {
-        return Err("not a 64-bit little-endian ELF (ELFCLASS64, ELFDATA2LSB)".into());
+        return Err(HeaderError::NotElf64);
     }
-    let e_type = u16::from_le_bytes(field(b, 16));
-    let machine = u16::from_le_bytes(field(b, 18));
+    let mut header = Elf64_Ehdr::default();
+    header
+        .as_mut_slice()
+        .copy_from_slice(&b[..size_of::<Elf64_Ehdr>()]);
+    Ok(header)
+}
+
+/// Every program header of the image `b` whose header is `header`, with its byte offset in
+/// the file, after checking the entry size and that the table lies inside the file.
+pub fn program_headers(
+    b: &[u8],
+    header: &Elf64_Ehdr,
+) -> Result<Vec<(usize, Elf64_Phdr)>, HeaderError> {
+    let entsize = size_of::<Elf64_Phdr>();
+    if usize::from(header.e_phentsize) != entsize {
+        return Err(HeaderError::ProgramHeaderSize(header.e_phentsize));
+    }
+    let phoff = header.e_phoff;
+    let table_end = phoff
+        .checked_add(u64::from(header.e_phnum) * entsize as u64)
+        .filter(|&e| e <= b.len() as u64)
+        .ok_or(HeaderError::TableOutside)?;
+    Ok(b[phoff as usize..table_end as usize]
+        .chunks_exact(entsize)
+        .enumerate()
+        .map(|(i, bytes)| {
+            let mut ph = Elf64_Phdr::default();
+            ph.as_mut_slice().copy_from_slice(bytes);
+            (phoff as usize + i * entsize, ph)
+        })
+        .collect())
+}
+
+/// Checks an ELF image; returns (entry, page-aligned end of the loaded segments).
+fn check(b: &[u8], mem_size: u64) -> Result<(u64, u64), String> {
+    let h = read_header(b).map_err(|e| e.to_string())?;
+    let (e_type, machine) = (h.e_type, h.e_machine);
     if machine != EM_X86_64 {
         return Err(format!("built for ELF machine {machine}, not x86-64 (62)"));
     }
@@ -112,30 +165,15 @@ fn check(b: &[u8], mem_size: u64) -> Result<(u64, u64), String> {
             "ELF type {e_type} is not a static executable (ET_EXEC); link with -static and a linker script"
         ));
     }
-    let entry = u64::from_le_bytes(field(b, 24));
-    let phoff = u64::from_le_bytes(field(b, 32));
-    let phentsize = u64::from(u16::from_le_bytes(field(b, 54)));
-    let phnum = u64::from(u16::from_le_bytes(field(b, 56)));
-    if phentsize != 56 {
-        return Err(format!("program header size {phentsize}, expected 56"));
-    }
-    let table_end = phoff
-        .checked_add(phnum * phentsize)
-        .filter(|&e| e <= b.len() as u64)
-        .ok_or("program headers lie outside the file")?;
+    let entry = h.e_entry;
+    let programs = program_headers(b, &h).map_err(|e| e.to_string())?;
     let mut end = 0u64;
     let mut entry_loaded = false;
-    for (i, ph) in b[phoff as usize..table_end as usize]
-        .chunks_exact(56)
-        .enumerate()
-    {
-        if u32::from_le_bytes(field(ph, 0)) != PT_LOAD {
+    for (i, (_, ph)) in programs.iter().enumerate() {
+        if ph.p_type != PT_LOAD {
             continue;
         }
-        let offset = u64::from_le_bytes(field(ph, 8));
-        let paddr = u64::from_le_bytes(field(ph, 24));
-        let filesz = u64::from_le_bytes(field(ph, 32));
-        let memsz = u64::from_le_bytes(field(ph, 40));
+        let (offset, paddr, filesz, memsz) = (ph.p_offset, ph.p_paddr, ph.p_filesz, ph.p_memsz);
         if filesz > memsz {
             return Err(format!(
                 "segment {i}: file size {filesz:#x} exceeds memory size {memsz:#x}"

@@ -68,24 +68,13 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 mod tests {
     use super::*;
     use pageflip_abi::{IMAGE_BASE, MIN_MEM_SIZE};
+    use pageflip_vmm::elf::{program_headers, read_header};
 
     const PT_LOAD: u32 = 1;
     const PT_DYNAMIC: u32 = 2;
     const PT_INTERP: u32 = 3;
     const PT_TLS: u32 = 7;
     const PF_X: u32 = 1;
-
-    fn u16_at(b: &[u8], off: usize) -> u16 {
-        u16::from_le_bytes(b[off..off + 2].try_into().unwrap())
-    }
-
-    fn u32_at(b: &[u8], off: usize) -> u32 {
-        u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
-    }
-
-    fn u64_at(b: &[u8], off: usize) -> u64 {
-        u64::from_le_bytes(b[off..off + 8].try_into().unwrap())
-    }
 
     /// One program header.
     #[derive(Debug)]
@@ -99,39 +88,27 @@ mod tests {
         memsz: u64,
     }
 
-    /// Checks the ELF header and returns the entry point and program headers.
+    /// Checks the ELF header (with the VMM's reader) and returns the entry point and program
+    /// headers.
     fn parse(name: &str, b: &[u8]) -> (u64, Vec<Phdr>) {
-        assert!(b.len() >= 64, "{name}: too short for an ELF header");
-        assert_eq!(&b[..4], b"\x7fELF", "{name}: no ELF magic");
-        assert_eq!(b[4], 2, "{name}: not ELFCLASS64");
-        assert_eq!(b[5], 1, "{name}: not little endian");
-        assert_eq!(b[6], 1, "{name}: not ELF version 1");
-        assert_eq!(u16_at(b, 16), 2, "{name}: not ET_EXEC");
-        assert_eq!(u16_at(b, 18), 62, "{name}: not EM_X86_64");
-        let entry = u64_at(b, 24);
-        let phoff = u64_at(b, 32) as usize;
-        let phentsize = u16_at(b, 54) as usize;
-        let phnum = u16_at(b, 56) as usize;
-        assert_eq!(phentsize, 56, "{name}: odd program header size");
-        assert!(
-            phoff + phnum * phentsize <= b.len(),
-            "{name}: headers past the end"
-        );
-        let phdrs = (0..phnum)
-            .map(|i| {
-                let h = &b[phoff + i * phentsize..];
-                Phdr {
-                    p_type: u32_at(h, 0),
-                    flags: u32_at(h, 4),
-                    offset: u64_at(h, 8),
-                    vaddr: u64_at(h, 16),
-                    paddr: u64_at(h, 24),
-                    filesz: u64_at(h, 32),
-                    memsz: u64_at(h, 40),
-                }
+        let h = read_header(b).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(h.e_ident[6], 1, "{name}: not ELF version 1");
+        assert_eq!(h.e_type, 2, "{name}: not ET_EXEC");
+        assert_eq!(h.e_machine, 62, "{name}: not EM_X86_64");
+        let phdrs = program_headers(b, &h)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .into_iter()
+            .map(|(_, ph)| Phdr {
+                p_type: ph.p_type,
+                flags: ph.p_flags,
+                offset: ph.p_offset,
+                vaddr: ph.p_vaddr,
+                paddr: ph.p_paddr,
+                filesz: ph.p_filesz,
+                memsz: ph.p_memsz,
             })
             .collect();
-        (entry, phdrs)
+        (h.e_entry, phdrs)
     }
 
     #[test]

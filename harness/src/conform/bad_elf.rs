@@ -4,6 +4,7 @@
 use std::fmt;
 
 use pageflip_abi::IMAGE_BASE;
+use pageflip_vmm::elf::{program_headers, read_header, HeaderError};
 
 use crate::run::images::{embedded, Image, ImageError, ImageSet};
 
@@ -25,12 +26,9 @@ const PT_LOAD: u32 = 1;
 const E_MACHINE: usize = 18;
 const E_PHOFF: usize = 32;
 const E_PHENTSIZE: usize = 54;
-const E_PHNUM: usize = 56;
 const P_VADDR: usize = 16;
 const P_PADDR: usize = 24;
-const P_FILESZ: usize = 32;
 const P_MEMSZ: usize = 40;
-const PHDR_SIZE: usize = 56;
 
 /// Why the bad images could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -176,69 +174,40 @@ pub struct LoadSegment {
     pub memsz: u64,
 }
 
-/// Reads `e_machine` of an ELF64 little-endian image.
+/// The `e_machine` of an ELF64 image.
 pub fn machine(bytes: &[u8]) -> Result<u16, ElfError> {
-    check_magic(bytes)?;
-    read_u16(bytes, E_MACHINE)
+    Ok(read_header(bytes).map_err(header_error)?.e_machine)
 }
 
-/// Finds the first `PT_LOAD` program header of an ELF64 little-endian image.
+/// The first `PT_LOAD` segment of an ELF64 image.
 pub fn first_load(bytes: &[u8]) -> Result<LoadSegment, ElfError> {
-    check_magic(bytes)?;
-    let phoff =
-        usize::try_from(read_u64(bytes, E_PHOFF)?).map_err(|_| ElfError::Truncated(E_PHOFF))?;
-    let entsize = usize::from(read_u16(bytes, E_PHENTSIZE)?);
-    let count = usize::from(read_u16(bytes, E_PHNUM)?);
-    if entsize < PHDR_SIZE {
-        return Err(ElfError::Truncated(E_PHENTSIZE));
+    let header = read_header(bytes).map_err(header_error)?;
+    let programs = program_headers(bytes, &header).map_err(header_error)?;
+    programs
+        .iter()
+        .find(|(_, ph)| ph.p_type == PT_LOAD)
+        .map(|(at, ph)| LoadSegment {
+            phdr_offset: *at,
+            vaddr: ph.p_vaddr,
+            paddr: ph.p_paddr,
+            filesz: ph.p_filesz,
+            memsz: ph.p_memsz,
+        })
+        .ok_or(ElfError::NoLoadSegment)
+}
+
+/// What the VMM's ELF header reader said, as a patching error.
+fn header_error(e: HeaderError) -> ElfError {
+    match e {
+        HeaderError::NotElf | HeaderError::NotElf64 => ElfError::NotElf64,
+        HeaderError::ProgramHeaderSize(_) => ElfError::Truncated(E_PHENTSIZE),
+        HeaderError::TableOutside => ElfError::Truncated(E_PHOFF),
     }
-    for i in 0..count {
-        let at = phoff
-            .checked_add(i * entsize)
-            .ok_or(ElfError::Truncated(E_PHOFF))?;
-        if read_u32(bytes, at)? == PT_LOAD {
-            return Ok(LoadSegment {
-                phdr_offset: at,
-                vaddr: read_u64(bytes, at + P_VADDR)?,
-                paddr: read_u64(bytes, at + P_PADDR)?,
-                filesz: read_u64(bytes, at + P_FILESZ)?,
-                memsz: read_u64(bytes, at + P_MEMSZ)?,
-            });
-        }
-    }
-    Err(ElfError::NoLoadSegment)
 }
 
 /// True if the segment lies at or above [`IMAGE_BASE`], where guest images belong.
 pub fn outside_reserved(segment: &LoadSegment) -> bool {
     segment.paddr >= IMAGE_BASE && segment.vaddr >= IMAGE_BASE
-}
-
-fn check_magic(bytes: &[u8]) -> Result<(), ElfError> {
-    // "\x7fELF", ELFCLASS64, ELFDATA2LSB.
-    if bytes.len() < 64 || bytes[..4] != *b"\x7fELF" || bytes[4] != 2 || bytes[5] != 1 {
-        return Err(ElfError::NotElf64);
-    }
-    Ok(())
-}
-
-fn field<const N: usize>(bytes: &[u8], at: usize) -> Result<[u8; N], ElfError> {
-    at.checked_add(N)
-        .and_then(|end| bytes.get(at..end))
-        .and_then(|s| s.try_into().ok())
-        .ok_or(ElfError::Truncated(at))
-}
-
-fn read_u16(bytes: &[u8], at: usize) -> Result<u16, ElfError> {
-    field(bytes, at).map(u16::from_le_bytes)
-}
-
-fn read_u32(bytes: &[u8], at: usize) -> Result<u32, ElfError> {
-    field(bytes, at).map(u32::from_le_bytes)
-}
-
-fn read_u64(bytes: &[u8], at: usize) -> Result<u64, ElfError> {
-    field(bytes, at).map(u64::from_le_bytes)
 }
 
 fn write(bytes: &mut [u8], at: usize, value: &[u8]) -> Result<(), ElfError> {
@@ -252,6 +221,10 @@ fn write(bytes: &mut [u8], at: usize, value: &[u8]) -> Result<(), ElfError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const E_PHNUM: usize = 56;
+    const P_FILESZ: usize = 32;
+    const PHDR_SIZE: usize = 56;
 
     /// A minimal ELF64 x86-64 image with one PT_LOAD at 0x200000 (headers only).
     fn tiny_elf() -> Vec<u8> {
