@@ -7,7 +7,7 @@
 //!   and returns what was planned and observed.
 //! - [`conform`]: the suite — cases as data, one file per area, their expectations, mutants,
 //!   output formats and command line.
-//! - [`bench`]: the matrix, the runner, the floor, measurement, perf tracepoints and the
+//! - [`mod@bench`]: the matrix, the runner, the floor, measurement, perf tracepoints and the
 //!   command line.
 
 pub mod bench;

@@ -16,7 +16,7 @@ pub const TRACEFS_ROOTS: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/t
 /// The command that mounts tracefs where it is looked for first.
 pub const MOUNT_TRACEFS: &str = "mount -t tracefs nodev /sys/kernel/tracing";
 
-/// Why a tracepoint could not be opened (the text of [`TracepointState::Unavailable`]).
+/// Why a tracepoint could not be opened (the text of [`pageflip_results::TracepointState::Unavailable`]).
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The name is not `subsystem:event`.
