@@ -20,7 +20,7 @@ use crate::elf::{GuestImage, ImageError};
 use crate::host;
 use crate::inject::Injected;
 use crate::memory::create_memfd;
-use crate::transport::{self, RunMemory, StartError};
+use crate::transport::{plan, RunMemory, StartError};
 use crate::vcpu::{self, VcpuContext, VmOutcome};
 use crate::vm::{Vm, VmSetupError, VmSpec};
 
@@ -127,7 +127,7 @@ pub fn run(
         .map_err(RunError::Kvm)?;
 
     let n = config.vms.len();
-    let setup = transport::plan(&config.transport, n as u32, injected)
+    let setup = plan::from_config(&config.transport, n as u32, injected)
         .map_err(|source| RunError::Setup { vm: 0, source })?;
     // One memfd for the run: every VM's memory is a range of it, then the free pool.
     let sizes: Vec<u64> = config.vms.iter().map(|v| v.memory_mib << 20).collect();

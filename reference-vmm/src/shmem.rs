@@ -11,7 +11,8 @@ use pageflip_interface::{TransportReport, TransportVmReport};
 
 use crate::inject::{Fault, Injected};
 use crate::memory::{GuestRam, MemoryError};
-use crate::transport::{RunMemory, StartError, Transport, TransportSetup, VmMemory};
+use crate::transport::{RunMemory, StartError, Transport, TransportSetup};
+use crate::vm::VmMemory;
 
 /// The shmem transport before the VMs exist: the region is created first, since every VM
 /// maps it as a memslot.

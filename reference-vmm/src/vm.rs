@@ -13,11 +13,20 @@ use crate::boot;
 use crate::elf::{GuestImage, ImageError};
 use crate::kvm_stats::{StatsError, StatsFd};
 use crate::memory::{GuestRam, MemoryError};
-use crate::transport::VmMemory;
 
 /// Address KVM may use for the VMX real-mode TSS (three pages, outside guest memory and the
 /// MMIO device). Ignored by SVM and PVM.
 const KVM_TSS_ADDRESS: usize = 0xfffb_d000;
+
+/// What a transport adds to one VM's memory when the VM is set up.
+#[derive(Clone, Debug, Default)]
+pub struct VmMemory {
+    /// A page of the VM's own memory to map read-only, so that guest stores to it exit as
+    /// MMIO writes the transport emulates (an injected fault).
+    pub readonly_page: Option<u64>,
+    /// A region mapped as an extra memslot at a GPA (the shared region).
+    pub extra: Option<(u64, Arc<GuestRam>)>,
+}
 
 /// What a VM is built from.
 #[derive(Debug)]

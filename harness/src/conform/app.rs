@@ -1,18 +1,21 @@
 //! One `conform` invocation: select the cases, prepare the VMM, the images and the output,
 //! run the suite.
 
+use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use crate::conform::bad_elf;
 use crate::conform::cases::{self, Case};
-use crate::conform::cli::Options;
+use crate::conform::cli::{self, Options};
 use crate::conform::formats::{CaseCounts, Reporter};
 use crate::conform::mutants;
 use crate::conform::suite::{self, SuiteError};
 use crate::run::images::{ImageError, ImageSet};
 use crate::run::rig::Rig;
+use crate::run::vmm::VMM_SUBCOMMAND;
 use crate::run::vmm::{Vmm, VmmError};
 
 /// Subdirectory of the work directory that holds the guest images.
@@ -204,6 +207,42 @@ fn work_dir(keep: Option<&Path>) -> Result<(Option<tempfile::TempDir>, PathBuf),
             Ok((Some(temp), path))
         }
     }
+}
+
+/// Exit code for usage errors and suites that cannot run.
+const EXIT_USAGE: u8 = 2;
+
+/// Runs `conform` with the process's arguments; with the hidden first argument `__vmm` it is
+/// the reference VMM instead (the default VMM under test: this same binary, run as a separate
+/// process, so it goes through the same interface as any `--vmm` build).
+pub fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == VMM_SUBCOMMAND) {
+        let vmm_args =
+            std::iter::once(OsString::from("pageflip-vmm")).chain(args[2..].iter().cloned());
+        return pageflip_vmm::cli::run_cli(vmm_args);
+    }
+    env_logger::init();
+    match conform(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("conform: error: {e:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn conform(args: Vec<OsString>) -> anyhow::Result<u8> {
+    let options = match cli::parse(args)? {
+        cli::Parsed::Run(options) => options,
+        cli::Parsed::Print(text) => {
+            let mut stdout = std::io::stdout();
+            stdout.write_all(text.as_bytes())?;
+            stdout.flush()?;
+            return Ok(0);
+        }
+    };
+    Ok(run(&options)?.exit_code())
 }
 
 #[cfg(test)]

@@ -1,9 +1,7 @@
 //! `conform`'s command line.
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
@@ -11,7 +9,6 @@ use clap::Parser;
 use pageflip_interface::usage::usage_error_line;
 
 use crate::conform::formats::Format;
-use crate::run::vmm::VMM_SUBCOMMAND;
 
 /// Longest per-case timeout accepted (a day).
 const MAX_TIMEOUT_SECS: f64 = 86_400.0;
@@ -91,42 +88,6 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
             "must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECS}"
         )),
     }
-}
-
-/// Exit code for usage errors and suites that cannot run.
-const EXIT_USAGE: u8 = 2;
-
-/// Runs `conform` with the process's arguments; with the hidden first argument `__vmm` it is
-/// the reference VMM instead (the default VMM under test: this same binary, run as a separate
-/// process, so it goes through the same interface as any `--vmm` build).
-pub fn main() -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == VMM_SUBCOMMAND) {
-        let vmm_args =
-            std::iter::once(OsString::from("pageflip-vmm")).chain(args[2..].iter().cloned());
-        return pageflip_vmm::cli::run_cli(vmm_args);
-    }
-    env_logger::init();
-    match conform(args) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("conform: error: {e:#}");
-            ExitCode::from(EXIT_USAGE)
-        }
-    }
-}
-
-fn conform(args: Vec<OsString>) -> anyhow::Result<u8> {
-    let options = match parse(args)? {
-        Parsed::Run(options) => options,
-        Parsed::Print(text) => {
-            let mut stdout = std::io::stdout();
-            stdout.write_all(text.as_bytes())?;
-            stdout.flush()?;
-            return Ok(0);
-        }
-    };
-    Ok(crate::conform::app::run(&options)?.exit_code())
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use crate::control::StopFlag;
 use crate::inject::{Fault, Injected};
 use crate::ipc::{FrameTable, IpcEngine, Movement};
 use crate::memory::GuestRam;
-use crate::transport::{RunMemory, StartError, Transport, TransportSetup, VmMemory};
+use crate::transport::{RunMemory, StartError, Transport, TransportSetup};
+use crate::vm::VmMemory;
 
 /// Free pages in a remap run's pool beyond the VMs' memory. Each remap takes one fresh page
 /// and frees the receiver's old landing page, so the pool never runs dry in steady state.

@@ -1,6 +1,6 @@
 //! The transport seam: what a run's transport contributes to the VMM, so that the runner, the
-//! VMs and the vCPU loop know no transport. [`plan`] is the one place that turns a
-//! `TransportConfig` into one; before the VMs exist a [`TransportSetup`] says what they need
+//! VMs and the vCPU loop know no transport. [`plan::from_config`] is the one place that turns
+//! a `TransportConfig` into one; before the VMs exist a [`TransportSetup`] says what they need
 //! (pool pages, `BootInfo::transport`, extra memslots), and once they exist it starts as a
 //! [`Transport`]: the MMIO ranges it owns, the hook run before an exit is handled (remap IPC's
 //! deferred drain), blocking reads, its backend thread, its report and its guest errors.
@@ -13,26 +13,12 @@ use std::fs::File;
 use std::sync::Arc;
 
 use pageflip_abi::TRANSPORT_NONE;
-use pageflip_interface::{GuestError, TransportConfig, TransportReport};
+use pageflip_interface::{GuestError, TransportReport};
 
 use crate::control::StopFlag;
-use crate::inject::Injected;
-use crate::ipc::transport::IpcSetup;
-use crate::ipc::Movement;
-use crate::memory::GuestRam;
-use crate::shmem::ShmemSetup;
-use crate::virtio::transport::VirtioSetup;
-use crate::vm::{Vm, VmSetupError};
+use crate::vm::{Vm, VmMemory, VmSetupError};
 
-/// What a transport adds to one VM's memory when the VM is set up.
-#[derive(Clone, Debug, Default)]
-pub struct VmMemory {
-    /// A page of the VM's own memory to map read-only, so that guest stores to it exit as
-    /// MMIO writes the transport emulates (an injected fault).
-    pub readonly_page: Option<u64>,
-    /// A region mapped as an extra memslot at a GPA (the shared region).
-    pub extra: Option<(u64, Arc<GuestRam>)>,
-}
+pub mod plan;
 
 /// The run's memory as a transport finds it once the VMs exist.
 #[derive(Debug)]
@@ -154,21 +140,3 @@ impl TransportSetup for NoTransport {
 }
 
 impl Transport for NoTransport {}
-
-/// The transport `config` asks for, with what the command line injected, for a run of
-/// `num_vms` VMs: the one place that matches on `TransportConfig`.
-pub fn plan(
-    config: &TransportConfig,
-    num_vms: u32,
-    injected: Injected,
-) -> Result<Box<dyn TransportSetup>, VmSetupError> {
-    Ok(match config {
-        TransportConfig::None => Box::new(NoTransport),
-        TransportConfig::Remap => Box::new(IpcSetup::new(Movement::Remap, injected)),
-        TransportConfig::Copy => Box::new(IpcSetup::new(Movement::Copy, injected)),
-        TransportConfig::Virtio { notify } => {
-            Box::new(VirtioSetup::new(config.name(), *notify, injected))
-        }
-        TransportConfig::Shmem => Box::new(ShmemSetup::create(num_vms, injected)?),
-    })
-}
