@@ -7,9 +7,10 @@
 //! Every figure is the median over the case's repetitions of a metric the runner defines
 //! (`pageflip_results::metric`); a metric the host could not measure is "unavailable".
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use pageflip_results::{floor, metric as m, CaseResult, Results};
+use pageflip_results::{floor, metric as m, CaseResult, Metric, Results};
 
 /// Stream (throughput) and ping-pong (latency) cases of one transport and policy at one size.
 struct Row<'a> {
@@ -21,12 +22,17 @@ struct Row<'a> {
     pingpong: Option<&'a CaseResult>,
 }
 
-/// The median of `metric` in `case`, if measured.
-fn median(case: &CaseResult, metric: &str) -> Option<f64> {
-    case.metrics
+/// The median of `metric` among `metrics` (a case's or the floor's), if measured.
+fn median_of(metrics: &BTreeMap<String, Metric>, metric: &str) -> Option<f64> {
+    metrics
         .get(metric)
         .map(|x| x.summary.median)
         .filter(|v| v.is_finite())
+}
+
+/// The median of `metric` in `case`, if measured.
+fn median(case: &CaseResult, metric: &str) -> Option<f64> {
+    median_of(&case.metrics, metric)
 }
 
 /// The rows of `results`: two-VM stream and ping-pong cases, paired by transport, policy and
@@ -71,16 +77,8 @@ fn rows(results: &Results) -> Vec<Row<'_>> {
 
 /// The table of `results` as Markdown, with the floor it divides by.
 pub fn markdown(results: &Results) -> String {
-    let floor_metric = |name: &str| {
-        results
-            .floor
-            .metrics
-            .get(name)
-            .map(|x| x.summary.median)
-            .filter(|v| v.is_finite())
-    };
-    let exit = floor_metric(floor::EXIT_NS);
-    let remap = floor_metric(floor::REMAP_NS);
+    let exit = median_of(&results.floor.metrics, floor::EXIT_NS);
+    let remap = median_of(&results.floor.metrics, floor::REMAP_NS);
     let floor_ns = exit.zip(remap).map(|(e, r)| e + r);
     let rows = rows(results);
     let shmem = |size: u64| {

@@ -201,7 +201,20 @@ fn bench_transports(t: TransportsArgs) -> ExitCode {
         no_perf: t.no_perf,
         list: false,
     };
-    execute(args, matrix, "transports".into(), View::TransportsTable)
+    let cases = match matrix.expand() {
+        Ok(c) => c.len(),
+        Err(e) => {
+            eprintln!("bench: error: {e}; run `bench transports --help` for usage");
+            return ExitCode::from(2);
+        }
+    };
+    execute(
+        args,
+        matrix,
+        "transports".into(),
+        cases,
+        View::TransportsTable,
+    )
 }
 
 /// What `bench` prints on stdout after a run.
@@ -272,18 +285,12 @@ fn bench_run(args: RunArgs) -> ExitCode {
             ));
         }
     }
-    execute(args, matrix, profile, View::None)
+    execute(args, matrix, profile, cases.len(), View::None)
 }
 
-/// Runs `matrix` as `bench run` does, prints `view`, and turns the outcome into the exit code.
-fn execute(args: RunArgs, matrix: Matrix, profile: String, view: View) -> ExitCode {
-    let cases = match matrix.expand() {
-        Ok(c) => c.len(),
-        Err(e) => {
-            eprintln!("bench: error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+/// Runs `matrix`, which expands to `cases` cases, as `bench run` does, prints `view`, and
+/// turns the outcome into the exit code.
+fn execute(args: RunArgs, matrix: Matrix, profile: String, cases: usize, view: View) -> ExitCode {
     match bench_run_inner(args, matrix, profile, cases) {
         Ok((results, out)) => {
             let failed: usize = results.cases.iter().map(|c| c.errors.len()).sum();

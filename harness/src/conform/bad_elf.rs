@@ -54,10 +54,7 @@ pub fn write_all(images: &ImageSet) -> Result<(), BadImagesError> {
         let bytes = kind
             .generate(base)
             .map_err(|source| BadImagesError::Patch { kind, source })?;
-        let Image::Generated(name) = kind.image() else {
-            unreachable!("bad images are generated images")
-        };
-        images.add(name, &bytes)?;
+        images.add(kind.name(), &bytes)?;
     }
     Ok(())
 }
@@ -84,14 +81,19 @@ impl BadElf {
         BadElf::HugeSegment,
     ];
 
-    /// The image of this kind in an [`ImageSet`] that [`write_all`] filled.
-    pub const fn image(self) -> Image {
-        Image::Generated(match self {
+    /// The name of this kind's image in an [`ImageSet`] (`Image::Generated`).
+    pub const fn name(self) -> &'static str {
+        match self {
             BadElf::NotElf => "bad-not-elf",
             BadElf::WrongMachine => "bad-wrong-machine",
             BadElf::ReservedSegment => "bad-reserved-segment",
             BadElf::HugeSegment => "bad-huge-segment",
-        })
+        }
+    }
+
+    /// The image of this kind in an [`ImageSet`] that [`write_all`] filled.
+    pub const fn image(self) -> Image {
+        Image::Generated(self.name())
     }
 
     /// The kind whose [`BadElf::image`] `image` is, if any.
@@ -299,6 +301,16 @@ mod tests {
             .expect("the hello guest is embedded");
         assert_eq!(machine(hello), Ok(EM_X86_64));
         check_generators(hello);
+    }
+
+    #[test]
+    fn write_all_writes_every_bad_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = ImageSet::write(dir.path()).unwrap();
+        write_all(&set).unwrap();
+        for kind in BadElf::ALL {
+            assert!(set.path(kind.image()).is_file(), "{kind}");
+        }
     }
 
     #[test]
