@@ -175,7 +175,6 @@ pub fn run(
         .start(&RunMemory {
             vms: &vms,
             sizes: &sizes,
-            pool_pages,
             memfd: &memfd,
         })
         .map_err(|e| match e {

@@ -65,7 +65,7 @@ impl TransportSetup for IpcSetup {
                 .map(|v| v.name.clone())
                 .zip(run.sizes.iter().copied())
                 .collect();
-            FrameTable::contiguous(&layout, run.pool_pages)
+            FrameTable::contiguous(&layout, self.pool_pages())
         });
         let rams: Vec<(String, Arc<GuestRam>)> = run
             .vms

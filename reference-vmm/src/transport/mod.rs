@@ -27,8 +27,6 @@ pub struct RunMemory<'a> {
     pub vms: &'a [Vm],
     /// Each VM's memory size in bytes.
     pub sizes: &'a [u64],
-    /// The pool pages beyond the VMs' memory in the run's memfd.
-    pub pool_pages: u32,
     /// The run's memfd: every VM's memory, then the pool.
     pub memfd: &'a Arc<File>,
 }
