@@ -60,8 +60,17 @@ pub enum TransportConfig {
     None,
     /// Remap IPC (`docs/remap-ipc.md`), moving data by remapping pages: a sent page leaves
     /// the sender's address space (which gets a fresh zeroed page) and appears in the
-    /// receiver's at a page it posted.
+    /// receiver's at a page it posted. Extents move as whole host mappings, and adjacent
+    /// moves of one drain coalesce into one host operation.
     Remap,
+    /// Remap IPC moving every page with its own host operations (two `mmap`s and one
+    /// `fallocate` per page, no coalescing): page flipping as Xen's netback did it, the
+    /// baseline that `remap` is measured against.
+    RemapPerPage,
+    /// Remap IPC over 2 MiB huge pages: guest memory and the pool live in a hugetlbfs memfd,
+    /// and every extent moves as whole huge pages (extents must be 2 MiB-aligned multiples
+    /// of 2 MiB). Needs reserved huge pages (`/proc/sys/vm/nr_hugepages`).
+    RemapHuge,
     /// Remap IPC's queues, moving data by copying: the VMM copies the message into pages the
     /// receiver posted; no mapping changes.
     Copy,
@@ -106,6 +115,8 @@ impl TransportConfig {
     pub fn catalog() -> Vec<TransportConfig> {
         vec![
             TransportConfig::Remap,
+            TransportConfig::RemapPerPage,
+            TransportConfig::RemapHuge,
             TransportConfig::Copy,
             TransportConfig::Virtio {
                 notify: NotifyMode::Ioeventfd,
@@ -117,17 +128,28 @@ impl TransportConfig {
         ]
     }
 
-    /// Whether the run has remap-IPC queues (remap or copy).
+    /// Whether the run has remap-IPC queues (a remap variant, or copy).
     pub fn has_ipc(&self) -> bool {
-        matches!(self, TransportConfig::Remap | TransportConfig::Copy)
+        self.remaps() || *self == TransportConfig::Copy
     }
 
-    /// The transport's name in results and reports: `none`, `remap`, `copy`,
-    /// `virtio-ioeventfd`, `virtio-userspace` or `shmem`.
+    /// Whether the run moves pages by remapping them (`remap`, `remap-per-page`,
+    /// `remap-huge`): it has a page pool and an ownership audit.
+    pub fn remaps(&self) -> bool {
+        matches!(
+            self,
+            TransportConfig::Remap | TransportConfig::RemapPerPage | TransportConfig::RemapHuge
+        )
+    }
+
+    /// The transport's name in results and reports: `none`, `remap`, `remap-per-page`,
+    /// `remap-huge`, `copy`, `virtio-ioeventfd`, `virtio-userspace` or `shmem`.
     pub fn name(&self) -> String {
         match self {
             TransportConfig::None => "none".into(),
             TransportConfig::Remap => "remap".into(),
+            TransportConfig::RemapPerPage => "remap-per-page".into(),
+            TransportConfig::RemapHuge => "remap-huge".into(),
             TransportConfig::Copy => "copy".into(),
             TransportConfig::Virtio { notify } => format!("virtio-{}", notify.name()),
             TransportConfig::Shmem => "shmem".into(),

@@ -51,6 +51,10 @@ pub struct TransportVmReport {
     pub pages_remapped: u64,
     /// Bytes copied out of this VM (copy transport).
     pub bytes_copied: u64,
+    /// Host mapping operations for this VM's outgoing messages: every `mmap` and every
+    /// `fallocate` the VMM made to move them (remap variants; 0 for copy).
+    #[serde(default)]
+    pub map_ops: u64,
     /// Nanoseconds the VMM spent moving this VM's outgoing messages (host remaps, or copies).
     pub move_ns: u64,
     /// Drains of this VM's send ring that consumed at least one descriptor.

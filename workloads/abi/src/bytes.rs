@@ -9,7 +9,7 @@
 
 use vm_memory::ByteValued;
 
-use crate::ipc::{IpcHeader, RecvEntry, SendDesc};
+use crate::ipc::{Extent, IpcHeader, PostEntry, RecvEntry, SendDesc};
 use crate::records::{BootInfo, ResultRecord, SampleDesc};
 use crate::shmem::RingControl;
 use crate::virtio::DgramHeader;
@@ -18,6 +18,10 @@ use crate::virtio::DgramHeader;
 unsafe impl ByteValued for IpcHeader {}
 // SAFETY: repr(C), integer fields only, no padding (size asserted in `ipc`).
 unsafe impl ByteValued for SendDesc {}
+// SAFETY: repr(C), integer fields only, no padding (size asserted in `ipc`).
+unsafe impl ByteValued for Extent {}
+// SAFETY: repr(C), integer fields only, no padding (size asserted in `ipc`).
+unsafe impl ByteValued for PostEntry {}
 // SAFETY: repr(C), integer fields only, no padding (size asserted in `ipc`).
 unsafe impl ByteValued for RecvEntry {}
 // SAFETY: repr(C), integer fields only, no padding (size asserted in `records`).
