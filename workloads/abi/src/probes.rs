@@ -127,7 +127,18 @@ pub mod ipc_records {
 /// ([`crate::TRANSPORT_SHMEM`]), and records PASS `ipc-transport` with its name. Parameters
 /// that do not apply to a transport are ignored (`BATCH`, `URGENT_EVERY`, `WAIT_TIMEOUT_US`
 /// outside remap/copy; `EVENT_IDX`, `DEPTH` outside virtio); with virtio and shmem a
-/// blocking receive polls.
+/// blocking receive polls. Sizes go up to [`MAX_SIZE`](ipc_workloads::MAX_SIZE) (8 MiB)
+/// over the remap-IPC queues, up to
+/// [`MAX_SIZE_VIRTIO_SHMEM`](ipc_workloads::MAX_SIZE_VIRTIO_SHMEM) (64 KiB) over virtio and
+/// shmem (a larger size is a FAIL `params` there).
+///
+/// Over the queues a sender splits each message into extents of at most 512 pages (2 MiB: an
+/// 8 MiB message is 4 extents), and a receiver posts each landing area as one entry of the
+/// message's pages; buffers and landing areas of messages of 2 MiB or more are 2 MiB-aligned
+/// (so that `remap-huge` can move sizes that are multiples of 2 MiB). A sender keeps
+/// min(64, max(2, 32 MiB / stride)) message buffers, a receiver posts min(256, max(2,
+/// 32 MiB / stride)) landing areas, where stride is the message's pages rounded up to 2 MiB
+/// for messages of 2 MiB or more.
 ///
 /// Roles by VM id: `stream`: VM0 sends `count` messages to VM1; `pingpong`: VM0 sends
 /// message r to VM1, VM1 answers with a message of the same size, `count` rounds; `fanin`:
@@ -152,8 +163,9 @@ pub mod ipc_workloads {
     /// `params[COUNT]`: messages per sender (`stream`, `fanin`) or rounds (`pingpong`);
     /// 0 = [`DEFAULT_COUNT`].
     pub const COUNT: usize = 0;
-    /// `params[SIZE]`: message size in bytes, [`MIN_SIZE`] to [`MAX_SIZE`]; 0 =
-    /// [`DEFAULT_SIZE`]. A message has `ceil(size / 4096)` pages.
+    /// `params[SIZE]`: message size in bytes, [`MIN_SIZE`] to [`MAX_SIZE`] (virtio and
+    /// shmem: to [`MAX_SIZE_VIRTIO_SHMEM`]); 0 = [`DEFAULT_SIZE`]. A message has
+    /// `ceil(size / 4096)` pages.
     pub const SIZE: usize = 1;
     /// `params[BATCH]`: batch size B of the deferred sends: 0 or 1 = immediate (every send
     /// exits), 2..=64 = deferred (the send that fills a batch exits).
@@ -164,7 +176,7 @@ pub mod ipc_workloads {
     /// ...) urgent; 0 = none.
     pub const URGENT_EVERY: usize = 4;
     /// `params[CHECK]`: [`CHECK_FULL`] or [`CHECK_LIGHT`]: how much of each payload the
-    /// sender writes and the receiver checks.
+    /// sender writes and the receiver checks (of what [`TOUCH`] lets it read).
     pub const CHECK: usize = 5;
     /// `params[WAIT_TIMEOUT_US]`: the blocking receive's timeout written to the header
     /// (0 = the VMM's default, 1 s); the receiver reads `IPC_RECV_WAIT` again after one.
@@ -183,6 +195,18 @@ pub mod ipc_workloads {
     /// [`MAX_DEPTH`] = 256 / 3 = 85. The other transports ignore it (remap/copy: the send
     /// ring's 64 buffers; shmem: [`crate::shmem::RING_SLOTS`]).
     pub const DEPTH: usize = 9;
+    /// `params[TOUCH]`: [`TOUCH_ALL`], [`TOUCH_HEADER`] or [`TOUCH_NONE`]: how much of each
+    /// received payload the receiver reads (the sender writes as [`CHECK`] says either way).
+    pub const TOUCH: usize = 10;
+    /// `params[TOUCH]` (default): the receiver reads and checks the payload as [`CHECK`]
+    /// says.
+    pub const TOUCH_ALL: u64 = 0;
+    /// `params[TOUCH]`: the receiver reads and checks only the first 64 bytes of each
+    /// payload (one cache line), as [`CHECK`] says within them.
+    pub const TOUCH_HEADER: u64 = 1;
+    /// `params[TOUCH]`: the receiver does not read the payload at all; `delivery-integrity`
+    /// then checks only the entry (length and extents; `ids` checks the ids).
+    pub const TOUCH_NONE: u64 = 2;
     /// Default of `params[DEPTH]`.
     pub const DEFAULT_DEPTH: u64 = 32;
     /// Largest `params[DEPTH]`.
@@ -194,8 +218,14 @@ pub mod ipc_workloads {
     pub const DEFAULT_SIZE: u64 = 4096;
     /// Smallest message size.
     pub const MIN_SIZE: u64 = 64;
-    /// Largest message size (16 pages).
-    pub const MAX_SIZE: u64 = 64 * 1024;
+    /// Largest message size over the remap-IPC queues (remap variants, copy): 8 MiB, 2048
+    /// pages ([`crate::ipc::MAX_MSG_PAGES`]).
+    pub const MAX_SIZE: u64 = 8 << 20;
+    /// Largest message size over virtio and shmem (16 pages: a virtio buffer, a shmem slot).
+    pub const MAX_SIZE_VIRTIO_SHMEM: u64 = 64 * 1024;
+    const _: () = assert!(MAX_SIZE == crate::ipc::MAX_MSG_PAGES as u64 * crate::PAGE_SIZE);
+    const _: () = assert!(MAX_SIZE_VIRTIO_SHMEM == crate::virtio::MAX_PAYLOAD as u64);
+    const _: () = assert!(MAX_SIZE_VIRTIO_SHMEM == crate::shmem::SLOT_BYTES);
     /// Default of `params[IDLE_TIMEOUT_MS]`.
     pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 10_000;
     /// `params[RECV_MODE]`: poll the receive ring (no exits while waiting).
@@ -211,8 +241,11 @@ pub mod ipc_workloads {
     pub const CHECK_LIGHT: u64 = 1;
     /// Guest memory (MiB) that is always enough for the largest messages and up to 1,000,000
     /// messages per sender (smaller runs fit in less; a VM that does not fit records a FAIL
-    /// `memory-size`).
-    pub const MIN_MEMORY_MIB: u64 = 16;
+    /// `memory-size`). A VM that both sends and receives (`pingpong`) needs, below 2 MiB, the
+    /// image, the per-message samples (512 KiB), the receiver's bitmap (1 MB for 1,000,000
+    /// messages), at most 32 MiB of message buffers and 32 MiB of landing areas, and up to
+    /// 2 MiB of alignment before each of those two: about 72 MiB, hence 80.
+    pub const MIN_MEMORY_MIB: u64 = 80;
 
     /// Sample index: TSC ticks of the transfer loop (from just after the PHASE begin write,
     /// or for a VM that receives first from just after the start barrier, to just before the
@@ -386,9 +419,10 @@ pub mod ipc_hostile {
 }
 
 /// The `ipc_forward` probe (3 VMs): VM0 sends a message to VM1, VM1 forwards the received
-/// pages unchanged (same GPAs, same length and seq) to VM2.
+/// pages unchanged (its landing extents as they are, same length and seq) to VM2.
 ///
-/// VM1 and VM2 post landing pages; barrier; VM0 sends (records `send-ok`,
+/// VM1 and VM2 post two landing areas of the message's pages (2 MiB-aligned for messages of
+/// 2 MiB or more); barrier; VM0 sends (records `send-ok`,
 /// `sender-page-after-send`); VM1 receives it (`received-intact`: VM0's pattern), forwards it
 /// (`forward-ok`) and checks its pages afterwards (`forwarder-page-after-send`: zero with
 /// remap, unchanged with copy); VM2 receives it and records `forwarded-intact` (the payload
@@ -397,7 +431,7 @@ pub mod ipc_forward {
     /// `params[MODE]` (all VMs): [`super::ipc_security::MODE_REMAP`] or
     /// [`super::ipc_security::MODE_COPY`] (0: the page-after-send checks are SKIPs).
     pub const MODE: usize = 0;
-    /// `params[SIZE]` (all VMs): message size in bytes, 1 to 65536; 0 = 4096.
+    /// `params[SIZE]` (all VMs): message size in bytes, 1 to 8388608 (8 MiB); 0 = 4096.
     pub const SIZE: usize = 1;
     /// Default of `params[SIZE]`.
     pub const DEFAULT_SIZE: u64 = 4096;
