@@ -133,7 +133,8 @@ mod tests {
             reserved: 0,
             extents: [Extent::default(); MAX_EXTENTS],
         };
-        d.extents[..extents.len()].copy_from_slice(extents);
+        let n = extents.len().min(MAX_EXTENTS);
+        d.extents[..n].copy_from_slice(&extents[..n]);
         d
     }
 

@@ -192,6 +192,25 @@ pub fn flushes_bounded(config: &RunConfig, result: &RunResult) -> Result<(), Str
     Ok(())
 }
 
+/// `remap-per-page`: every page moved out of the sender costs it one remote TLB flush request
+/// (+ [`host_allowance`]), however many pages a message has. KVM asks for one only when the
+/// sender's tables held the page at that moment, which the host decides for multi-page
+/// messages (15 of 3,200 pages were missed once here), so at least 90% is required: far
+/// above what one flush per message of 16 pages would give (6%).
+pub fn flush_per_page(config: &RunConfig, result: &RunResult) -> Result<(), String> {
+    map_ops_exact(config, result)?;
+    let pages = result.transport.as_ref().expect("checked").vms[0].pages_remapped;
+    let got = measured(result, 0, "remote_tlb_flush_requests")?;
+    let slack = host_allowance(pages);
+    if !(pages * 9 / 10..=pages + slack).contains(&got) {
+        return Err(format!(
+            "VM0: measured remote_tlb_flush_requests {got} for {pages} pages moved, expected one per page: {} to {pages} (+ at most {slack} from the host)",
+            pages * 9 / 10
+        ));
+    }
+    Ok(())
+}
+
 /// Most remote TLB flush requests per VM per message of `remap` and `remap-huge`.
 pub const FLUSHES_PER_MESSAGE: u64 = 2;
 
@@ -400,16 +419,9 @@ fn at_scale() -> Vec<Case> {
         ),
         run(
             "ipc-map-ops-remap-per-page-64k",
-            "remap-per-page: 3 host operations and one sender flush per page",
+            "remap-per-page: 3 host operations and one sender flush request per page",
             on(TransportConfig::RemapPerPage, light(200, 64 * 1024, 1)),
-            [
-                both(2),
-                vec![
-                    custom("host mapping operations", map_ops_exact),
-                    custom("TLB flushes per page", tlb_per_page),
-                ],
-            ]
-            .concat(),
+            checks(flush_per_page, "operations and flushes per page"),
         ),
         run(
             "ipc-coalesce-remap",
