@@ -5,7 +5,8 @@
 //! The transports come from [`TransportConfig::catalog`]: a transport added to the interface
 //! appears in every profile without a change here. Combinations that mean nothing are left
 //! out during expansion (a batch above 1 where the transport has no deferred sends,
-//! EVENT_IDX off where it has no virtqueues, ping-pong with a batch, fan-in with fewer than
+//! EVENT_IDX off where it has no virtqueues, a size above 64 KiB over virtio or shmem, which
+//! carry at most [`w::MAX_SIZE_VIRTIO_SHMEM`], ping-pong with a batch, fan-in with fewer than
 //! 3 VMs), so one matrix can name every transport.
 
 use std::path::Path;
@@ -442,7 +443,10 @@ impl Matrix {
     ) -> Option<CaseSpec> {
         let batching = t.has_ipc();
         let virtio = matches!(t, TransportConfig::Virtio { .. });
-        if (batch > 1 && !batching) || (!event_idx && !virtio) {
+        if (batch > 1 && !batching)
+            || (!event_idx && !virtio)
+            || (!batching && size > w::MAX_SIZE_VIRTIO_SHMEM)
+        {
             return None;
         }
         match workload {

@@ -384,25 +384,57 @@ pub mod ipc_semantics {
 /// The `ipc_hostile` probe (2 VMs): bad descriptors get their statuses, backpressure stalls
 /// and loses nothing.
 ///
-/// VM1 posts [`BACKPRESSURE_POSTED`](ipc_hostile::BACKPRESSURE_POSTED) pages; barrier. VM0 places one bad descriptor per case
-/// (each breaking one rule, every other field valid: dst 1, 64 bytes, one page of its free
-/// memory) and flushes, and records the case by name with the status it saw:
-/// `not-owned` (page 0x10_0000), `outside-memory` (page = mem_size), `unaligned` (page + 8),
-/// `unknown-dest` (dst max(7, num_vms)), `self-send`, `len-zero`, `len-beyond-pages`
-/// (4097 bytes in 1 page), `npages-zero`, `npages-too-many` (17), `duplicate-page`,
-/// `bad-ring` (send_head = send_tail + 65: header `ring_error` BadRing, send_tail
-/// unchanged; then send_head is restored), `refused-page-untouched` (the page the bad
-/// descriptors named still holds its payload). Then `backpressure-full`: 8 one-page messages
-/// (100 bytes each) placed and flushed at once, exactly the first 4 Ok and the last 4
-/// QueueFull;
+/// VM1 posts [`BACKPRESSURE_POSTED`](ipc_hostile::BACKPRESSURE_POSTED) one-page areas;
+/// barrier. VM0 places one bad descriptor per case of [`CASES`](ipc_hostile::CASES) (each
+/// breaking one rule, every other field valid: dst 1, 100 bytes, one extent of one page of its
+/// free memory holding a payload) and flushes, and records the case by name: PASS if the
+/// status it saw is the case's. The cases: `not-owned` (page 0x10_0000), `outside-memory`
+/// (page = mem_size), `unaligned` (page + 8), `unknown-dest` (dst max(7, num_vms)),
+/// `self-send`, `len-zero`, `len-beyond-pages` (4097 bytes in 1 page), `nextents-zero`,
+/// `nextents-too-many` (9), `extent-zero-pages` (an extent of 0 pages), `extent-unaligned`
+/// (a valid first extent, then one at page + 8), `extent-past-memory` (2 pages from
+/// mem_size - 4096), `extent-into-reserved` (2 pages from 0x1f_f000: it starts below
+/// 0x20_0000), `too-many-pages` (2049 contiguous pages of free memory in extents of 512),
+/// `overlap` (2 pages, then the second of them). Then `bad-ring` (send_head = send_tail +
+/// 65: header `ring_error` BadRing, send_tail unchanged; then send_head is restored),
+/// `refused-page-untouched` (the page the bad descriptors named still holds its payload).
+/// Then `backpressure-full`: 8 one-page messages (100 bytes each) placed and flushed at once,
+/// exactly the first 4 Ok and the last 4 QueueFull;
 /// `refused-pages-untouched`: the refused messages' pages still hold their payload; barrier;
-/// VM1 posts more pages and receives; VM0 sends the refused messages again, one at a time,
+/// VM1 posts more areas and receives; VM0 sends the refused messages again, one at a time,
 /// until Ok (`backpressure-resent`), then one more message (`still-works`); VM1 checks the 9
 /// messages with the receiver checks of [`ipc_records`] and records
 /// `backpressure-nothing-lost` (seqs 0..8 intact and in order) and `still-works-received`;
 /// final barrier. VM0 records `refused-count` (the header's `refused` equals the
 /// descriptors it saw refused).
 pub mod ipc_hostile {
+    use crate::ipc::IpcStatus;
+
+    /// The bad-descriptor cases, in the order VM0 places them: the record name and the
+    /// status the VMM must give (see the module documentation for what each breaks).
+    pub const CASES: [(&str, IpcStatus); 15] = [
+        ("not-owned", IpcStatus::NotOwned),
+        ("outside-memory", IpcStatus::BadAddress),
+        ("unaligned", IpcStatus::BadAddress),
+        ("unknown-dest", IpcStatus::UnknownDest),
+        ("self-send", IpcStatus::SelfSend),
+        ("len-zero", IpcStatus::BadLength),
+        ("len-beyond-pages", IpcStatus::BadLength),
+        ("nextents-zero", IpcStatus::TooManyExtents),
+        ("nextents-too-many", IpcStatus::TooManyExtents),
+        ("extent-zero-pages", IpcStatus::BadAddress),
+        ("extent-unaligned", IpcStatus::BadAddress),
+        ("extent-past-memory", IpcStatus::BadAddress),
+        ("extent-into-reserved", IpcStatus::NotOwned),
+        ("too-many-pages", IpcStatus::TooManyPages),
+        ("overlap", IpcStatus::Overlap),
+    ];
+
+    /// The status case `name` of [`CASES`] must get (`None` for an unknown name).
+    pub fn expected(name: &str) -> Option<IpcStatus> {
+        CASES.iter().find(|(n, _)| *n == name).map(|&(_, s)| s)
+    }
+
     /// Pages VM1 posts before the backpressure test.
     pub const BACKPRESSURE_POSTED: u64 = 4;
     /// Messages VM0 sends at once in the backpressure test.
