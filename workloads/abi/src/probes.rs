@@ -75,7 +75,9 @@ pub mod notify_floor {
 /// `ipc_*` probes), for the host to look for.
 pub mod ipc_records {
     /// Receiver: every byte of every message matches its sender's pattern (and the length
-    /// and page count are the ones sent).
+    /// and page count are the ones sent, in 1 to 8 extents). With `ipc_workloads::TOUCH`
+    /// the receiver reads only the first 64 bytes, or no payload at all (then only the
+    /// entry is checked).
     pub const DELIVERY_INTEGRITY: &str = "delivery-integrity";
     /// Receiver: each sender's sequence numbers arrive in increasing order.
     pub const FIFO_PER_SENDER: &str = "fifo-per-sender";
@@ -87,8 +89,9 @@ pub mod ipc_records {
     pub const IDS: &str = "ids";
     /// Receiver: every expected message arrived.
     pub const COUNT: &str = "count";
-    /// Receiver: every message is where the transport must put it. Remap/copy: its pages are
-    /// the next pages this VM posted, in posting order. Virtio: it is in an rx buffer of the
+    /// Receiver: every message is where the transport must put it. Remap/copy: its landing
+    /// extents are the first pages of the next areas this VM posted, in posting order (each
+    /// taken whole but the last). Virtio: it is in an rx buffer of the
     /// driver (inside the memory the driver set aside, page-aligned, contiguous, and the same
     /// buffer every time for a descriptor id). Shmem: it is in the next slot of the ring from
     /// its source to this VM.
@@ -193,7 +196,7 @@ pub mod ipc_workloads {
     /// has in flight. Each message takes 3 descriptors (header, payload, status on tx), and a
     /// virtqueue has at most [`crate::virtio::QUEUE_NUM_MAX`] (256) descriptors: hence
     /// [`MAX_DEPTH`] = 256 / 3 = 85. The other transports ignore it (remap/copy: the send
-    /// ring's 64 buffers; shmem: [`crate::shmem::RING_SLOTS`]).
+    /// ring's up to 64 buffers; shmem: [`crate::shmem::RING_SLOTS`]).
     pub const DEPTH: usize = 9;
     /// `params[TOUCH]`: [`TOUCH_ALL`], [`TOUCH_HEADER`] or [`TOUCH_NONE`]: how much of each
     /// received payload the receiver reads (the sender writes as [`CHECK`] says either way).
