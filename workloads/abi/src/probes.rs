@@ -696,3 +696,17 @@ pub mod virtio_hostile {
     /// Record: VM1: no other message arrived.
     pub const NOTHING_ELSE_ARRIVED: &str = "nothing-else-arrived";
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ipc_hostile::{expected, CASES};
+
+    #[test]
+    fn hostile_cases_have_distinct_names_and_their_statuses() {
+        for (i, &(name, status)) in CASES.iter().enumerate() {
+            assert!(CASES[..i].iter().all(|&(n, _)| n != name), "{name} twice");
+            assert_eq!(expected(name), Some(status));
+        }
+        assert_eq!(expected("duplicate-page"), None);
+    }
+}
