@@ -81,9 +81,10 @@ impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::Image { .. } | RunError::Cpu { .. } => exit::BAD_INPUT,
-            RunError::NoKvm | RunError::KvmPermission | RunError::Kvm(_) | RunError::HugePages(_) => {
-                exit::HOST
-            }
+            RunError::NoKvm
+            | RunError::KvmPermission
+            | RunError::Kvm(_)
+            | RunError::HugePages(_) => exit::HOST,
             RunError::Setup { .. } | RunError::Threads(_) => exit::INTERNAL,
         }
     }

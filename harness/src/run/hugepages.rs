@@ -16,7 +16,9 @@ pub fn pages_for_run(memory_mib: &[u64]) -> u64 {
 /// A value of `/proc/meminfo`, if present.
 fn meminfo(key: &str) -> Option<u64> {
     let m = fs::read_to_string("/proc/meminfo").ok()?;
-    let v = m.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?;
+    let v = m
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?;
     v.split_whitespace().next()?.parse().ok()
 }
 
@@ -67,9 +69,7 @@ impl Reservation {
             // dropping `reservation` puts the old value back
             return Err(fail(format!("the kernel found memory for only {now}")));
         }
-        eprintln!(
-            "reserved huge pages: {NR_HUGEPAGES} {total} -> {want} (restored when done)"
-        );
+        eprintln!("reserved huge pages: {NR_HUGEPAGES} {total} -> {want} (restored when done)");
         Ok(reservation)
     }
 }

@@ -165,7 +165,11 @@ mod tests {
             (&[good], 1, 0, IpcStatus::SelfSend),
         ];
         for &(extents, len, dst, want) in cases {
-            assert_eq!(status(extents, len, dst, LIMITS), want, "{extents:?} len {len} dst {dst}");
+            assert_eq!(
+                status(extents, len, dst, LIMITS),
+                want,
+                "{extents:?} len {len} dst {dst}"
+            );
         }
     }
 
@@ -177,17 +181,29 @@ mod tests {
         let extents = [ext(0x10_0000, 1), ext(0x20_0001, 1)];
         assert_eq!(status(&extents, 0, 0, LIMITS), IpcStatus::NotOwned);
         // too many pages is found before a bad length, overlap before the destination
-        assert_eq!(status(&[ext(0x20_0000, 2049)], 0, 0, LIMITS), IpcStatus::TooManyPages);
+        assert_eq!(
+            status(&[ext(0x20_0000, 2049)], 0, 0, LIMITS),
+            IpcStatus::TooManyPages
+        );
         let extents = [ext(0x20_0000, 1), ext(0x20_0000, 1)];
         assert_eq!(status(&extents, 1, 0, LIMITS), IpcStatus::Overlap);
     }
 
     #[test]
     fn huge_runs_need_whole_aligned_huge_pages() {
-        let huge = Limits { huge: true, ..LIMITS };
+        let huge = Limits {
+            huge: true,
+            ..LIMITS
+        };
         assert_eq!(status(&[ext(0x20_0000, 512)], 1, 1, huge), IpcStatus::Ok);
-        assert_eq!(status(&[ext(0x20_0000, 511)], 1, 1, huge), IpcStatus::NotHuge);
-        assert_eq!(status(&[ext(0x20_1000, 512)], 1, 1, huge), IpcStatus::NotHuge);
+        assert_eq!(
+            status(&[ext(0x20_0000, 511)], 1, 1, huge),
+            IpcStatus::NotHuge
+        );
+        assert_eq!(
+            status(&[ext(0x20_1000, 512)], 1, 1, huge),
+            IpcStatus::NotHuge
+        );
         assert_eq!(status(&[ext(0x20_0000, 511)], 1, 1, LIMITS), IpcStatus::Ok);
     }
 
@@ -195,14 +211,30 @@ mod tests {
     fn posts_are_checked_against_memory_busy_and_taken_extents() {
         let p = ext(0x40_0000, 4);
         assert_eq!(check_post(&p, LIMITS, &[], &[]), Ok(()));
-        assert_eq!(check_post(&ext(0x40_0000, 0), LIMITS, &[], &[]), Err(IpcStatus::BadAddress));
-        assert_eq!(check_post(&ext(MEM, 1), LIMITS, &[], &[]), Err(IpcStatus::BadAddress));
-        assert_eq!(check_post(&ext(0x1000, 1), LIMITS, &[], &[]), Err(IpcStatus::NotOwned));
-        let huge = Limits { huge: true, ..LIMITS };
+        assert_eq!(
+            check_post(&ext(0x40_0000, 0), LIMITS, &[], &[]),
+            Err(IpcStatus::BadAddress)
+        );
+        assert_eq!(
+            check_post(&ext(MEM, 1), LIMITS, &[], &[]),
+            Err(IpcStatus::BadAddress)
+        );
+        assert_eq!(
+            check_post(&ext(0x1000, 1), LIMITS, &[], &[]),
+            Err(IpcStatus::NotOwned)
+        );
+        let huge = Limits {
+            huge: true,
+            ..LIMITS
+        };
         assert_eq!(check_post(&p, huge, &[], &[]), Err(IpcStatus::NotHuge));
         let busy = [ext(0x40_3000, 1)];
         assert_eq!(check_post(&p, LIMITS, &busy, &[]), Err(IpcStatus::Busy));
         assert_eq!(check_post(&p, LIMITS, &[], &busy), Err(IpcStatus::Overlap));
-        assert_eq!(check_post(&p, LIMITS, &[ext(0x40_4000, 1)], &[]), Ok(()), "adjacent is fine");
+        assert_eq!(
+            check_post(&p, LIMITS, &[ext(0x40_4000, 1)], &[]),
+            Ok(()),
+            "adjacent is fine"
+        );
     }
 }

@@ -103,14 +103,19 @@ impl VmIpc {
         if self.logged <= LOGGED_PER_VM {
             log::warn!("{}: {what}", self.name);
         } else if self.logged == LOGGED_PER_VM + 1 {
-            log::warn!("{}: further refused IPC requests are counted, not logged", self.name);
+            log::warn!(
+                "{}: further refused IPC requests are counted, not logged",
+                self.name
+            );
         }
     }
 
     /// Entries in the receive ring the guest has not consumed, with those pending: a
     /// `recv_tail` more than the ring behind counts as the whole ring.
     fn queued(&self) -> u32 {
-        let used = self.recv_head.wrapping_sub(read_u32(&self.ram, hdr!(recv_tail)));
+        let used = self
+            .recv_head
+            .wrapping_sub(read_u32(&self.ram, hdr!(recv_tail)));
         used.min(RECV_RING_LEN) + self.pending.len() as u32
     }
 
@@ -121,8 +126,12 @@ impl VmIpc {
             let idx = self.recv_head.wrapping_sub(used - k);
             self.landed[(idx % RECV_RING_LEN) as usize].iter().copied()
         });
-        ring.chain(self.pending.iter().flat_map(|e| e.landing().iter().copied()))
-            .collect()
+        ring.chain(
+            self.pending
+                .iter()
+                .flat_map(|e| e.landing().iter().copied()),
+        )
+        .collect()
     }
 }
 
@@ -160,7 +169,6 @@ fn write_u32(ram: &GuestRam, gpa: u64, v: u32) {
 fn write_u64(ram: &GuestRam, gpa: u64, v: u64) {
     ram.write_pod(gpa, &v);
 }
-
 
 /// The pieces a message moves in: runs that are contiguous both in the sender's extents and
 /// in the landing extents, as (sender GPA, landing GPA, pages), in message order.
@@ -351,7 +359,10 @@ impl IpcEngine {
             } else {
                 *v.report.refused.entry(status.name().into()).or_default() += 1;
                 if status != IpcStatus::QueueFull {
-                    v.warn(format_args!("refused send descriptor {idx}: {}", status.name()));
+                    v.warn(format_args!(
+                        "refused send descriptor {idx}: {}",
+                        status.name()
+                    ));
                 }
             }
             statuses.push((slot_gpa, status));
@@ -533,7 +544,15 @@ impl IpcEngine {
     }
 
     /// Copies the first `len` bytes of the message in `from` to the landing extents `to`.
-    fn copy(&self, inner: &mut Inner, src: usize, dst: usize, from: &[Extent], to: &[Extent], len: u32) {
+    fn copy(
+        &self,
+        inner: &mut Inner,
+        src: usize,
+        dst: usize,
+        from: &[Extent],
+        to: &[Extent],
+        len: u32,
+    ) {
         let mut left = u64::from(len);
         for (s, d, pages) in pieces(from, to) {
             let n = left.min(u64::from(pages) * PAGE_SIZE);
@@ -563,7 +582,10 @@ impl IpcEngine {
             let skip_sender = matches!(self.fault, Some(Fault::SkipUnmap | Fault::MapBoth));
             if self.fault == Some(Fault::SkipUnmap) {
                 // the sender keeps its mapping, and the table says so
-                let frames = inner.frames.as_mut().expect("remap runs have a frame table");
+                let frames = inner
+                    .frames
+                    .as_mut()
+                    .expect("remap runs have a frame table");
                 for r in &planned.receiver {
                     for i in 0..r.pages {
                         let off = u64::from(i) * PAGE_SIZE;
@@ -590,11 +612,17 @@ impl IpcEngine {
         d: u64,
         pages: u32,
     ) -> Result<super::frames::Move, MoveError> {
-        let frames = inner.frames.as_mut().expect("remap runs have a frame table");
+        let frames = inner
+            .frames
+            .as_mut()
+            .expect("remap runs have a frame table");
         match frames.move_range(src, s, dst, d, pages) {
             Err(MoveError::PoolEmpty(_)) if !inner.ops.is_empty() => {
                 self.flush(inner, src);
-                let frames = inner.frames.as_mut().expect("remap runs have a frame table");
+                let frames = inner
+                    .frames
+                    .as_mut()
+                    .expect("remap runs have a frame table");
                 frames.move_range(src, s, dst, d, pages)
             }
             r => r,
@@ -705,9 +733,9 @@ mod tests {
                 (format!("vm{i}"), Arc::new(ram))
             })
             .collect();
-        let frames = movement.remaps().then(|| {
-            FrameTable::contiguous(&[("vm0".into(), MEM), ("vm1".into(), MEM)], POOL, 1)
-        });
+        let frames = movement
+            .remaps()
+            .then(|| FrameTable::contiguous(&[("vm0".into(), MEM), ("vm1".into(), MEM)], POOL, 1));
         IpcEngine::new(movement, rams, frames, memfd, fault)
     }
 

@@ -343,9 +343,9 @@ impl FrameTable {
             match (owner, mapped_by[f].is_some(), free_listed[f]) {
                 (Owner::Free, false, true) | (Owner::Vm(_), true, false) => {}
                 (Owner::Free, true, _) => violations.push(format!("free frame {f} is mapped")),
-                (Owner::Free, false, false) => violations.push(format!(
-                    "frame {f} is free but on no free run (leaked)"
-                )),
+                (Owner::Free, false, false) => {
+                    violations.push(format!("frame {f} is free but on no free run (leaked)"))
+                }
                 (Owner::Vm(v), false, _) => violations.push(format!(
                     "frame {f} is owned by {} but mapped nowhere (leaked)",
                     self.names[*v as usize]
@@ -411,8 +411,24 @@ mod tests {
     fn a_move_swaps_ownership_and_conserves_pages() {
         let mut t = table();
         let m = t.move_range(0, 0x2000, 1, 0x1000, 1).unwrap();
-        assert_eq!(m.sender, vec![Mapping { vm: 0, gpa: 0x2000, frame: 8, pages: 1 }]);
-        assert_eq!(m.receiver, vec![Mapping { vm: 1, gpa: 0x1000, frame: 2, pages: 1 }]);
+        assert_eq!(
+            m.sender,
+            vec![Mapping {
+                vm: 0,
+                gpa: 0x2000,
+                frame: 8,
+                pages: 1
+            }]
+        );
+        assert_eq!(
+            m.receiver,
+            vec![Mapping {
+                vm: 1,
+                gpa: 0x1000,
+                frame: 2,
+                pages: 1
+            }]
+        );
         assert_eq!(m.freed, vec![FrameRun { frame: 5, pages: 1 }]);
         assert_eq!((t.frame(1, 0x1000), t.frame(0, 0x2000)), (2, 8));
         clean(&t);
@@ -431,8 +447,22 @@ mod tests {
         let mut t = FrameTable::new(&[("a".into(), 0, 64), ("b".into(), 64, 64)], 128, 64, 1);
         let m = t.move_range(0, 0, 1, 16 * PAGE_SIZE, 32).unwrap();
         assert_eq!((m.sender.len(), m.receiver.len(), m.freed.len()), (1, 1, 1));
-        assert_eq!(m.receiver[0], Mapping { vm: 1, gpa: 16 * PAGE_SIZE, frame: 0, pages: 32 });
-        assert_eq!(m.freed[0], FrameRun { frame: 80, pages: 32 });
+        assert_eq!(
+            m.receiver[0],
+            Mapping {
+                vm: 1,
+                gpa: 16 * PAGE_SIZE,
+                frame: 0,
+                pages: 32
+            }
+        );
+        assert_eq!(
+            m.freed[0],
+            FrameRun {
+                frame: 80,
+                pages: 32
+            }
+        );
         clean(&t);
     }
 
@@ -441,12 +471,18 @@ mod tests {
         let mut t = FrameTable::new(&[("a".into(), 0, 4), ("b".into(), 4, 4)], 8, 1, 1);
         t.move_range(0, 0, 1, 0, 1).unwrap();
         assert_eq!(t.free_frames(), 0);
-        assert_eq!(t.move_range(0, 0x1000, 1, 0x1000, 1), Err(MoveError::PoolEmpty(1)));
+        assert_eq!(
+            t.move_range(0, 0x1000, 1, 0x1000, 1),
+            Err(MoveError::PoolEmpty(1))
+        );
         clean(&t);
         t.release_quarantine();
         assert_eq!(t.free_frames(), 1);
         let m = t.move_range(0, 0x1000, 1, 0x1000, 1).unwrap();
-        assert_eq!(m.sender[0].frame, 4, "b's old frame, zeroed, now fresh for a");
+        assert_eq!(
+            m.sender[0].frame, 4,
+            "b's old frame, zeroed, now fresh for a"
+        );
         clean(&t);
     }
 
@@ -458,9 +494,20 @@ mod tests {
         }
         t.release_quarantine();
         // b's frames 8..12 came back one by one and merged; with the pool's rest: 8..12, 20..24
-        assert_eq!(t.free.iter().map(|(&s, &l)| (s, l)).collect::<Vec<_>>(), [(8, 4), (20, 4)]);
+        assert_eq!(
+            t.free.iter().map(|(&s, &l)| (s, l)).collect::<Vec<_>>(),
+            [(8, 4), (20, 4)]
+        );
         let m = t.move_range(0, 4 * PAGE_SIZE, 1, 4 * PAGE_SIZE, 4).unwrap();
-        assert_eq!(m.sender, vec![Mapping { vm: 0, gpa: 4 * PAGE_SIZE, frame: 8, pages: 4 }]);
+        assert_eq!(
+            m.sender,
+            vec![Mapping {
+                vm: 0,
+                gpa: 4 * PAGE_SIZE,
+                frame: 8,
+                pages: 4
+            }]
+        );
         clean(&t);
     }
 
@@ -476,10 +523,29 @@ mod tests {
 
     #[test]
     fn huge_alignment_takes_whole_aligned_runs() {
-        let mut t = FrameTable::new(&[("a".into(), 0, 1024), ("b".into(), 1024, 1024)], 2048, 1024, 512);
+        let mut t = FrameTable::new(
+            &[("a".into(), 0, 1024), ("b".into(), 1024, 1024)],
+            2048,
+            1024,
+            512,
+        );
         let m = t.move_range(0, 0, 1, 512 * PAGE_SIZE, 512).unwrap();
-        assert_eq!(m.sender, vec![Mapping { vm: 0, gpa: 0, frame: 2048, pages: 512 }]);
-        assert_eq!(m.freed, vec![FrameRun { frame: 1536, pages: 512 }]);
+        assert_eq!(
+            m.sender,
+            vec![Mapping {
+                vm: 0,
+                gpa: 0,
+                frame: 2048,
+                pages: 512
+            }]
+        );
+        assert_eq!(
+            m.freed,
+            vec![FrameRun {
+                frame: 1536,
+                pages: 512
+            }]
+        );
         assert!(t.free.keys().all(|s| s % 512 == 0));
         clean(&t);
     }

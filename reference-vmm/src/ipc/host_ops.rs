@@ -131,7 +131,10 @@ impl HostOps {
 fn map_frames(memfd: &File, ram: &GuestRam, m: Mapping, errors: &mut Vec<String>) {
     let len = u64::from(m.pages) * PAGE_SIZE;
     if !ram.contains(m.gpa, len) {
-        errors.push(format!("mapping at GPA {:#x} (+{len:#x}) is outside the VM", m.gpa));
+        errors.push(format!(
+            "mapping at GPA {:#x} (+{len:#x}) is outside the VM",
+            m.gpa
+        ));
         return;
     }
     let hva = ram.host_base() + m.gpa;
@@ -190,9 +193,22 @@ mod tests {
 
     fn mv(src_gpa: u64, frame: u32, dst_gpa: u64, moved: u32, freed: u32) -> Move {
         Move {
-            sender: vec![Mapping { vm: 0, gpa: src_gpa, frame, pages: 1 }],
-            receiver: vec![Mapping { vm: 1, gpa: dst_gpa, frame: moved, pages: 1 }],
-            freed: vec![FrameRun { frame: freed, pages: 1 }],
+            sender: vec![Mapping {
+                vm: 0,
+                gpa: src_gpa,
+                frame,
+                pages: 1,
+            }],
+            receiver: vec![Mapping {
+                vm: 1,
+                gpa: dst_gpa,
+                frame: moved,
+                pages: 1,
+            }],
+            freed: vec![FrameRun {
+                frame: freed,
+                pages: 1,
+            }],
         }
     }
 
@@ -201,34 +217,82 @@ mod tests {
         let mut ops = HostOps::new(Merge::Adjacent);
         for i in 0..32u32 {
             let g = u64::from(i) * PAGE_SIZE;
-            ops.add(mv(0x20_0000 + g, 100 + i, 0x40_0000 + g, 10 + i, 50 + i), false);
+            ops.add(
+                mv(0x20_0000 + g, 100 + i, 0x40_0000 + g, 10 + i, 50 + i),
+                false,
+            );
         }
-        assert_eq!((ops.sender.len(), ops.receiver.len(), ops.freed.len()), (1, 1, 1));
+        assert_eq!(
+            (ops.sender.len(), ops.receiver.len(), ops.freed.len()),
+            (1, 1, 1)
+        );
         assert_eq!(ops.receiver[0].pages, 32);
         // a frame gap on the receiver side, then a GPA gap
-        ops.add(mv(0x20_0000 + 32 * PAGE_SIZE, 132, 0x40_0000 + 32 * PAGE_SIZE, 99, 82), false);
-        ops.add(mv(0x20_0000 + 34 * PAGE_SIZE, 133, 0x40_0000 + 34 * PAGE_SIZE, 100, 83), false);
+        ops.add(
+            mv(
+                0x20_0000 + 32 * PAGE_SIZE,
+                132,
+                0x40_0000 + 32 * PAGE_SIZE,
+                99,
+                82,
+            ),
+            false,
+        );
+        ops.add(
+            mv(
+                0x20_0000 + 34 * PAGE_SIZE,
+                133,
+                0x40_0000 + 34 * PAGE_SIZE,
+                100,
+                83,
+            ),
+            false,
+        );
         assert_eq!(ops.sender.len(), 2, "GPA gap: {:?}", ops.sender);
-        assert_eq!(ops.receiver.len(), 3, "frame gap, then GPA gap: {:?}", ops.receiver);
+        assert_eq!(
+            ops.receiver.len(),
+            3,
+            "frame gap, then GPA gap: {:?}",
+            ops.receiver
+        );
         assert_eq!(ops.freed.len(), 1);
     }
 
     #[test]
     fn per_page_splits_and_across_gaps_ignores_frames() {
         let big = Move {
-            sender: vec![Mapping { vm: 0, gpa: 0x20_0000, frame: 100, pages: 4 }],
-            receiver: vec![Mapping { vm: 1, gpa: 0x40_0000, frame: 10, pages: 4 }],
-            freed: vec![FrameRun { frame: 50, pages: 4 }],
+            sender: vec![Mapping {
+                vm: 0,
+                gpa: 0x20_0000,
+                frame: 100,
+                pages: 4,
+            }],
+            receiver: vec![Mapping {
+                vm: 1,
+                gpa: 0x40_0000,
+                frame: 10,
+                pages: 4,
+            }],
+            freed: vec![FrameRun {
+                frame: 50,
+                pages: 4,
+            }],
         };
         let mut ops = HostOps::new(Merge::PerPage);
         ops.add(big.clone(), false);
-        assert_eq!((ops.sender.len(), ops.receiver.len(), ops.freed.len()), (4, 4, 4));
+        assert_eq!(
+            (ops.sender.len(), ops.receiver.len(), ops.freed.len()),
+            (4, 4, 4)
+        );
         let mut ops = HostOps::new(Merge::AcrossGaps);
         ops.add(mv(0x20_0000, 1, 0x40_0000, 10, 50), false);
         ops.add(mv(0x20_1000, 7, 0x40_1000, 20, 51), false);
         assert_eq!((ops.sender.len(), ops.receiver.len()), (1, 1));
         let mut ops = HostOps::new(Merge::Adjacent);
         ops.add(big, true);
-        assert!(ops.sender.is_empty(), "skip_sender keeps the sender's mappings");
+        assert!(
+            ops.sender.is_empty(),
+            "skip_sender keeps the sender's mappings"
+        );
     }
 }

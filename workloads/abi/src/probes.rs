@@ -75,7 +75,9 @@ pub mod notify_floor {
 /// `ipc_*` probes), for the host to look for.
 pub mod ipc_records {
     /// Receiver: every byte of every message matches its sender's pattern (and the length
-    /// and page count are the ones sent).
+    /// and page count are the ones sent, in 1 to 8 extents). With `ipc_workloads::TOUCH`
+    /// the receiver reads only the first 64 bytes, or no payload at all (then only the
+    /// entry is checked).
     pub const DELIVERY_INTEGRITY: &str = "delivery-integrity";
     /// Receiver: each sender's sequence numbers arrive in increasing order.
     pub const FIFO_PER_SENDER: &str = "fifo-per-sender";
@@ -87,8 +89,9 @@ pub mod ipc_records {
     pub const IDS: &str = "ids";
     /// Receiver: every expected message arrived.
     pub const COUNT: &str = "count";
-    /// Receiver: every message is where the transport must put it. Remap/copy: its pages are
-    /// the next pages this VM posted, in posting order. Virtio: it is in an rx buffer of the
+    /// Receiver: every message is where the transport must put it. Remap/copy: its landing
+    /// extents are the first pages of the next areas this VM posted, in posting order (each
+    /// taken whole but the last). Virtio: it is in an rx buffer of the
     /// driver (inside the memory the driver set aside, page-aligned, contiguous, and the same
     /// buffer every time for a descriptor id). Shmem: it is in the next slot of the ring from
     /// its source to this VM.
@@ -193,7 +196,7 @@ pub mod ipc_workloads {
     /// has in flight. Each message takes 3 descriptors (header, payload, status on tx), and a
     /// virtqueue has at most [`crate::virtio::QUEUE_NUM_MAX`] (256) descriptors: hence
     /// [`MAX_DEPTH`] = 256 / 3 = 85. The other transports ignore it (remap/copy: the send
-    /// ring's 64 buffers; shmem: [`crate::shmem::RING_SLOTS`]).
+    /// ring's up to 64 buffers; shmem: [`crate::shmem::RING_SLOTS`]).
     pub const DEPTH: usize = 9;
     /// `params[TOUCH]`: [`TOUCH_ALL`], [`TOUCH_HEADER`] or [`TOUCH_NONE`]: how much of each
     /// received payload the receiver reads (the sender writes as [`CHECK`] says either way).
@@ -384,25 +387,57 @@ pub mod ipc_semantics {
 /// The `ipc_hostile` probe (2 VMs): bad descriptors get their statuses, backpressure stalls
 /// and loses nothing.
 ///
-/// VM1 posts [`BACKPRESSURE_POSTED`](ipc_hostile::BACKPRESSURE_POSTED) pages; barrier. VM0 places one bad descriptor per case
-/// (each breaking one rule, every other field valid: dst 1, 64 bytes, one page of its free
-/// memory) and flushes, and records the case by name with the status it saw:
-/// `not-owned` (page 0x10_0000), `outside-memory` (page = mem_size), `unaligned` (page + 8),
-/// `unknown-dest` (dst max(7, num_vms)), `self-send`, `len-zero`, `len-beyond-pages`
-/// (4097 bytes in 1 page), `npages-zero`, `npages-too-many` (17), `duplicate-page`,
-/// `bad-ring` (send_head = send_tail + 65: header `ring_error` BadRing, send_tail
-/// unchanged; then send_head is restored), `refused-page-untouched` (the page the bad
-/// descriptors named still holds its payload). Then `backpressure-full`: 8 one-page messages
-/// (100 bytes each) placed and flushed at once, exactly the first 4 Ok and the last 4
-/// QueueFull;
+/// VM1 posts [`BACKPRESSURE_POSTED`](ipc_hostile::BACKPRESSURE_POSTED) one-page areas;
+/// barrier. VM0 places one bad descriptor per case of [`CASES`](ipc_hostile::CASES) (each
+/// breaking one rule, every other field valid: dst 1, 100 bytes, one extent of one page of its
+/// free memory holding a payload) and flushes, and records the case by name: PASS if the
+/// status it saw is the case's. The cases: `not-owned` (page 0x10_0000), `outside-memory`
+/// (page = mem_size), `unaligned` (page + 8), `unknown-dest` (dst max(7, num_vms)),
+/// `self-send`, `len-zero`, `len-beyond-pages` (4097 bytes in 1 page), `nextents-zero`,
+/// `nextents-too-many` (9), `extent-zero-pages` (an extent of 0 pages), `extent-unaligned`
+/// (a valid first extent, then one at page + 8), `extent-past-memory` (2 pages from
+/// mem_size - 4096), `extent-into-reserved` (2 pages from 0x1f_f000: it starts below
+/// 0x20_0000), `too-many-pages` (2049 contiguous pages of free memory in extents of 512),
+/// `overlap` (2 pages, then the second of them). Then `bad-ring` (send_head = send_tail +
+/// 65: header `ring_error` BadRing, send_tail unchanged; then send_head is restored),
+/// `refused-page-untouched` (the page the bad descriptors named still holds its payload).
+/// Then `backpressure-full`: 8 one-page messages (100 bytes each) placed and flushed at once,
+/// exactly the first 4 Ok and the last 4 QueueFull;
 /// `refused-pages-untouched`: the refused messages' pages still hold their payload; barrier;
-/// VM1 posts more pages and receives; VM0 sends the refused messages again, one at a time,
+/// VM1 posts more areas and receives; VM0 sends the refused messages again, one at a time,
 /// until Ok (`backpressure-resent`), then one more message (`still-works`); VM1 checks the 9
 /// messages with the receiver checks of [`ipc_records`] and records
 /// `backpressure-nothing-lost` (seqs 0..8 intact and in order) and `still-works-received`;
 /// final barrier. VM0 records `refused-count` (the header's `refused` equals the
 /// descriptors it saw refused).
 pub mod ipc_hostile {
+    use crate::ipc::IpcStatus;
+
+    /// The bad-descriptor cases, in the order VM0 places them: the record name and the
+    /// status the VMM must give (see the module documentation for what each breaks).
+    pub const CASES: [(&str, IpcStatus); 15] = [
+        ("not-owned", IpcStatus::NotOwned),
+        ("outside-memory", IpcStatus::BadAddress),
+        ("unaligned", IpcStatus::BadAddress),
+        ("unknown-dest", IpcStatus::UnknownDest),
+        ("self-send", IpcStatus::SelfSend),
+        ("len-zero", IpcStatus::BadLength),
+        ("len-beyond-pages", IpcStatus::BadLength),
+        ("nextents-zero", IpcStatus::TooManyExtents),
+        ("nextents-too-many", IpcStatus::TooManyExtents),
+        ("extent-zero-pages", IpcStatus::BadAddress),
+        ("extent-unaligned", IpcStatus::BadAddress),
+        ("extent-past-memory", IpcStatus::BadAddress),
+        ("extent-into-reserved", IpcStatus::NotOwned),
+        ("too-many-pages", IpcStatus::TooManyPages),
+        ("overlap", IpcStatus::Overlap),
+    ];
+
+    /// The status case `name` of [`CASES`] must get (`None` for an unknown name).
+    pub fn expected(name: &str) -> Option<IpcStatus> {
+        CASES.iter().find(|(n, _)| *n == name).map(|&(_, s)| s)
+    }
+
     /// Pages VM1 posts before the backpressure test.
     pub const BACKPRESSURE_POSTED: u64 = 4;
     /// Messages VM0 sends at once in the backpressure test.
@@ -660,4 +695,18 @@ pub mod virtio_hostile {
     pub const RECEIVED_INTACT: &str = "received-intact";
     /// Record: VM1: no other message arrived.
     pub const NOTHING_ELSE_ARRIVED: &str = "nothing-else-arrived";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ipc_hostile::{expected, CASES};
+
+    #[test]
+    fn hostile_cases_have_distinct_names_and_their_statuses() {
+        for (i, &(name, status)) in CASES.iter().enumerate() {
+            assert!(CASES[..i].iter().all(|&(n, _)| n != name), "{name} twice");
+            assert_eq!(expected(name), Some(status));
+        }
+        assert_eq!(expected("duplicate-page"), None);
+    }
 }

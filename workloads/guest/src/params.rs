@@ -96,10 +96,14 @@ impl Params {
         let event_idx = param(EVENT_IDX);
         // Virtio and shmem carry at most 64 KiB per message (for now).
         let too_large = match bi.transport {
-            TRANSPORT_VIRTIO => "size must be at most 65536 bytes (64 KiB) over virtio (its \
-                                 buffers hold 64 KiB)",
-            TRANSPORT_SHMEM => "size must be at most 65536 bytes (64 KiB) over shmem (its \
-                                slots hold 64 KiB)",
+            TRANSPORT_VIRTIO => {
+                "size must be at most 65536 bytes (64 KiB) over virtio (its \
+                                 buffers hold 64 KiB)"
+            }
+            TRANSPORT_SHMEM => {
+                "size must be at most 65536 bytes (64 KiB) over shmem (its \
+                                slots hold 64 KiB)"
+            }
             _ => "",
         };
         let depth = match param(DEPTH) {

@@ -167,7 +167,9 @@ pub(super) fn stream_in(
     image: &'static str,
     memory_mib: u64,
 ) -> Vec<VmSpec> {
-    (0..n).map(|_| VmSpec::guest(image, memory_mib, params)).collect()
+    (0..n)
+        .map(|_| VmSpec::guest(image, memory_mib, params))
+        .collect()
 }
 
 /// A workload VM gives up after this long without progress: long for a correct VMM (a

@@ -4,13 +4,14 @@
 //! apply. `conform --mutants` runs exactly these.
 
 use pageflip_abi::probes::{ipc_hostile, ipc_security, ipc_semantics, ipc_workloads as w};
-use pageflip_interface::{RunConfig, RunResult, TransportConfig};
+use pageflip_interface::{RecordStatus, RunConfig, RunResult, TransportConfig};
 
 use crate::conform::cases::build::{
-    audit_clean, both, custom, ipc_layout, measured, run, stream, stream_in, workload_counts,
-    IDLE_TIMEOUT_MS,
+    audit_clean, both, custom, ipc_layout, measured, record, run, stream, stream_in,
+    workload_counts, IDLE_TIMEOUT_MS,
 };
 use crate::conform::cases::Case;
+use crate::conform::expect::Check;
 
 fn semantics_params(config: &RunConfig) -> (u64, u64, u64) {
     let p = &config.vms[0].params;
@@ -77,6 +78,15 @@ pub fn hostile_counts(config: &RunConfig, result: &RunResult) -> Result<(), Stri
         ));
     }
     Ok(())
+}
+
+/// Every bad-descriptor case of [`ipc_hostile::CASES`] is recorded by VM0, and passes (the
+/// VMM gave the case's status).
+fn hostile_cases() -> Vec<Check> {
+    ipc_hostile::CASES
+        .iter()
+        .map(|&(name, _)| record(0, name, RecordStatus::Pass))
+        .collect()
 }
 
 /// Remap: every page moved out of the sender costs it one remote TLB flush request and one
@@ -220,7 +230,8 @@ pub fn huge_faults(config: &RunConfig, result: &RunResult) -> Result<(), String>
     flushes_bounded(config, result)?;
     let t = &result.transport.as_ref().expect("checked").vms[0];
     let huge = t.pages_remapped / u64::from(pageflip_abi::ipc::HUGE_PAGES);
-    let faults = measured(result, 1, "pf_taken")?.saturating_sub(measured(result, 1, "mmio_exits")?);
+    let faults =
+        measured(result, 1, "pf_taken")?.saturating_sub(measured(result, 1, "mmio_exits")?);
     let bound = huge + host_allowance(t.pages_remapped);
     if faults > bound {
         return Err(format!(
@@ -356,7 +367,12 @@ pub fn all() -> Vec<Case> {
             hostile,
             "every bad descriptor gets its status, backpressure stalls and loses nothing, the audit stays clean",
             ipc_layout(t, stream(&[], 2, pageflip_workloads::IPC_HOSTILE)),
-            [both(2), vec![custom("refused counts", hostile_counts)]].concat(),
+            [
+                both(2),
+                hostile_cases(),
+                vec![custom("refused counts", hostile_counts)],
+            ]
+            .concat(),
         ));
         cases.push(run(
             tlb,
@@ -399,7 +415,10 @@ fn at_scale() -> Vec<Case> {
     let light = |count, size, batch| wl(count, size, batch, w::RECV_POLL, w::CHECK_LIGHT);
     let full = |count, size| wl(count, size, 1, w::RECV_POLL, w::CHECK_FULL);
     let on = |t: TransportConfig, params: Vec<u64>| {
-        ipc_layout(&t, stream_in(&params, 2, pageflip_workloads::STREAM, SCALE_MIB))
+        ipc_layout(
+            &t,
+            stream_in(&params, 2, pageflip_workloads::STREAM, SCALE_MIB),
+        )
     };
     let checks = |check: fn(&RunConfig, &RunResult) -> Result<(), String>, what: &'static str| {
         [both(2), vec![custom(what, check)]].concat()

@@ -13,8 +13,8 @@ use pageflip_guest::abi::PAGE_SIZE;
 use pageflip_guest::arena::{zero_pages, Arena, PagePool};
 use pageflip_guest::ipc::init_ipc;
 use pageflip_guest::ipc::StatusName;
-use pageflip_guest::payload::{fill_page_with, find_word, page_is_zero};
 use pageflip_guest::payload::{extent, fill_payload, verify_payload, Coverage};
+use pageflip_guest::payload::{fill_page_with, find_word, page_is_zero};
 use pageflip_guest::tsc::Deadline;
 use pageflip_guest::{barrier, boot_info, check, fail, pass_with, println, skip};
 

@@ -40,9 +40,9 @@ use pageflip_abi::ipc::{
     MAX_MSG_PAGES, POST_RING_GPA, POST_RING_LEN, RECV_RING_GPA, RECV_RING_LEN, SEND_RING_GPA,
     SEND_RING_LEN,
 };
-use pageflip_abi::PAGE_SIZE;
 use pageflip_abi::mmio::{IPC_DOORBELL, IPC_RECV_WAIT};
 use pageflip_abi::probes::ipc_records::TRANSPORT;
+use pageflip_abi::PAGE_SIZE;
 
 use crate::arena::{is_free_range, PagePool};
 use crate::check::Landing;
@@ -367,7 +367,14 @@ impl Ipc {
     /// deferred one it is [`IpcStatus::Pending`] until the VMM drains the ring at the next
     /// exit. Panics if there are more than [`MAX_EXTENTS`] extents or [`MAX_MSG_PAGES`]
     /// pages.
-    pub fn send(&mut self, dst: u32, extents: &[Extent], len: u32, seq: u64, flags: u32) -> SendSlot {
+    pub fn send(
+        &mut self,
+        dst: u32,
+        extents: &[Extent],
+        len: u32,
+        seq: u64,
+        flags: u32,
+    ) -> SendSlot {
         assert!(
             extents.len() <= MAX_EXTENTS && total_pages(extents) <= u64::from(MAX_MSG_PAGES),
             "a message has at most {MAX_EXTENTS} extents and {MAX_MSG_PAGES} pages, not {} \

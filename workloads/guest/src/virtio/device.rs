@@ -21,11 +21,11 @@ use core::ops::Range;
 use core::ptr;
 use core::sync::atomic::{compiler_fence, Ordering};
 
+use pageflip_abi::ipc::Extent;
 use pageflip_abi::virtio::{
     DgramConfig, DgramHeader, TxStatus, F_EVENT_IDX, HEADER_SIZE, MAX_PAYLOAD, RX_QUEUE,
     STATUS_DEVICE_NEEDS_RESET, STATUS_FAILED, TX_QUEUE, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
 };
-use pageflip_abi::ipc::Extent;
 use pageflip_abi::PAGE_SIZE;
 
 use super::{
