@@ -74,8 +74,13 @@ fn setup(movement: Movement) -> (IpcEngine, [Arc<GuestRam>; 2]) {
     let memfd = create_memfd("bench", 2 * MEM + u64::from(POOL) * PAGE_SIZE).unwrap();
     let ram = |i: u64| Arc::new(GuestRam::map(memfd.clone(), i * MEM, MEM).unwrap());
     let rams = [ram(0), ram(1)];
-    let frames = (movement == Movement::Remap)
-        .then(|| FrameTable::contiguous(&[("vm0".into(), MEM), ("vm1".into(), MEM)], POOL));
+    let frames = movement.remaps().then(|| {
+        FrameTable::contiguous(
+            &[("vm0".into(), MEM), ("vm1".into(), MEM)],
+            POOL,
+            movement.align(),
+        )
+    });
     let vms = vec![
         ("vm0".into(), rams[0].clone()),
         ("vm1".into(), rams[1].clone()),
@@ -91,9 +96,14 @@ fn read_u32(ram: &GuestRam, gpa: u64) -> u32 {
 /// The receiver posts its landing page.
 fn post(ram: &GuestRam) {
     let head = read_u32(ram, hdr!(post_head));
+    let entry = PostEntry {
+        gpa: LANDING,
+        pages: 1,
+        status: 0,
+    };
     ram.write_pod(
-        POST_RING_GPA + u64::from(head % POST_RING_LEN) * 8,
-        &LANDING,
+        POST_RING_GPA + u64::from(head % POST_RING_LEN) * size_of::<PostEntry>() as u64,
+        &entry,
     );
     ram.write_pod(hdr!(post_head), &head.wrapping_add(1));
 }
@@ -105,8 +115,12 @@ fn enqueue(ram: &GuestRam, seq: u64, len: u32) {
     d.seq = seq;
     d.dst = 1;
     d.len = len;
-    d.npages = 1;
-    d.pages[0] = SRC_PAGE;
+    d.nextents = 1;
+    d.extents[0] = Extent {
+        gpa: SRC_PAGE,
+        pages: 1,
+        reserved: 0,
+    };
     let slot = SEND_RING_GPA + u64::from(head % SEND_RING_LEN) * size_of::<SendDesc>() as u64;
     ram.write_pod(slot, &d);
     ram.write_pod(hdr!(send_head), &head.wrapping_add(1));

@@ -133,7 +133,7 @@ pub fn run(
         .map_err(RunError::Kvm)?;
 
     let n = config.vms.len();
-    let setup = plan::from_config(&config.transport, n as u32, injected)
+    let setup = plan::from_config(&config.transport, n as u32, injected, config.pre_fault)
         .map_err(|source| RunError::Setup { vm: 0, source })?;
     // One memfd for the run: every VM's memory is a range of it, then the free pool.
     let sizes: Vec<u64> = config.vms.iter().map(|v| v.memory_mib << 20).collect();

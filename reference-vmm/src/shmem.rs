@@ -105,6 +105,7 @@ impl SharedRegion {
             kind: "shmem".into(),
             vms,
             ownership: None,
+            pre_fault: None,
         }
     }
 }

@@ -87,10 +87,12 @@ pub fn run(mut vm: Vm, ctx: VcpuContext) -> VmOutcome {
     let mut phase_start: Option<Snapshots> = None;
     let mut measured: Option<StatsDelta> = None;
 
+    transport.vcpu_started(ctx.index);
     let ended = loop {
         if let Some(reason) = ctx.stop.get() {
             break Ended::Stopped(reason);
         }
+        transport.before_entry(ctx.index, &vm.vcpu);
         let exit = match vm.vcpu.run() {
             Ok(exit) => exit,
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,

@@ -107,6 +107,13 @@ pub struct Vm {
     vm_fd: VmFd,
 }
 
+impl Vm {
+    /// Whether KVM offers `KVM_PRE_FAULT_MEMORY` for this VM.
+    pub fn pre_fault_available(&self) -> bool {
+        crate::ipc::prefault::available(&self.vm_fd)
+    }
+}
+
 fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmSetupError {
     move |source| VmSetupError::Kvm { what, source }
 }

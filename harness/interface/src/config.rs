@@ -26,6 +26,11 @@ pub struct RunConfig {
     /// Stop every other VM as soon as one VM fails (dies, or exits non-zero).
     #[serde(default = "default_true")]
     pub stop_on_failure: bool,
+    /// Remap variants: after each remap, pre-fault the receiver's landing extents with
+    /// `KVM_PRE_FAULT_MEMORY`. Where the host lacks it the run goes on without, and the
+    /// result's `transport.pre_fault` says "unavailable".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pre_fault: bool,
 }
 
 fn default_true() -> bool {

@@ -37,6 +37,10 @@ pub struct TransportReport {
     pub vms: Vec<TransportVmReport>,
     /// The page-ownership audit taken at the end of the run (remap IPC).
     pub ownership: Option<OwnershipAudit>,
+    /// With config `pre_fault`: `on`, or `unavailable: ` and why (the host lacks
+    /// `KVM_CAP_PRE_FAULT_MEMORY`, or KVM refused the ioctl).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_fault: Option<String>,
 }
 
 /// Transport counters of one VM.
@@ -55,6 +59,9 @@ pub struct TransportVmReport {
     /// `fallocate` the VMM made to move them (remap variants; 0 for copy).
     #[serde(default)]
     pub map_ops: u64,
+    /// Pages of this VM's landing extents pre-faulted after remaps (config `pre_fault`).
+    #[serde(default)]
+    pub pre_faulted_pages: u64,
     /// Nanoseconds the VMM spent moving this VM's outgoing messages (host remaps, or copies).
     pub move_ns: u64,
     /// Drains of this VM's send ring that consumed at least one descriptor.

@@ -62,6 +62,8 @@ pub struct Layout {
     pub transport: TransportConfig,
     /// Pin VM i's vCPU thread to host CPU i mod the online CPUs (`VmConfig::cpu`).
     pub pin_vcpus: bool,
+    /// Pre-fault landing extents after remaps (`RunConfig::pre_fault`).
+    pub pre_fault: bool,
 }
 
 /// One VM of a [`Layout`].
@@ -100,6 +102,7 @@ impl Layout {
             stop_on_failure: true,
             transport: TransportConfig::None,
             pin_vcpus: false,
+            pre_fault: false,
         }
     }
 
@@ -147,6 +150,7 @@ impl Layout {
             transport: self.transport.clone(),
             timeout_ms: self.timeout_ms,
             stop_on_failure: self.stop_on_failure,
+            pre_fault: self.pre_fault,
         }
     }
 }

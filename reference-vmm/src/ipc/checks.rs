@@ -155,7 +155,7 @@ mod tests {
             (&[ext(0x20_0000, 0)], 1, 1, IpcStatus::BadAddress),
             (&[ext(0x20_0008, 1)], 1, 1, IpcStatus::BadAddress),
             (&[ext(MEM - PAGE_SIZE, 2)], 1, 1, IpcStatus::BadAddress),
-            (&[ext(u64::MAX & !0xfff, 1)], 1, 1, IpcStatus::BadAddress),
+            (&[ext(!0xfff, 1)], 1, 1, IpcStatus::BadAddress),
             (&[ext(0x1f_f000, 2)], 1, 1, IpcStatus::NotOwned),
             (&[ext(0x20_0000, 2049)], 1, 1, IpcStatus::TooManyPages),
             (&[good], 0, 1, IpcStatus::BadLength),

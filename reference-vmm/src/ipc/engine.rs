@@ -21,6 +21,7 @@ use pageflip_interface::{TransportReport, TransportVmReport};
 use super::checks::{check_desc, check_post, Limits};
 use super::frames::{FrameTable, MoveError};
 use super::host_ops::{HostOps, Merge};
+use super::prefault::PreFaulter;
 use crate::control::StopFlag;
 use crate::inject::Fault;
 use crate::inject::Slowdown;
@@ -144,10 +145,22 @@ struct Inner {
     leaked: bool,
 }
 
+/// Pre-faulting as a run asked for it.
+#[derive(Debug)]
+pub enum PreFault {
+    /// Not asked for.
+    Off,
+    /// Landing extents are queued for their receiver's vCPU thread.
+    On(Arc<PreFaulter>),
+    /// Asked for, but the host lacks `KVM_CAP_PRE_FAULT_MEMORY`.
+    Unavailable,
+}
+
 /// The remap-IPC engine of a run.
 #[derive(Debug)]
 pub struct IpcEngine {
     movement: Movement,
+    pre_fault: PreFault,
     memfd: Arc<File>,
     fault: Option<Fault>,
     slowdown: Option<Slowdown>,
@@ -235,6 +248,7 @@ impl IpcEngine {
         };
         IpcEngine {
             movement,
+            pre_fault: PreFault::Off,
             memfd,
             fault,
             slowdown: None,
@@ -253,6 +267,11 @@ impl IpcEngine {
     /// every descriptor it delivers, inside the interval counted as `move_ns`.
     pub fn with_slowdown(self, slowdown: Option<Slowdown>) -> IpcEngine {
         IpcEngine { slowdown, ..self }
+    }
+
+    /// The same engine pre-faulting as `pre_fault` says (remap variants only).
+    pub fn with_pre_fault(self, pre_fault: PreFault) -> IpcEngine {
+        IpcEngine { pre_fault, ..self }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -652,6 +671,9 @@ impl IpcEngine {
                 &e,
             );
             v.landed[slot as usize] = e.landing().to_vec();
+            if let (PreFault::On(p), true) = (&self.pre_fault, self.movement.remaps()) {
+                p.queue(dst, e.landing());
+            }
             v.recv_head = v.recv_head.wrapping_add(1);
             v.report.received += 1;
         }
@@ -702,8 +724,29 @@ impl IpcEngine {
         });
         TransportReport {
             kind: self.movement.name().into(),
-            vms: inner.vms.iter().map(|v| v.report.clone()).collect(),
+            vms: inner
+                .vms
+                .iter()
+                .enumerate()
+                .map(|(i, v)| TransportVmReport {
+                    pre_faulted_pages: match &self.pre_fault {
+                        PreFault::On(p) => p.pages(i),
+                        _ => 0,
+                    },
+                    ..v.report.clone()
+                })
+                .collect(),
             ownership,
+            pre_fault: match &self.pre_fault {
+                PreFault::Off => None,
+                PreFault::On(p) => Some(
+                    p.failure()
+                        .map_or("on".into(), |why| format!("unavailable: {why}")),
+                ),
+                PreFault::Unavailable => Some(
+                    "unavailable: the host lacks KVM_CAP_PRE_FAULT_MEMORY (capability 236)".into(),
+                ),
+            },
         }
     }
 }

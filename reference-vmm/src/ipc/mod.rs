@@ -5,7 +5,8 @@ pub mod checks;
 pub mod engine;
 pub mod frames;
 pub mod host_ops;
+pub mod prefault;
 pub mod transport;
 
-pub use engine::{IpcEngine, Movement};
+pub use engine::{IpcEngine, Movement, PreFault};
 pub use frames::FrameTable;

@@ -10,7 +10,8 @@ use pageflip_interface::TransportReport;
 
 use crate::control::StopFlag;
 use crate::inject::{Fault, Injected};
-use crate::ipc::{FrameTable, IpcEngine, Movement};
+use crate::ipc::prefault::PreFaulter;
+use crate::ipc::{FrameTable, IpcEngine, Movement, PreFault};
 use crate::memory::GuestRam;
 use crate::transport::{RunMemory, StartError, Transport, TransportSetup};
 use crate::vm::VmMemory;
@@ -27,12 +28,23 @@ pub const POOL_PAGES: u32 = 2 * pageflip_abi::ipc::MAX_MSG_PAGES;
 pub struct IpcSetup {
     movement: Movement,
     injected: Injected,
+    pre_fault: bool,
 }
 
 impl IpcSetup {
     /// Remap IPC moving data by `movement`, with what the command line injected.
     pub fn new(movement: Movement, injected: Injected) -> IpcSetup {
-        IpcSetup { movement, injected }
+        IpcSetup {
+            movement,
+            injected,
+            pre_fault: false,
+        }
+    }
+
+    /// The same, pre-faulting landing extents after remaps if `pre_fault` (the run config's
+    /// `pre_fault`).
+    pub fn with_pre_fault(self, pre_fault: bool) -> IpcSetup {
+        IpcSetup { pre_fault, ..self }
     }
 
     fn readonly_header(&self) -> bool {
@@ -80,6 +92,7 @@ impl TransportSetup for IpcSetup {
             .map(|v| (v.name.clone(), v.ram.clone()))
             .collect();
         let guest_rams = rams.iter().map(|(_, ram)| ram.clone()).collect();
+        let prefaulter = Arc::new(PreFaulter::new(run.vms.len()));
         let engine = IpcEngine::new(
             self.movement,
             rams,
@@ -87,8 +100,16 @@ impl TransportSetup for IpcSetup {
             run.memfd.clone(),
             self.injected.fault,
         )
-        .with_slowdown(self.injected.slowdown);
+        .with_slowdown(self.injected.slowdown)
+        .with_pre_fault(if !self.pre_fault || !self.movement.remaps() {
+            PreFault::Off
+        } else if run.vms.iter().all(|v| v.pre_fault_available()) {
+            PreFault::On(prefaulter.clone())
+        } else {
+            PreFault::Unavailable
+        });
         Ok(Arc::new(IpcTransport {
+            prefaulter,
             readonly_header: self.readonly_header(),
             rams: guest_rams,
             engine,
@@ -100,6 +121,7 @@ impl TransportSetup for IpcSetup {
 #[derive(Debug)]
 pub struct IpcTransport {
     engine: IpcEngine,
+    prefaulter: Arc<PreFaulter>,
     readonly_header: bool,
     rams: Vec<Arc<GuestRam>>,
 }
@@ -111,6 +133,14 @@ impl Transport for IpcTransport {
 
     fn before_exit(&self, vm: usize) {
         self.engine.drain(vm);
+    }
+
+    fn vcpu_started(&self, vm: usize) {
+        self.prefaulter.register(vm);
+    }
+
+    fn before_entry(&self, vm: usize, vcpu: &kvm_ioctls::VcpuFd) {
+        self.prefaulter.run(vm, vcpu);
     }
 
     fn blocks(&self, offset: u64) -> bool {

@@ -117,6 +117,13 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
     /// Stops the transport's backend threads; called once every vCPU thread has ended.
     fn stop(&self) {}
 
+    /// Called once by VM `vm`'s vCPU thread when it starts.
+    fn vcpu_started(&self, _vm: usize) {}
+
+    /// Called by VM `vm`'s vCPU thread before every entry into the guest, with its vCPU
+    /// (remap IPC pre-faults the landing extents queued for it).
+    fn before_entry(&self, _vm: usize, _vcpu: &kvm_ioctls::VcpuFd) {}
+
     /// The guest errors of VM `vm` the transport logged (taken: a second call has none).
     fn take_guest_errors(&self, _vm: usize) -> Vec<GuestError> {
         Vec::new()

@@ -178,6 +178,7 @@ impl VirtioHub {
             kind,
             vms: self.lock().iter().map(VirtioDevice::report).collect(),
             ownership: None,
+            pre_fault: None,
         }
     }
 

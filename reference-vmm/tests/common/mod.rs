@@ -30,5 +30,6 @@ pub fn config(vms: &[(PathBuf, u64, Vec<u64>)], timeout_ms: u64) -> RunConfig {
         transport: TransportConfig::None,
         timeout_ms,
         stop_on_failure: true,
+        pre_fault: false,
     }
 }

@@ -12,6 +12,7 @@ use crate::conform::cases::build::{
 };
 use crate::conform::cases::Case;
 use crate::conform::expect::Check;
+use crate::run::layout::Layout;
 
 fn semantics_params(config: &RunConfig) -> (u64, u64, u64) {
     let p = &config.vms[0].params;
@@ -263,6 +264,48 @@ pub fn coalesced(config: &RunConfig, result: &RunResult) -> Result<(), String> {
     Ok(())
 }
 
+/// Pre-faulting: the landing extents were pre-faulted and the receiver, touching every byte
+/// of 4 KiB-page remaps, took at most one fault per message (without it: one per page).
+pub fn pre_faulted(config: &RunConfig, result: &RunResult) -> Result<(), String> {
+    workload_counts(config, result)?;
+    let t = result.transport.as_ref().expect("checked");
+    if t.pre_fault.as_deref() != Some("on") {
+        return Err(format!(
+            "transport.pre_fault is {:?}, expected \"on\"",
+            t.pre_fault
+        ));
+    }
+    let (pages, done) = (t.vms[0].pages_remapped, t.vms[1].pre_faulted_pages);
+    if done * 10 < pages * 9 {
+        return Err(format!(
+            "{done} of {pages} landing pages were pre-faulted, expected at least 90%"
+        ));
+    }
+    let faults =
+        measured(result, 1, "pf_taken")?.saturating_sub(measured(result, 1, "mmio_exits")?);
+    if faults > t.vms[0].sent + host_allowance(pages) {
+        return Err(format!(
+            "VM1 (receiver) took {faults} faults for {} pre-faulted messages of {} pages",
+            t.vms[0].sent,
+            pages / t.vms[0].sent.max(1)
+        ));
+    }
+    Ok(())
+}
+
+/// Where the host lacks `KVM_PRE_FAULT_MEMORY`, a run that asks for it says "unavailable"
+/// and delivers everything without.
+pub fn pre_fault_unavailable(config: &RunConfig, result: &RunResult) -> Result<(), String> {
+    workload_counts(config, result)?;
+    let t = result.transport.as_ref().expect("checked");
+    match t.pre_fault.as_deref() {
+        Some(s) if s.starts_with("unavailable") => Ok(()),
+        other => Err(format!(
+            "transport.pre_fault is {other:?}, expected \"unavailable: ...\""
+        )),
+    }
+}
+
 /// Params of a workload: count, size, batch, receive mode, urgent-every, check.
 fn wl(count: u64, size: u64, batch: u64, recv: u64, check: u64) -> Vec<u64> {
     let mut p = vec![0; 8];
@@ -412,6 +455,7 @@ const SCALE_MIB: u64 = 64;
 /// bounded flushes, coalescing, and whole huge pages.
 fn at_scale() -> Vec<Case> {
     let two_mib = 2 << 20;
+    let offers_pre_fault = pageflip_vmm::ipc::prefault::host_offers();
     let light = |count, size, batch| wl(count, size, batch, w::RECV_POLL, w::CHECK_LIGHT);
     let full = |count, size| wl(count, size, 1, w::RECV_POLL, w::CHECK_FULL);
     let on = |t: TransportConfig, params: Vec<u64>| {
@@ -448,6 +492,32 @@ fn at_scale() -> Vec<Case> {
             on(TransportConfig::Remap, light(4000, 4096, 32)),
             checks(coalesced, "coalescing"),
         ),
+        Case {
+            skip: (!offers_pre_fault).then_some(
+                "the host lacks KVM_CAP_PRE_FAULT_MEMORY (capability 236: kvm_pvm, kernels before 6.10)",
+            ),
+            ..run(
+                "ipc-pre-fault-remap",
+                "remap with pre_fault: landing extents are pre-faulted and the receiver takes at most one fault per message",
+                Layout {
+                    pre_fault: true,
+                    ..on(TransportConfig::Remap, full(50, two_mib))
+                },
+                checks(pre_faulted, "pre-faulting"),
+            )
+        },
+        Case {
+            skip: offers_pre_fault.then_some("the host offers KVM_CAP_PRE_FAULT_MEMORY"),
+            ..run(
+                "ipc-pre-fault-unavailable",
+                "remap with pre_fault on a host without KVM_PRE_FAULT_MEMORY: reported unavailable, everything delivered",
+                Layout {
+                    pre_fault: true,
+                    ..on(TransportConfig::Remap, light(50, 4096, 1))
+                },
+                checks(pre_fault_unavailable, "pre-fault unavailable"),
+            )
+        },
         run(
             "ipc-huge-remap-huge",
             "remap-huge: 2 MiB messages arrive intact in 3 host operations, bounded flushes, at most one receiver fault per 2 MiB",

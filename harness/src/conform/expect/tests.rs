@@ -73,6 +73,7 @@ fn fixture() -> Fixture {
             transport: TransportConfig::None,
             timeout_ms: 1000,
             stop_on_failure: true,
+            pre_fault: false,
         },
         result: RunResult {
             version: INTERFACE_VERSION,
