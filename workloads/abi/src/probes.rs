@@ -183,6 +183,17 @@ pub mod ipc_workloads {
     /// [`MAX_DEPTH`] = 256 / 3 = 85. The other transports ignore it (remap/copy: the send
     /// ring's 64 buffers; shmem: [`crate::shmem::RING_SLOTS`]).
     pub const DEPTH: usize = 9;
+    /// `params[TOUCH]`: how much of each payload the receiver reads: [`TOUCH_ALL`],
+    /// [`TOUCH_HEADER`] or [`TOUCH_NONE`].
+    pub const TOUCH: usize = 10;
+    /// `params[TOUCH]`: the receiver checks the payload as `params[CHECK]` says (default).
+    pub const TOUCH_ALL: u64 = 0;
+    /// `params[TOUCH]`: the receiver reads and checks only the first 64 bytes (one cache
+    /// line).
+    pub const TOUCH_HEADER: u64 = 1;
+    /// `params[TOUCH]`: the receiver does not read the payload (only the entry is checked:
+    /// len, extents, ids).
+    pub const TOUCH_NONE: u64 = 2;
     /// Default of `params[DEPTH]`.
     pub const DEFAULT_DEPTH: u64 = 32;
     /// Largest `params[DEPTH]`.
@@ -194,8 +205,8 @@ pub mod ipc_workloads {
     pub const DEFAULT_SIZE: u64 = 4096;
     /// Smallest message size.
     pub const MIN_SIZE: u64 = 64;
-    /// Largest message size (16 pages).
-    pub const MAX_SIZE: u64 = 64 * 1024;
+    /// Largest message size (8 MiB, 2048 pages: a 4-extent message of 2 MiB extents).
+    pub const MAX_SIZE: u64 = 8 << 20;
     /// Default of `params[IDLE_TIMEOUT_MS]`.
     pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 10_000;
     /// `params[RECV_MODE]`: poll the receive ring (no exits while waiting).

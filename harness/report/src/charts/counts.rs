@@ -47,6 +47,7 @@ pub fn per_message_counts(
                             .filter(|(a, b)| a.is_finite() && b.is_finite()),
                         color: style::color(k),
                         text: s.map_or("unavailable".into(), |s| units::sig(s.mean, 3)),
+                        segments: Vec::new(),
                     }
                 })
                 .collect(),

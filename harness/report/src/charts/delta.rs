@@ -63,6 +63,7 @@ pub fn delta_chart(
                     } else {
                         "n/a".into()
                     },
+                    segments: Vec::new(),
                 }],
             }
         })

@@ -54,6 +54,8 @@ pub(crate) struct VMark {
     pub band: Option<(f64, f64)>,
     /// The text beside the mark.
     pub label: String,
+    /// The series (legend label) whose colour the mark takes; `None`: the mark colour.
+    pub series: Option<String>,
 }
 
 /// One panel: axes, series, marks and a note.
@@ -217,8 +219,13 @@ fn draw_panel<DB: DrawingBackend>(
     };
     let note = match &panel.note {
         Some(note) => {
+            // Each line of the note wrapped on its own.
             let (w, _) = area.dim_in_pixel();
-            style::wrap(area, note, (w * 3 / 4).max(200))?
+            let mut lines = Vec::new();
+            for line in note.lines() {
+                lines.extend(style::wrap(area, line, (w * 3 / 4).max(200))?);
+            }
+            lines
         }
         None => Vec::new(),
     };
@@ -258,8 +265,13 @@ fn draw_panel<DB: DrawingBackend>(
         .y_label_formatter(&y_label)
         .draw()
         .map_err(|e| e.to_string())?;
-    for mark in &panel.marks {
-        draw_mark(&mut chart, panel, &xt, &yt, mark)?;
+    for (k, mark) in panel.marks.iter().enumerate() {
+        let color = mark
+            .series
+            .as_ref()
+            .and_then(|s| labels.iter().position(|l| l == s))
+            .map_or(MARK, style::color);
+        draw_mark(&mut chart, panel, (&xt, &yt), mark, (color, k))?;
     }
     for series in &panel.series {
         let i = labels.iter().position(|l| *l == series.label).unwrap_or(0);
@@ -386,12 +398,13 @@ fn draw_series<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Draws `mark` in `color`, its label on text line `k` below the top (marks' labels stack).
 fn draw_mark<DB: DrawingBackend>(
     chart: &mut ChartContext<'_, DB, Coords>,
     panel: &Panel,
-    xt: &Ticks,
-    yt: &Ticks,
+    (xt, yt): (&Ticks, &Ticks),
     mark: &VMark,
+    (color, k): (RGBColor, usize),
 ) -> DrawResult<()> {
     let Some(x) = panel.x.to_plot(mark.x) else {
         return Ok(());
@@ -408,14 +421,14 @@ fn draw_mark<DB: DrawingBackend>(
         chart
             .draw_series(std::iter::once(Rectangle::new(
                 [(clamp(lo), yt.range.start), (clamp(hi), yt.range.end)],
-                MARK.mix(0.12).filled(),
+                color.mix(0.12).filled(),
             )))
             .map_err(|e| e.to_string())?;
     }
     chart
         .draw_series(std::iter::once(PathElement::new(
             vec![(x, yt.range.start), (x, yt.range.end)],
-            MARK.stroke_width(2),
+            color.stroke_width(2),
         )))
         .map_err(|e| e.to_string())?;
     let right_half = x > (xt.range.start + xt.range.end) / 2.0;
@@ -430,8 +443,8 @@ fn draw_mark<DB: DrawingBackend>(
             &(EmptyElement::at((x, yt.range.end))
                 + Text::new(
                     mark.label.clone(),
-                    (dx, 36),
-                    style::anchored(style::text(style::LABEL_SIZE, MARK), h, VPos::Top),
+                    (dx, 36 + 18 * k as i32),
+                    style::anchored(style::text(style::LABEL_SIZE, color), h, VPos::Top),
                 )),
         )
         .map_err(|e| e.to_string())

@@ -277,15 +277,21 @@ fn crossover_findings(plan: &[PlannedChart]) -> Vec<Block> {
         .iter()
         .filter(|c| c.stem.starts_with("crossover"))
         .map(|c| match &c.data {
-            Ok(ChartData::Crossover { crossover, .. }) => {
-                format!("{}: {}.", c.what, crossover.describe())
-            }
+            Ok(ChartData::Crossover { variants, .. }) => format!(
+                "{}: {}.",
+                c.what,
+                variants
+                    .iter()
+                    .map(|v| format!("{}: {}", v.crossover.variant, v.crossover.describe()))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
             Ok(_) => unreachable!("crossover stems hold crossover data"),
             Err(why) => format!("{}: {why}.", c.what),
         })
         .collect();
     vec![
-        Block::Heading(2, "Remap vs copy".into()),
+        Block::Heading(2, "Remap variants vs copy".into()),
         Block::List(findings),
     ]
 }

@@ -8,13 +8,15 @@ use super::*;
 use pageflip_results::{metric, Results};
 
 /// The charts the sample gives, all drawn.
-const SAMPLE_CHARTS: [&str; 8] = [
+const SAMPLE_CHARTS: [&str; 10] = [
     "latency-vs-size",
     "throughput-vs-size",
     "exits-per-message",
     "tlb-flushes-per-message",
     "crossover-stream-immediate",
     "crossover-pingpong-immediate",
+    "cost-breakdown",
+    "chain",
     "batch-sweep",
     "latency-cdf-pingpong",
 ];
@@ -128,27 +130,44 @@ fn a_crossover_is_reported_with_its_interval() {
     let dir = tempfile::tempdir().unwrap();
     generate_into(&sample::results(80_000.0), dir.path(), false);
     let md = read(&dir.path().join("summary.md"));
-    // Remap: 80 000 + 0.5 s; copy: 20 000 + 3 s: equal at 24 000 bytes, between the measured
-    // 16 and 64 KiB.
+    // Remap: 80 000 + 0.5 s; copy: 60 000 + 3 s: equal at 8 000 bytes, between the measured
+    // 4 and 16 KiB. remap-per-page never catches up; remap-huge is cheaper wherever it runs.
     let line = md
         .lines()
-        .find(|l| l.contains("Remap vs copy, stream (immediate)"))
+        .find(|l| l.contains("Remap variants vs copy, stream (immediate)"))
         .unwrap();
-    assert!(line.contains("crossover at"), "{line}");
     assert!(
-        line.contains("remap is cheaper than copy above it"),
+        line.contains("remap: crossover at")
+            && line.contains("remap is cheaper than copy above it"),
         "{line}"
     );
     assert!(line.contains("95% CI"), "{line}");
+    assert!(
+        line.contains(
+            "remap-per-page: none in range: copy is cheaper than remap-per-page at every \
+             measured size (64 B to 8 MiB); remap-per-page costs"
+        ),
+        "{line}"
+    );
+    assert!(
+        line.contains(
+            "remap-huge: none in range: remap-huge is cheaper than copy at every measured size \
+             (2 MiB to 8 MiB); remap-huge costs 0.0"
+        ),
+        "{line}"
+    );
 }
 
 #[test]
 fn no_crossover_is_said_plainly() {
     let dir = tempfile::tempdir().unwrap();
-    let site = generate_into(&sample::results(1_000_000.0), dir.path(), false);
+    let site = generate_into(&sample::results(30_000_000.0), dir.path(), false);
     let md = read(&dir.path().join("summary.md"));
     assert!(
-        md.contains("no crossover: copy is cheaper at every measured size (64 B to 64 KiB)"),
+        md.contains(
+            "remap: none in range: copy is cheaper than remap at every measured size (64 B to \
+             8 MiB); remap costs"
+        ),
         "{md}"
     );
     // The chart is still drawn (both lines), saying so in a note.
@@ -158,7 +177,7 @@ fn no_crossover_is_said_plainly() {
         .find(|c| c.stem == "crossover-stream-immediate")
         .unwrap();
     let svg = read(&chart.files.as_ref().unwrap().svg);
-    assert!(svg.contains("copy is cheaper at every measured size"));
+    assert!(svg.contains("remap: none in range:"), "{svg}");
 }
 
 #[test]
@@ -225,7 +244,7 @@ fn nan_and_absent_metrics_are_left_out_not_zero() {
                     series.iter().all(|s| !s.label.starts_with("shmem")),
                     "{series:?}"
                 );
-                assert_eq!(series.len(), 4);
+                assert_eq!(series.len(), 6);
             }
             Ok(ChartData::ThroughputVsSize(series)) => {
                 assert!(series.iter().all(|s| !s.label.starts_with("shmem")));

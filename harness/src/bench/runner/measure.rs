@@ -164,12 +164,34 @@ pub fn repetition(
         per_msg(phase("remote_tlb_flush_requests")),
         no_stats,
     );
-    let pages: u64 = result
-        .transport
-        .as_ref()
-        .map_or(0, |t| t.vms.iter().map(|v| v.pages_remapped).sum());
-    if pages > 0 {
-        let per_page = |v: Option<f64>| v.map(|v| v / pages as f64);
+    // The VMM's own counts of its moves. Like the per-page flush metrics, they mean nothing
+    // where the VMM moves nothing itself: map operations exist for remap variants only, the
+    // move time for remap IPC (remaps or copies); the other transports have neither, absent
+    // rather than 0. A VMM that reports no transport counts makes them unavailable.
+    let transport = result.transport.as_ref();
+    let no_report = "the VMM reported no transport counts (result.transport)";
+    let transport_total = |f: fn(&pageflip_interface::TransportVmReport) -> u64| {
+        transport.map(|t| t.vms.iter().map(f).sum::<u64>() as f64)
+    };
+    if spec.transport.remaps() {
+        put(
+            &mut r,
+            m::MAP_OPS_PER_MSG,
+            per_msg(transport_total(|v| v.map_ops)),
+            no_report,
+        );
+    }
+    if spec.transport.has_ipc() {
+        put(
+            &mut r,
+            m::MOVE_NS_PER_MSG,
+            per_msg(transport_total(|v| v.move_ns)),
+            no_report,
+        );
+    }
+    let pages = transport_total(|v| v.pages_remapped).unwrap_or(0.0);
+    if pages > 0.0 {
+        let per_page = |v: Option<f64>| v.map(|v| v / pages);
         put(
             &mut r,
             m::TLB_FLUSHES_PER_PAGE,
