@@ -66,7 +66,15 @@ pub(crate) struct BarFigure {
     pub legend: Vec<LegendEntry>,
     /// A shaded band, if any.
     pub band: Option<VBand>,
+    /// Room left for the value texts beyond the longest bar, as a share of the value axis'
+    /// span ([`TEXT_ROOM`] for a number; more for a sentence).
+    pub text_room: f64,
+    /// Canvas width, pixels.
+    pub width: u32,
 }
+
+/// The default [`BarFigure::text_room`]: enough for a number.
+pub(crate) const TEXT_ROOM: f64 = 0.14;
 
 /// Thickness of one bar, pixels.
 const BAR_PX: u32 = 18;
@@ -95,7 +103,7 @@ impl BarFigure {
 impl Figure for BarFigure {
     fn size(&self) -> (u32, u32) {
         let rows: u32 = self.rows.iter().map(BarFigure::row_px).sum();
-        (style::WIDTH, (CHROME_PX + rows).max(style::HEIGHT))
+        (self.width, (CHROME_PX + rows).max(style::HEIGHT))
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()> {
@@ -140,10 +148,11 @@ impl Figure for BarFigure {
             .copied()
             .filter(|v| v.is_finite())
             .fold(0.0, f64::min);
+        let room = self.text_room * span;
         let x_range = if min < 0.0 {
-            ticks.range.start - 0.14 * span..ticks.range.end + 0.14 * span
+            ticks.range.start - room..ticks.range.end + room
         } else {
-            ticks.range.start..ticks.range.end + 0.14 * span
+            ticks.range.start..ticks.range.end + room
         };
 
         let n = self.rows.len();

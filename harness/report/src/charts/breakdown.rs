@@ -1,6 +1,8 @@
 //! The per-message cost breakdown: one stacked bar per transport and size, splitting the
-//! time per message into exits, host mapping, copying and the rest, with the counts that
-//! explain them (host mapping operations, remote TLB flush requests, faults) beside it.
+//! time per message into exits, host mapping, copying and the rest as shares of it (times
+//! differ by orders of magnitude across sizes: on one linear time axis the small ones would
+//! vanish), with the time itself and the counts that explain it (host mapping operations,
+//! remote TLB flush requests, faults) beside it.
 
 use super::axis::{Axis, Format, Scale};
 use super::bars::{BarFigure, BarItem, BarRow, Segment};
@@ -74,7 +76,8 @@ impl BreakdownRow {
 }
 
 /// Draws the breakdown: one row per transport and size (grouped by size, in `rows`' order),
-/// a stacked bar of the timed parts, and the counts beside it.
+/// a stacked bar of the timed parts as percentages of the time per message, and the time and
+/// counts beside it. A row without a time per message has no bar, only its text.
 pub fn cost_breakdown(
     out: &ChartOut,
     stem: &str,
@@ -90,28 +93,26 @@ pub fn cost_breakdown(
     let figure = BarFigure {
         title: title.clone(),
         axis: Axis::new(
-            "time per message",
+            "share of the time per message (%)",
             Scale::Linear { from_zero: true },
-            Format::Nanos,
+            Format::Count,
         ),
         rows: rows
             .iter()
             .map(|r| {
+                let total = r.time_ns.filter(|t| *t > 0.0);
                 let segments: Vec<Segment> = r
                     .parts()
                     .iter()
                     .zip(colors)
                     .filter_map(|(v, color)| {
                         Some(Segment {
-                            value: (*v)?,
+                            value: 100.0 * (*v)? / total?,
                             color,
                         })
                     })
                     .collect();
-                let value = r
-                    .time_ns
-                    .or_else(|| Some(segments.iter().map(|s| s.value).sum::<f64>()))
-                    .filter(|_| !segments.is_empty());
+                let value = total.map(|_| segments.iter().map(|s| s.value).sum::<f64>());
                 BarRow {
                     label: format!("{}\n{}", r.label, units::bytes(r.size as f64)),
                     bars: vec![BarItem {
@@ -134,6 +135,9 @@ pub fn cost_breakdown(
             })
             .collect(),
         band: None,
+        // The time and three counts beside each bar.
+        text_room: 0.75,
+        width: style::WIDTH + 300,
     };
     if !figure.has_data() {
         return Err(ChartError::Empty("no time per message measured".into()));

@@ -176,7 +176,8 @@ pub fn crossover_chart(
     let mut figure = single(title, panel, Some("shaded: 95% CI of the mean"));
     figure.size.1 += 60;
     if has_mark {
-        figure.mark_label = Some("crossover with copy (95% CI shaded)".into());
+        figure.mark_label =
+            Some("crossover with copy, in the variant's colour (95% CI shaded)".into());
     }
     render_xy(out, stem, &figure, "no remap or copy cost measured")
 }

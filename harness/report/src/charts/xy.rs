@@ -106,6 +106,9 @@ pub(crate) struct XyFigure {
 /// Colour of vertical marks.
 const MARK: RGBColor = RGBColor(0x33, 0x33, 0x33);
 
+/// Height of one line of a note or of the marks' labels, pixels.
+const NOTE_LINE: i32 = 18;
+
 impl XyFigure {
     /// The distinct series labels in order of appearance: the legend, and the colour index.
     fn labels(&self) -> Vec<&str> {
@@ -230,9 +233,10 @@ fn draw_panel<DB: DrawingBackend>(
         None => Vec::new(),
     };
     if !note.is_empty() {
-        // Headroom for the note above the data: about 7% of the height per line.
+        // Headroom for the note and the marks' labels below it above the data: about 7% of
+        // the height per line.
         let span = yt.range.end - yt.range.start;
-        yt.range.end += span * 0.07 * note.len() as f64;
+        yt.range.end += span * 0.07 * (note.len() + panel.marks.len()) as f64;
     }
     let y_tick_width = widest(area, yt.at.iter().map(|&p| panel.y.tick_label(p)))?;
     let mut builder = ChartBuilder::on(area);
@@ -265,13 +269,16 @@ fn draw_panel<DB: DrawingBackend>(
         .y_label_formatter(&y_label)
         .draw()
         .map_err(|e| e.to_string())?;
+    // Mark labels stack below the note's lines, one line each.
+    let first_label = 36 + NOTE_LINE * note.len() as i32;
     for (k, mark) in panel.marks.iter().enumerate() {
         let color = mark
             .series
             .as_ref()
             .and_then(|s| labels.iter().position(|l| l == s))
             .map_or(MARK, style::color);
-        draw_mark(&mut chart, panel, (&xt, &yt), mark, (color, k))?;
+        let dy = first_label + NOTE_LINE * k as i32;
+        draw_mark(&mut chart, panel, (&xt, &yt), mark, (color, dy))?;
     }
     for series in &panel.series {
         let i = labels.iter().position(|l| *l == series.label).unwrap_or(0);
@@ -284,7 +291,7 @@ fn draw_panel<DB: DrawingBackend>(
                 &(EmptyElement::at((xt.range.start, yt.range.end))
                     + Text::new(
                         line,
-                        (10, 10 + 18 * k as i32),
+                        (10, 10 + NOTE_LINE * k as i32),
                         style::text(style::LABEL_SIZE, style::INK),
                     )),
             )
@@ -398,13 +405,13 @@ fn draw_series<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Draws `mark` in `color`, its label on text line `k` below the top (marks' labels stack).
+/// Draws `mark` in `color`, its label `dy` pixels below the plot's top.
 fn draw_mark<DB: DrawingBackend>(
     chart: &mut ChartContext<'_, DB, Coords>,
     panel: &Panel,
     (xt, yt): (&Ticks, &Ticks),
     mark: &VMark,
-    (color, k): (RGBColor, usize),
+    (color, dy): (RGBColor, i32),
 ) -> DrawResult<()> {
     let Some(x) = panel.x.to_plot(mark.x) else {
         return Ok(());
@@ -443,7 +450,7 @@ fn draw_mark<DB: DrawingBackend>(
             &(EmptyElement::at((x, yt.range.end))
                 + Text::new(
                     mark.label.clone(),
-                    (dx, 36 + 18 * k as i32),
+                    (dx, dy),
                     style::anchored(style::text(style::LABEL_SIZE, color), h, VPos::Top),
                 )),
         )

@@ -304,3 +304,121 @@ fn the_counts_chart_leaves_out_counters_nobody_has() {
     let labels: Vec<&str> = groups.iter().map(|g| g.label.as_str()).collect();
     assert!(labels.contains(&"remap deferred B=32"), "{labels:?}");
 }
+
+#[test]
+fn the_crossover_chart_draws_copy_against_each_remap_variant() {
+    let r = sample::results(80_000.0);
+    let chart = plan(&r)
+        .into_iter()
+        .find(|c| c.stem == "crossover-stream-immediate")
+        .unwrap();
+    let Ok(ChartData::Crossover { copy, variants, .. }) = chart.data else {
+        panic!("{chart:?}")
+    };
+    assert_eq!(copy.label, "copy immediate");
+    let names: Vec<&str> = variants
+        .iter()
+        .map(|v| v.crossover.variant.as_str())
+        .collect();
+    assert_eq!(names, ["remap", "remap-per-page", "remap-huge"]);
+    use crate::crossover::CrossoverOutcome as O;
+    assert!(matches!(variants[0].crossover.outcome, O::At { .. }));
+    assert_eq!(variants[1].crossover.outcome, O::CopyAlwaysCheaper);
+    assert_eq!(variants[2].crossover.outcome, O::RemapAlwaysCheaper);
+    // remap-huge runs at 2 and 8 MiB only: its crossover is over those.
+    assert_eq!(variants[2].crossover.sizes, [2 << 20, 8 << 20]);
+    let ratio = variants[1].crossover.ratio_at_largest.unwrap();
+    assert!(ratio > 1.0, "{ratio}");
+    assert!(variants[1]
+        .crossover
+        .short()
+        .starts_with("none in range: 12"));
+}
+
+#[test]
+fn the_breakdown_shows_missing_parts_as_missing() {
+    let mut r = sample::results(80_000.0);
+    for c in r.cases.iter_mut().filter(|c| c.params.transport == "copy") {
+        c.metrics.remove(metric::MOVE_NS_PER_MSG);
+    }
+    let chart = plan(&r)
+        .into_iter()
+        .find(|c| c.stem == "cost-breakdown")
+        .unwrap();
+    assert_eq!(
+        chart.what,
+        "Where the time per message goes, stream at 4 KiB, 64 KiB, 2 MiB"
+    );
+    let Ok(ChartData::Breakdown(rows)) = chart.data else {
+        panic!("{chart:?}")
+    };
+    // Every transport at each of the three sizes but remap-huge (2 MiB only); no touch or
+    // deferred case.
+    assert_eq!(rows.len(), 3 * 6 + 1, "{rows:#?}");
+    for row in &rows {
+        let remap = row.label.starts_with("remap");
+        assert_eq!(row.remaps, remap, "{row:?}");
+        assert_eq!(row.map_ops.is_some(), remap, "{row:?}");
+        assert_eq!(row.move_ns.is_some(), remap, "{row:?}");
+        assert_eq!(
+            row.faults.is_none(),
+            row.label.starts_with("virtio-userspace"),
+            "{row:?}"
+        );
+        assert!(row.time_ns.is_some() && row.exit_ns.is_some(), "{row:?}");
+    }
+}
+
+#[test]
+fn the_chain_chart_appears_only_with_chain_cases() {
+    let r = sample::results(80_000.0);
+    let chart = plan(&r).into_iter().find(|c| c.stem == "chain").unwrap();
+    assert_eq!(
+        chart.what,
+        "Forwarding chain: time per message vs K VMs at 64 KiB"
+    );
+    let Ok(ChartData::Chain(series)) = chart.data else {
+        panic!("{chart:?}")
+    };
+    assert_eq!(series.len(), 5);
+    for s in &series {
+        let ks: Vec<f64> = s.points.iter().map(|p| p.0).collect();
+        assert_eq!(ks, [2.0, 3.0, 4.0, 6.0, 8.0], "{}", s.label);
+    }
+    let mut r = r;
+    r.cases.retain(|c| c.params.workload != "chain");
+    assert!(plan(&r).iter().all(|c| c.stem != "chain"));
+    let dir = tempfile::tempdir().unwrap();
+    let site = generate_into(&r, dir.path(), false);
+    assert!(site.charts.iter().all(|c| c.stem != "chain"));
+    assert!(!read(&dir.path().join("summary.md")).contains("chain"));
+}
+
+#[test]
+fn touch_cases_have_their_own_ids_and_lines() {
+    let r = sample::results(80_000.0);
+    assert!(r
+        .case("stream/remap/immediate/2097152B/b1/2vm/touch-header")
+        .is_some());
+    assert!(r.case("stream/remap/immediate/2097152B/b1/2vm").is_some());
+    let ids: std::collections::BTreeSet<&str> = r.cases.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), r.cases.len());
+    // A touch case (one size) draws no line of its own over sizes.
+    for chart in plan(&r) {
+        if let Ok(ChartData::ThroughputVsSize(series)) = chart.data {
+            assert!(series.iter().all(|s| !s.label.contains("touch")));
+        }
+    }
+}
+
+/// Writes the sample report into `$PAGEFLIP_SAMPLE_REPORT` (a directory), to look at its
+/// charts: `PAGEFLIP_SAMPLE_REPORT=/tmp/sample cargo test -p pageflip-report -- --ignored
+/// write_the_sample_report`.
+#[test]
+#[ignore = "writes files outside a temporary directory; run by hand"]
+fn write_the_sample_report() {
+    let dir = std::env::var_os("PAGEFLIP_SAMPLE_REPORT").expect("PAGEFLIP_SAMPLE_REPORT");
+    let results = sample::results(80_000.0);
+    generate_into(&results, Path::new(&dir), true);
+    std::fs::write(Path::new(&dir).join("results.json"), results.to_json()).unwrap();
+}
