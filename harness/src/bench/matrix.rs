@@ -671,7 +671,7 @@ mod tests {
 
     #[test]
     fn messages_scale_with_size_within_bounds() {
-        let m = Profile::Quick.matrix();
+        let m = Profile::Nightly.matrix();
         let cases = m.expand().unwrap();
         let stream = |size| {
             cases
