@@ -21,6 +21,69 @@ pub enum MemoryError {
     /// Mapping it failed.
     #[error("mapping guest memory failed: {0}")]
     Map(String),
+    /// Too few free 2 MiB huge pages for a hugetlbfs memfd.
+    #[error(
+        "this run needs {needed} free huge pages of 2 MiB (its VMs' memory and a 16 MiB pool); \
+         the host has {free} free of {total} reserved: reserve them with \
+         `echo {want} | sudo tee /proc/sys/vm/nr_hugepages`"
+    )]
+    HugePages {
+        /// Huge pages the run needs.
+        needed: u64,
+        /// HugePages_Free.
+        free: u64,
+        /// HugePages_Total.
+        total: u64,
+        /// The reservation that would leave enough free.
+        want: u64,
+    },
+}
+
+/// Bytes in a 2 MiB huge page.
+const HUGE_PAGE_BYTES: u64 = 2 << 20;
+
+/// A value of `/proc/meminfo` (0 where missing).
+fn meminfo(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(':').map(str::to_owned))
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A memfd of `size` bytes (a multiple of 2 MiB) backed by 2 MiB hugetlbfs pages, after
+/// checking that the host has that many huge pages free (a shared hugetlbfs mapping
+/// reserves them all when it is mapped).
+pub fn create_huge_memfd(name: &str, size: u64) -> Result<Arc<File>, MemoryError> {
+    let needed = size.div_ceil(HUGE_PAGE_BYTES);
+    let (free, total) = (meminfo("HugePages_Free"), meminfo("HugePages_Total"));
+    if free < needed || meminfo("Hugepagesize") != HUGE_PAGE_BYTES >> 10 {
+        return Err(MemoryError::HugePages {
+            needed,
+            free,
+            total,
+            want: total + needed - free.min(needed),
+        });
+    }
+    let cname = CString::new(format!("pageflip-{name}")).unwrap_or_default();
+    // SAFETY: `cname` is a valid NUL-terminated string; the flags are valid.
+    let fd = unsafe {
+        libc::memfd_create(
+            cname.as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_HUGETLB | libc::MFD_HUGE_2MB,
+        )
+    };
+    if fd < 0 {
+        return Err(MemoryError::Memfd(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` is a fresh fd that nothing else owns.
+    let file = unsafe { File::from_raw_fd(fd) };
+    file.set_len(needed * HUGE_PAGE_BYTES)
+        .map_err(|e| MemoryError::Size(size, e))?;
+    Ok(Arc::new(file))
 }
 
 /// A zero-filled memfd of a given size: the page pool of a run, of which every VM's memory is

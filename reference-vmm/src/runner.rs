@@ -19,7 +19,7 @@ use crate::control::{RunBarrier, StopFlag, StopReason};
 use crate::elf::{GuestImage, ImageError};
 use crate::host;
 use crate::inject::Injected;
-use crate::memory::create_memfd;
+use crate::memory::{create_huge_memfd, create_memfd, MemoryError};
 use crate::transport::{plan, RunMemory, StartError};
 use crate::vcpu::{self, VcpuContext, VmOutcome};
 use crate::vm::{Vm, VmSetupError, VmSpec};
@@ -60,6 +60,9 @@ pub enum RunError {
     /// /dev/kvm failed otherwise.
     #[error("cannot use /dev/kvm: {0}")]
     Kvm(#[source] kvm_ioctls::Error),
+    /// The host lacks the huge pages the run needs (`remap-huge`).
+    #[error("{0}")]
+    HugePages(String),
     /// A VM could not be set up.
     #[error("setting up vms[{vm}] failed: {source}")]
     Setup {
@@ -78,7 +81,10 @@ impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::Image { .. } | RunError::Cpu { .. } => exit::BAD_INPUT,
-            RunError::NoKvm | RunError::KvmPermission | RunError::Kvm(_) => exit::HOST,
+            RunError::NoKvm
+            | RunError::KvmPermission
+            | RunError::Kvm(_)
+            | RunError::HugePages(_) => exit::HOST,
             RunError::Setup { .. } | RunError::Threads(_) => exit::INTERNAL,
         }
     }
@@ -141,13 +147,19 @@ pub fn run(
         .collect();
     let vm_bytes: u64 = sizes.iter().sum();
     let pool_pages = setup.pool_pages();
-    let memfd =
-        create_memfd("pool", vm_bytes + u64::from(pool_pages) * PAGE_SIZE).map_err(|e| {
-            RunError::Setup {
-                vm: 0,
-                source: e.into(),
-            }
-        })?;
+    let memfd_bytes = vm_bytes + u64::from(pool_pages) * PAGE_SIZE;
+    let memfd = if setup.huge_pages() {
+        create_huge_memfd("pool", memfd_bytes)
+    } else {
+        create_memfd("pool", memfd_bytes)
+    }
+    .map_err(|e| match e {
+        e @ MemoryError::HugePages { .. } => RunError::HugePages(e.to_string()),
+        e => RunError::Setup {
+            vm: 0,
+            source: e.into(),
+        },
+    })?;
     let mut vms = Vec::with_capacity(n);
     for (i, (vm, image)) in config.vms.iter().zip(&images).enumerate() {
         let spec = VmSpec {

@@ -233,19 +233,19 @@ mod tests {
             run("2026-11-23T02:00:00Z", "b", 1.1),
         ];
         let metrics = default_metrics(&runs[1]);
-        // The seven immediate stream transports at 8 MiB (remap-huge runs at 2 and 8 MiB
-        // only, which makes those the most common sizes; ties go to the largest), receivers
-        // touching everything.
-        assert_eq!(metrics.len(), 7, "{metrics:?}");
+        // The six immediate stream transports at 64 KiB, receivers touching everything:
+        // every transport but remap-huge runs at 64 B to 64 KiB (ties go to the largest);
+        // 2 and 8 MiB have only the four over the queues.
+        assert_eq!(metrics.len(), 6, "{metrics:?}");
         assert!(
-            metrics.iter().all(|m| m.case.contains("/8388608B/")),
+            metrics.iter().all(|m| m.case.contains("/65536B/")),
             "{metrics:?}"
         );
         let mut wanted = metrics.clone();
         wanted.push("no/such/case:time_per_msg_ns".parse().unwrap());
         let (found, missing) = series(&runs, &wanted);
         assert_eq!(missing, ["no/such/case:time_per_msg_ns".parse().unwrap()]);
-        assert_eq!(found.len(), 7);
+        assert_eq!(found.len(), 6);
         let first = &found[0];
         assert_eq!(first.unit, "ns");
         assert_eq!(first.points.len(), 2);

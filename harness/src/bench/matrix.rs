@@ -5,7 +5,8 @@
 //! The transports come from [`TransportConfig::catalog`]: a transport added to the interface
 //! appears in every profile without a change here. Combinations that mean nothing are left
 //! out during expansion (a batch above 1 where the transport has no deferred sends,
-//! EVENT_IDX off where it has no virtqueues, ping-pong with a batch, fan-in with fewer than
+//! EVENT_IDX off where it has no virtqueues, a size above 64 KiB over virtio or shmem, which
+//! carry at most [`w::MAX_SIZE_VIRTIO_SHMEM`], ping-pong with a batch, fan-in with fewer than
 //! 3 VMs, `remap-huge` at a size that is not a whole number of 2 MiB huge pages), so one
 //! matrix can name every transport.
 
@@ -557,7 +558,10 @@ impl Matrix {
         } = c;
         let batching = t.has_ipc();
         let virtio = matches!(t, TransportConfig::Virtio { .. });
-        if (batch > 1 && !batching) || (!event_idx && !virtio) {
+        if (batch > 1 && !batching)
+            || (!event_idx && !virtio)
+            || (!batching && size > w::MAX_SIZE_VIRTIO_SHMEM)
+        {
             return None;
         }
         // remap-huge moves whole 2 MiB-aligned huge pages only: the VMM refuses any other
@@ -645,7 +649,7 @@ mod tests {
             groups: vec![Group {
                 workloads: vec!["pingpong".into(), "stream".into(), "fanin".into()],
                 transports: vec![],
-                sizes: vec![4096],
+                sizes: vec![4096, w::MAX_SIZE],
                 batches: vec![1, 8],
                 event_idx: vec![true, false],
                 vms: vec![2, 3],
@@ -657,6 +661,10 @@ mod tests {
         for c in &cases {
             assert!(c.batch <= 1 || c.transport.has_ipc(), "{c:?}");
             assert!(
+                c.size <= w::MAX_SIZE_VIRTIO_SHMEM || c.transport.has_ipc(),
+                "{c:?}"
+            );
+            assert!(
                 c.event_idx || matches!(c.transport, TransportConfig::Virtio { .. }),
                 "{c:?}"
             );
@@ -664,9 +672,16 @@ mod tests {
             assert!((c.workload == "fanin") == (c.vms == 3), "{c:?}");
             assert_eq!(c.count % c.batch.max(1), 0, "{c:?}");
         }
-        // remap, remap-per-page and copy with batch 8 in stream and fan-in (remap-huge not
-        // at 4 KiB); no ping-pong with it.
-        assert_eq!(cases.iter().filter(|c| c.batch == 8).count(), 6);
+        // Every queues transport (remap variants, copy) with batch 8 in stream and fan-in, at
+        // both sizes, but remap-huge at 8 MiB only; no ping-pong with it.
+        let queues = TransportConfig::catalog()
+            .iter()
+            .filter(|t| t.has_ipc())
+            .count();
+        assert_eq!(
+            cases.iter().filter(|c| c.batch == 8).count(),
+            2 * (2 * queues - 1)
+        );
     }
 
     #[test]
@@ -766,7 +781,11 @@ mod tests {
     #[test]
     fn nightly_streams_2_mib_with_every_touch() {
         let cases = Profile::Nightly.matrix().expand().unwrap();
-        for t in TransportConfig::catalog() {
+        // Over the queues: virtio and shmem carry at most 64 KiB.
+        for t in TransportConfig::catalog()
+            .into_iter()
+            .filter(|t| t.has_ipc())
+        {
             let mut touches: Vec<Touch> = cases
                 .iter()
                 .filter(|c| c.workload == STREAM && c.size == HUGE_PAGE && c.transport == t)

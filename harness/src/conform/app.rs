@@ -13,6 +13,7 @@ use crate::conform::cli::{self, Options};
 use crate::conform::formats::{CaseCounts, Reporter};
 use crate::conform::mutants;
 use crate::conform::suite::{self, SuiteError};
+use crate::run::hugepages::Reservation;
 use crate::run::images::{ImageError, ImageSet};
 use crate::run::rig::Rig;
 use crate::run::vmm::VMM_SUBCOMMAND;
@@ -101,6 +102,22 @@ pub fn run(options: &Options) -> Result<Finished, AppError> {
     fs::create_dir_all(&images_dir).map_err(|e| AppError::ImagesDir(images_dir.clone(), e))?;
     let images = ImageSet::write(&images_dir)?;
     bad_elf::write_all(&images)?;
+    // remap-huge cases need free huge pages; reserve them (root) for the suite's duration.
+    let huge = selected
+        .iter()
+        .map(|c| c.input.huge_pages())
+        .max()
+        .unwrap_or(0);
+    let _huge = match huge {
+        0 => None,
+        n => match Reservation::at_least(n) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("warning: {e}; the remap-huge cases will fail");
+                None
+            }
+        },
+    };
     let rig = Rig {
         vmm: &vmm,
         images: &images,

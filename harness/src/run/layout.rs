@@ -26,6 +26,17 @@ pub enum Input {
 }
 
 impl Input {
+    /// Huge pages of 2 MiB this input's run needs free (`remap-huge` runs; else 0).
+    pub fn huge_pages(&self) -> u64 {
+        match self {
+            Input::Run(l) if l.transport == TransportConfig::RemapHuge => {
+                let mib: Vec<u64> = l.vms.iter().map(|v| v.memory_mib).collect();
+                crate::run::hugepages::pages_for_run(&mib)
+            }
+            _ => 0,
+        }
+    }
+
     /// The images the VMs of this input boot.
     pub fn images(&self) -> Vec<Image> {
         match self {

@@ -45,6 +45,14 @@ pub enum Fault {
     AcceptUnofferedFeatures,
     /// Each VM gets its own private region at `SHMEM_GPA` instead of the run's shared one.
     UnsharedShmem,
+    /// `remap` moves every page of an extent with its own host operations, as
+    /// `remap-per-page` does.
+    SplitExtents,
+    /// `remap-huge` copies the bytes instead of moving the huge pages.
+    HugeFallbackCopy,
+    /// Coalescing merges a mapping with the previous one of its VM when their GPAs are
+    /// adjacent, whether or not their frames are.
+    CoalesceAcrossGap,
 }
 
 /// Every fault, in the order `conform --mutants` runs them.
@@ -62,6 +70,9 @@ pub const ALL_FAULTS: &[Fault] = &[
     Fault::DropUsedUpdate,
     Fault::AcceptUnofferedFeatures,
     Fault::UnsharedShmem,
+    Fault::SplitExtents,
+    Fault::HugeFallbackCopy,
+    Fault::CoalesceAcrossGap,
 ];
 
 impl Fault {
@@ -81,6 +92,9 @@ impl Fault {
             Fault::DropUsedUpdate => "drop-used-update",
             Fault::AcceptUnofferedFeatures => "accept-unoffered-features",
             Fault::UnsharedShmem => "unshared-shmem",
+            Fault::SplitExtents => "split-extents",
+            Fault::HugeFallbackCopy => "huge-fallback-copy",
+            Fault::CoalesceAcrossGap => "coalesce-across-gap",
         }
     }
 }
@@ -94,6 +108,11 @@ impl Fault {
                 matches!(t, TransportConfig::Virtio { .. })
             }
             Fault::UnsharedShmem => *t == TransportConfig::Shmem,
+            Fault::SplitExtents | Fault::CopyInsteadOfRemap => *t == TransportConfig::Remap,
+            Fault::HugeFallbackCopy => *t == TransportConfig::RemapHuge,
+            Fault::CoalesceAcrossGap => {
+                matches!(t, TransportConfig::Remap | TransportConfig::RemapHuge)
+            }
             _ => t.has_ipc(),
         }
     }
@@ -134,17 +153,28 @@ mod tests {
     #[test]
     fn every_fault_applies_to_exactly_one_family() {
         use pageflip_interface::NotifyMode;
-        let kinds = [
-            TransportConfig::Remap,
-            TransportConfig::Virtio {
+        let families: [&[TransportConfig]; 3] = [
+            &[
+                TransportConfig::Remap,
+                TransportConfig::RemapPerPage,
+                TransportConfig::RemapHuge,
+                TransportConfig::Copy,
+            ],
+            &[TransportConfig::Virtio {
                 notify: NotifyMode::Ioeventfd,
-            },
-            TransportConfig::Shmem,
+            }],
+            &[TransportConfig::Shmem],
         ];
         for f in ALL_FAULTS {
-            let n = kinds.iter().filter(|t| f.applies_to(t)).count();
+            let n = families
+                .iter()
+                .filter(|family| family.iter().any(|t| f.applies_to(t)))
+                .count();
             assert_eq!(n, 1, "{f}");
             assert!(!f.applies_to(&TransportConfig::None));
         }
+        assert!(Fault::HugeFallbackCopy.applies_to(&TransportConfig::RemapHuge));
+        assert!(!Fault::HugeFallbackCopy.applies_to(&TransportConfig::Remap));
+        assert!(!Fault::SplitExtents.applies_to(&TransportConfig::RemapPerPage));
     }
 }

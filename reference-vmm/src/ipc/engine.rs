@@ -1,22 +1,26 @@
 //! The remap-IPC engine of a run (`docs/remap-ipc.md`): drains a VM's send ring, checks every
-//! descriptor, moves the pages (remap or copy) and enqueues entries in the receivers' rings.
+//! descriptor ([`super::checks`]), takes landing extents from the receiver's post ring, moves
+//! the pages (remap variants: planned in the [`FrameTable`], applied as a [`HostOps`] batch;
+//! copy) and enqueues entries in the receivers' rings once the data is in place.
 //!
 //! One lock serializes every transfer of the run. The engine keeps its own copy of every ring
-//! index it owns (send tail, receive head, post tail) and writes it to the guest after each
-//! change, so a guest that scribbles over its header cannot make the VMM consume twice or
-//! skip; indices the guest owns are read once per drain and checked.
+//! index it owns (send tail, receive head, post tail) and of the landing extents of every
+//! entry it enqueued, and writes indices to the guest after each change, so a guest that
+//! scribbles over its header cannot make the VMM consume twice, skip, or land a message on
+//! one it has not consumed; indices the guest owns are read once per drain and checked.
 
 use std::fs::File;
 use std::mem::offset_of;
-use std::os::fd::AsRawFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use pageflip_abi::ipc::*;
-use pageflip_abi::{IMAGE_BASE, PAGE_SIZE};
+use pageflip_abi::PAGE_SIZE;
 use pageflip_interface::{TransportReport, TransportVmReport};
 
-use super::frames::{FrameTable, Remap};
+use super::checks::{check_desc, check_post, Limits};
+use super::frames::{FrameTable, MoveError};
+use super::host_ops::{HostOps, Merge};
 use crate::control::StopFlag;
 use crate::inject::Fault;
 use crate::inject::Slowdown;
@@ -25,11 +29,53 @@ use crate::memory::GuestRam;
 /// How message data moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Movement {
-    /// Pages are remapped from the sender into the receiver.
+    /// Pages are remapped from the sender into the receiver, by extents, coalescing adjacent
+    /// moves of a drain.
     Remap,
-    /// Bytes are copied into the receiver's posted pages.
+    /// Pages are remapped one by one, three host operations each (the baseline).
+    RemapPerPage,
+    /// Whole 2 MiB huge pages are remapped (hugetlbfs memory).
+    RemapHuge,
+    /// Bytes are copied into the receiver's landing extents.
     Copy,
 }
+
+impl Movement {
+    /// Whether pages move by remapping (the run has a frame table).
+    pub fn remaps(self) -> bool {
+        self != Movement::Copy
+    }
+
+    /// The transport's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Movement::Remap => "remap",
+            Movement::RemapPerPage => "remap-per-page",
+            Movement::RemapHuge => "remap-huge",
+            Movement::Copy => "copy",
+        }
+    }
+
+    /// Frames a fresh run is aligned to.
+    pub fn align(self) -> u32 {
+        if self == Movement::RemapHuge {
+            HUGE_PAGES
+        } else {
+            1
+        }
+    }
+}
+
+/// GPA of a header field.
+macro_rules! hdr {
+    ($f:ident) => {
+        IPC_HEADER_GPA + offset_of!(IpcHeader, $f) as u64
+    };
+}
+
+/// Refused descriptors and skipped posts logged per VM before its log goes quiet (the
+/// counts in the report and the header stay complete).
+const LOGGED_PER_VM: u32 = 100;
 
 /// The VMM's side of one VM's control structure.
 #[derive(Debug)]
@@ -39,15 +85,61 @@ struct VmIpc {
     send_tail: u32,
     recv_head: u32,
     post_tail: u32,
+    post_refused: u64,
     deliveries: u64,
     held: Option<RecvEntry>,
+    /// Landing extents of the entry in each receive-ring slot, as the VMM enqueued it.
+    landed: Vec<Vec<Extent>>,
+    /// Entries planned in this drain, enqueued once their data is in place.
+    pending: Vec<RecvEntry>,
+    logged: u32,
     report: TransportVmReport,
+}
+
+impl VmIpc {
+    /// Logs a refused request of this VM: the first [`LOGGED_PER_VM`] of them.
+    fn warn(&mut self, what: std::fmt::Arguments<'_>) {
+        self.logged = self.logged.saturating_add(1);
+        if self.logged <= LOGGED_PER_VM {
+            log::warn!("{}: {what}", self.name);
+        } else if self.logged == LOGGED_PER_VM + 1 {
+            log::warn!(
+                "{}: further refused IPC requests are counted, not logged",
+                self.name
+            );
+        }
+    }
+
+    /// Entries in the receive ring the guest has not consumed, with those pending: a
+    /// `recv_tail` more than the ring behind counts as the whole ring.
+    fn queued(&self) -> u32 {
+        let used = self
+            .recv_head
+            .wrapping_sub(read_u32(&self.ram, hdr!(recv_tail)));
+        used.min(RECV_RING_LEN) + self.pending.len() as u32
+    }
+
+    /// The landing extents of every message this VM has not consumed (pending included).
+    fn busy(&self) -> Vec<Extent> {
+        let used = self.queued() - self.pending.len() as u32;
+        let ring = (0..used).flat_map(|k| {
+            let idx = self.recv_head.wrapping_sub(used - k);
+            self.landed[(idx % RECV_RING_LEN) as usize].iter().copied()
+        });
+        ring.chain(
+            self.pending
+                .iter()
+                .flat_map(|e| e.landing().iter().copied()),
+        )
+        .collect()
+    }
 }
 
 #[derive(Debug)]
 struct Inner {
     vms: Vec<VmIpc>,
     frames: Option<FrameTable>,
+    ops: HostOps,
     host_errors: Vec<String>,
     leaked: bool,
 }
@@ -78,16 +170,34 @@ fn write_u64(ram: &GuestRam, gpa: u64, v: u64) {
     ram.write_pod(gpa, &v);
 }
 
-/// GPA of a header field.
-macro_rules! hdr {
-    ($f:ident) => {
-        IPC_HEADER_GPA + offset_of!(IpcHeader, $f) as u64
-    };
+/// The pieces a message moves in: runs that are contiguous both in the sender's extents and
+/// in the landing extents, as (sender GPA, landing GPA, pages), in message order.
+fn pieces(from: &[Extent], to: &[Extent]) -> Vec<(u64, u64, u32)> {
+    let mut out = Vec::new();
+    let (mut a, mut b) = (from.iter().copied(), to.iter().copied());
+    let (mut x, mut y) = (a.next(), b.next());
+    while let (Some(s), Some(d)) = (x.as_mut(), y.as_mut()) {
+        let n = s.pages.min(d.pages);
+        if n > 0 {
+            out.push((s.gpa, d.gpa, n));
+        }
+        s.gpa += u64::from(n) * PAGE_SIZE;
+        s.pages -= n;
+        d.gpa += u64::from(n) * PAGE_SIZE;
+        d.pages -= n;
+        if s.pages == 0 {
+            x = a.next();
+        }
+        if d.pages == 0 {
+            y = b.next();
+        }
+    }
+    out
 }
 
 impl IpcEngine {
     /// Sets up the control structures of `vms` (name, memory) for a run. `frames` is the
-    /// run's frame table (remap only), `memfd` the run's page pool.
+    /// run's frame table (remap variants only), `memfd` the run's page pool.
     pub fn new(
         movement: Movement,
         vms: Vec<(String, Arc<GuestRam>)>,
@@ -99,18 +209,30 @@ impl IpcEngine {
             .into_iter()
             .map(|(name, ram)| {
                 write_u64(&ram, hdr!(magic), IPC_MAGIC);
+                write_u32(&ram, hdr!(version), IPC_ABI_VERSION);
                 VmIpc {
                     name,
                     ram,
                     send_tail: 0,
                     recv_head: 0,
                     post_tail: 0,
+                    post_refused: 0,
                     deliveries: 0,
                     held: None,
+                    landed: vec![Vec::new(); RECV_RING_LEN as usize],
+                    pending: Vec::new(),
+                    logged: 0,
                     report: TransportVmReport::default(),
                 }
             })
             .collect();
+        let merge = match (movement, fault) {
+            (Movement::RemapPerPage, _) | (Movement::Remap, Some(Fault::SplitExtents)) => {
+                Merge::PerPage
+            }
+            (_, Some(Fault::CoalesceAcrossGap)) => Merge::AcrossGaps,
+            _ => Merge::Adjacent,
+        };
         IpcEngine {
             movement,
             memfd,
@@ -119,6 +241,7 @@ impl IpcEngine {
             inner: Mutex::new(Inner {
                 vms,
                 frames,
+                ops: HostOps::new(merge),
                 host_errors: Vec::new(),
                 leaked: false,
             }),
@@ -181,6 +304,14 @@ impl IpcEngine {
         self.drain_locked(&mut inner, vm);
     }
 
+    fn limits(&self, inner: &Inner, vm: usize) -> Limits {
+        Limits {
+            mem_size: inner.vms[vm].ram.size(),
+            num_vms: inner.vms.len(),
+            huge: self.movement == Movement::RemapHuge,
+        }
+    }
+
     fn drain_locked(&self, inner: &mut Inner, vm: usize) {
         let ram = inner.vms[vm].ram.clone();
         let head = read_u32(&ram, hdr!(send_head));
@@ -190,26 +321,32 @@ impl IpcEngine {
             return;
         }
         if pending > SEND_RING_LEN {
-            log::warn!(
-                "{}: malformed send ring: head {head} is {pending} ahead of tail {tail} (ring of {SEND_RING_LEN}); nothing consumed",
-                inner.vms[vm].name
-            );
+            inner.vms[vm].warn(format_args!(
+                "malformed send ring: head {head} is {pending} ahead of tail {tail} (ring of {SEND_RING_LEN}); nothing consumed"
+            ));
             write_u32(&ram, hdr!(ring_error), IpcStatus::BadRing as u32);
             return;
         }
-        // Once a destination refuses with QueueFull, every later descriptor of this drain to
-        // it is refused too: the sender resends them in order, so FIFO per sender holds.
-        let mut full = vec![false; inner.vms.len()];
+        let limits = self.limits(inner, vm);
+        // Once a destination refuses with QueueFull or LandingTooSmall, every later descriptor
+        // of this drain to it gets that status too: the sender resends them in order, so FIFO
+        // per sender holds.
+        let mut full: Vec<Option<IpcStatus>> = vec![None; inner.vms.len()];
+        let mut statuses = Vec::with_capacity(pending as usize);
         for i in 0..pending {
             let idx = tail.wrapping_add(i);
             let slot_gpa = send_slot(idx);
             // One copy of the descriptor: later guest writes cannot change what is checked.
             let status = match ram.read_pod::<SendDesc>(slot_gpa) {
-                Some(desc) => match self.check(inner, vm, &desc) {
-                    Ok(()) if full[desc.dst as usize] => IpcStatus::QueueFull,
-                    Ok(()) => {
-                        let s = self.deliver(inner, vm, &desc);
-                        full[desc.dst as usize] = s == IpcStatus::QueueFull;
+                Some(desc) => match check_desc(&desc, vm, limits) {
+                    Ok(_) if full[desc.dst as usize].is_some() => {
+                        full[desc.dst as usize].unwrap_or(IpcStatus::QueueFull)
+                    }
+                    Ok(extents) => {
+                        let s = self.deliver(inner, vm, &desc, extents);
+                        if matches!(s, IpcStatus::QueueFull | IpcStatus::LandingTooSmall) {
+                            full[desc.dst as usize] = Some(s);
+                        }
                         s
                     }
                     Err(s) => s,
@@ -222,13 +359,17 @@ impl IpcEngine {
             } else {
                 *v.report.refused.entry(status.name().into()).or_default() += 1;
                 if status != IpcStatus::QueueFull {
-                    log::warn!(
-                        "{}: refused send descriptor {idx}: {}",
-                        v.name,
+                    v.warn(format_args!(
+                        "refused send descriptor {idx}: {}",
                         status.name()
-                    );
+                    ));
                 }
             }
+            statuses.push((slot_gpa, status));
+        }
+        // The data is in place before the sender sees a status or a receiver an entry.
+        self.flush(inner, vm);
+        for (slot_gpa, status) in statuses {
             write_u32(
                 &ram,
                 slot_gpa + offset_of!(SendDesc, status) as u64,
@@ -244,117 +385,143 @@ impl IpcEngine {
         write_u64(&ram, hdr!(refused), v.report.refused.values().sum());
     }
 
-    /// Checks a descriptor of `src` (everything but the receiver's capacity).
-    fn check(&self, inner: &Inner, src: usize, d: &SendDesc) -> Result<(), IpcStatus> {
-        let n = d.npages as usize;
-        if n == 0 || n > MAX_MSG_PAGES {
-            return Err(IpcStatus::TooManyPages);
-        }
-        if d.len == 0 || u64::from(d.len) > n as u64 * PAGE_SIZE {
-            return Err(IpcStatus::BadLength);
-        }
-        let dst = d.dst as usize;
-        if dst >= inner.vms.len() {
-            return Err(IpcStatus::UnknownDest);
-        }
-        if dst == src {
-            return Err(IpcStatus::SelfSend);
-        }
-        let ram = &inner.vms[src].ram;
-        for (i, &p) in d.pages[..n].iter().enumerate() {
-            if p % PAGE_SIZE != 0 || !ram.contains(p, PAGE_SIZE) {
-                return Err(IpcStatus::BadAddress);
+    /// Applies the host operations planned so far (counted for sender `src`), returns the
+    /// quarantined frames to the pool, and enqueues the entries waiting for them.
+    fn flush(&self, inner: &mut Inner, src: usize) {
+        if !inner.ops.is_empty() {
+            let started = Instant::now();
+            let rams: Vec<&GuestRam> = inner.vms.iter().map(|v| &*v.ram).collect();
+            let ops = inner.ops.apply(&self.memfd, &rams, &mut inner.host_errors);
+            if let Some(frames) = inner.frames.as_mut() {
+                frames.release_quarantine();
             }
-            if p < IMAGE_BASE {
-                return Err(IpcStatus::NotOwned);
-            }
-            if d.pages[..i].contains(&p) {
-                return Err(IpcStatus::DuplicatePage);
+            let report = &mut inner.vms[src].report;
+            report.map_ops += ops;
+            report.move_ns += started.elapsed().as_nanos() as u64;
+        }
+        for dst in 0..inner.vms.len() {
+            for entry in std::mem::take(&mut inner.vms[dst].pending) {
+                self.enqueue(inner, dst, entry);
             }
         }
-        Ok(())
     }
 
-    /// Takes `n` landing pages from `dst`'s post ring (skipping invalid ones), or None if it
-    /// has not posted enough; consumes nothing then.
-    fn take_landing(&self, inner: &mut Inner, dst: usize, n: usize) -> Option<Vec<u64>> {
-        let v = &inner.vms[dst];
-        let ram = &v.ram;
-        let posted = read_u32(ram, hdr!(post_head)).wrapping_sub(v.post_tail);
-        if posted > POST_RING_LEN {
-            write_u32(ram, hdr!(ring_error), IpcStatus::BadRing as u32);
-            return None;
-        }
-        let mut pages = Vec::with_capacity(n);
-        let mut used = 0;
-        while pages.len() < n && used < posted {
-            let gpa = ram
-                .read_pod::<u64>(
-                    POST_RING_GPA + u64::from(v.post_tail.wrapping_add(used) % POST_RING_LEN) * 8,
-                )
-                .unwrap_or(1);
-            used += 1;
-            if gpa % PAGE_SIZE == 0
-                && gpa >= IMAGE_BASE
-                && ram.contains(gpa, PAGE_SIZE)
-                && !pages.contains(&gpa)
-            {
-                pages.push(gpa);
-            } else {
-                log::warn!("{}: skipped invalid posted page {gpa:#x}", v.name);
-            }
-        }
-        if pages.len() < n {
-            return None;
-        }
+    /// Takes landing extents for `need` pages from `dst`'s post ring (see
+    /// `docs/remap-ipc.md`): the used part of each, in order. Bad entries are retired with
+    /// their status; on failure only those in front of the first good one are.
+    fn take_landing(
+        &self,
+        inner: &mut Inner,
+        dst: usize,
+        need: u64,
+    ) -> Result<Vec<Extent>, IpcStatus> {
+        let limits = self.limits(inner, dst);
         let v = &mut inner.vms[dst];
-        v.post_tail = v.post_tail.wrapping_add(used);
-        write_u32(&v.ram, hdr!(post_tail), v.post_tail);
-        Some(pages)
+        let ram = v.ram.clone();
+        let posted = read_u32(&ram, hdr!(post_head)).wrapping_sub(v.post_tail);
+        if posted > POST_RING_LEN {
+            write_u32(&ram, hdr!(ring_error), IpcStatus::BadRing as u32);
+            return Err(IpcStatus::QueueFull);
+        }
+        let busy = v.busy();
+        let mut taken: Vec<Extent> = Vec::new();
+        let mut landing: Vec<Extent> = Vec::new();
+        let mut verdicts: Vec<(u32, Extent, IpcStatus)> = Vec::new();
+        let mut have = 0u64;
+        let mut result = Err(IpcStatus::QueueFull);
+        for k in 0..posted {
+            if taken.len() == MAX_EXTENTS {
+                result = Err(IpcStatus::LandingTooSmall);
+                break;
+            }
+            let idx = v.post_tail.wrapping_add(k);
+            let p: PostEntry = ram.read_pod(post_slot(idx)).unwrap_or_default();
+            let e = Extent {
+                gpa: p.gpa,
+                pages: p.pages,
+                reserved: 0,
+            };
+            match check_post(&e, limits, &busy, &taken) {
+                Ok(()) => {
+                    let used = (need - have).min(u64::from(e.pages)) as u32;
+                    taken.push(e);
+                    landing.push(Extent { pages: used, ..e });
+                    have += u64::from(used);
+                    verdicts.push((idx, e, IpcStatus::Ok));
+                }
+                Err(s) => verdicts.push((idx, e, s)),
+            }
+            if have == need {
+                result = Ok(());
+                break;
+            }
+        }
+        if taken.len() == MAX_EXTENTS && have < need {
+            result = Err(IpcStatus::LandingTooSmall);
+        }
+        let retire = match result {
+            Ok(()) => verdicts.len(),
+            Err(_) => verdicts
+                .iter()
+                .take_while(|(_, _, s)| *s != IpcStatus::Ok)
+                .count(),
+        };
+        for &(idx, e, s) in &verdicts[..retire] {
+            write_u32(
+                &ram,
+                post_slot(idx) + offset_of!(PostEntry, status) as u64,
+                s as u32,
+            );
+            if s != IpcStatus::Ok {
+                v.post_refused += 1;
+                v.warn(format_args!(
+                    "skipped posted landing extent {idx} ({} pages at {:#x}): {}",
+                    e.pages,
+                    e.gpa,
+                    s.name()
+                ));
+            }
+        }
+        v.post_tail = v.post_tail.wrapping_add(retire as u32);
+        write_u32(&ram, hdr!(post_tail), v.post_tail);
+        write_u64(&ram, hdr!(post_refused), v.post_refused);
+        result.map(|()| landing)
     }
 
-    fn deliver(&self, inner: &mut Inner, src: usize, d: &SendDesc) -> IpcStatus {
+    fn deliver(&self, inner: &mut Inner, src: usize, d: &SendDesc, from: &[Extent]) -> IpcStatus {
         let dst = d.dst as usize;
-        let n = d.npages as usize;
         {
             let v = &inner.vms[dst];
             let used = v.recv_head.wrapping_sub(read_u32(&v.ram, hdr!(recv_tail)));
-            if used >= RECV_RING_LEN {
-                if used > RECV_RING_LEN {
-                    write_u32(&v.ram, hdr!(ring_error), IpcStatus::BadRing as u32);
-                }
+            if used > RECV_RING_LEN {
+                write_u32(&v.ram, hdr!(ring_error), IpcStatus::BadRing as u32);
+            }
+            if v.queued() >= RECV_RING_LEN {
                 return IpcStatus::QueueFull;
             }
         }
-        let data_pages = match self.movement {
-            Movement::Remap => n,
-            Movement::Copy => (d.len as u64).div_ceil(PAGE_SIZE) as usize,
+        let copies = !self.movement.remaps()
+            || matches!(
+                (self.movement, self.fault),
+                (Movement::Remap, Some(Fault::CopyInsteadOfRemap))
+                    | (Movement::RemapHuge, Some(Fault::HugeFallbackCopy))
+            );
+        let pages = total_pages(from);
+        let need = if self.movement.remaps() {
+            pages
+        } else {
+            u64::from(d.len).div_ceil(PAGE_SIZE)
         };
-        let Some(landing) = self.take_landing(inner, dst, data_pages) else {
-            return IpcStatus::QueueFull;
+        let landing = match self.take_landing(inner, dst, need) {
+            Ok(l) => l,
+            Err(s) => return s,
         };
         let started = Instant::now();
-        match self.movement {
-            Movement::Remap if self.fault != Some(Fault::CopyInsteadOfRemap) => {
-                for (&from, &to) in d.pages[..n].iter().zip(&landing) {
-                    self.remap_page(inner, src, from, dst, to);
-                }
-                inner.vms[src].report.pages_remapped += n as u64;
-            }
-            _ => {
-                let mut left = d.len as usize;
-                for (&from, &to) in d.pages.iter().zip(&landing) {
-                    let len = left.min(PAGE_SIZE as usize);
-                    if let Some(bytes) = inner.vms[src].ram.read_bytes(from, len) {
-                        inner.vms[dst].ram.write_bytes(to, &bytes);
-                    }
-                    left -= len;
-                    if left == 0 {
-                        break;
-                    }
-                }
-                inner.vms[src].report.bytes_copied += u64::from(d.len);
-            }
+        if copies {
+            self.copy(inner, src, dst, from, &landing, d.len);
+        } else {
+            self.remap(inner, src, dst, from, &landing);
+            inner.vms[src].report.pages_remapped += pages;
         }
         if let Some(slowdown) = self.slowdown {
             slowdown.spin();
@@ -365,15 +532,101 @@ impl IpcEngine {
             src: src as u32,
             dst: dst as u32,
             len: d.len,
-            npages: landing.len() as u32,
-            pages: [0; MAX_MSG_PAGES],
+            nextents: landing.len() as u32,
+            extents: [Extent::default(); MAX_EXTENTS],
         };
-        entry.pages[..landing.len()].copy_from_slice(&landing);
+        entry.extents[..landing.len()].copy_from_slice(&landing);
         if self.fault == Some(Fault::SwapSourceId) {
             entry.src = dst as u32;
         }
-        self.enqueue(inner, dst, entry);
+        inner.vms[dst].pending.push(entry);
         IpcStatus::Ok
+    }
+
+    /// Copies the first `len` bytes of the message in `from` to the landing extents `to`.
+    fn copy(
+        &self,
+        inner: &mut Inner,
+        src: usize,
+        dst: usize,
+        from: &[Extent],
+        to: &[Extent],
+        len: u32,
+    ) {
+        let mut left = u64::from(len);
+        for (s, d, pages) in pieces(from, to) {
+            let n = left.min(u64::from(pages) * PAGE_SIZE);
+            if let Some(bytes) = inner.vms[src].ram.read_bytes(s, n as usize) {
+                inner.vms[dst].ram.write_bytes(d, &bytes);
+            }
+            left -= n;
+            if left == 0 {
+                break;
+            }
+        }
+        inner.vms[src].report.bytes_copied += u64::from(len);
+    }
+
+    /// Plans the move of the message's pages and adds its host operations to the batch.
+    fn remap(&self, inner: &mut Inner, src: usize, dst: usize, from: &[Extent], to: &[Extent]) {
+        for (s, d, pages) in pieces(from, to) {
+            let planned = match self.plan_move(inner, src, s, dst, d, pages) {
+                Ok(m) => m,
+                Err(e) => {
+                    inner
+                        .host_errors
+                        .push(format!("remap of {pages} pages {s:#x} -> {d:#x}: {e}"));
+                    continue;
+                }
+            };
+            let skip_sender = matches!(self.fault, Some(Fault::SkipUnmap | Fault::MapBoth));
+            if self.fault == Some(Fault::SkipUnmap) {
+                // the sender keeps its mapping, and the table says so
+                let frames = inner
+                    .frames
+                    .as_mut()
+                    .expect("remap runs have a frame table");
+                for r in &planned.receiver {
+                    for i in 0..r.pages {
+                        let off = u64::from(i) * PAGE_SIZE;
+                        frames.alias(src, s + (r.gpa - d) + off, r.frame + i);
+                    }
+                }
+            }
+            inner.ops.add(planned, skip_sender);
+        }
+        if self.fault == Some(Fault::LeakPage) && !inner.leaked {
+            inner.leaked = true;
+            inner.frames.as_mut().and_then(|f| f.leak());
+        }
+    }
+
+    /// Plans one piece's move; if the pool (quarantine aside) is short, applies the batch
+    /// first so that the frames it freed come back, then plans again.
+    fn plan_move(
+        &self,
+        inner: &mut Inner,
+        src: usize,
+        s: u64,
+        dst: usize,
+        d: u64,
+        pages: u32,
+    ) -> Result<super::frames::Move, MoveError> {
+        let frames = inner
+            .frames
+            .as_mut()
+            .expect("remap runs have a frame table");
+        match frames.move_range(src, s, dst, d, pages) {
+            Err(MoveError::PoolEmpty(_)) if !inner.ops.is_empty() => {
+                self.flush(inner, src);
+                let frames = inner
+                    .frames
+                    .as_mut()
+                    .expect("remap runs have a frame table");
+                frames.move_range(src, s, dst, d, pages)
+            }
+            r => r,
+        }
     }
 
     fn enqueue(&self, inner: &mut Inner, dst: usize, entry: RecvEntry) {
@@ -393,97 +646,18 @@ impl IpcEngine {
             entries.extend(v.held.take());
         }
         for e in entries {
+            let slot = v.recv_head % RECV_RING_LEN;
             v.ram.write_pod(
-                RECV_RING_GPA
-                    + u64::from(v.recv_head % RECV_RING_LEN)
-                        * std::mem::size_of::<RecvEntry>() as u64,
+                RECV_RING_GPA + u64::from(slot) * std::mem::size_of::<RecvEntry>() as u64,
                 &e,
             );
+            v.landed[slot as usize] = e.landing().to_vec();
             v.recv_head = v.recv_head.wrapping_add(1);
             v.report.received += 1;
         }
         write_u32(&v.ram, hdr!(recv_head), v.recv_head);
         write_u64(&v.ram, hdr!(received), v.report.received);
         self.arrived.notify_all();
-    }
-
-    /// Moves one page: the sender's GPA gets a fresh frame first, then the receiver's landing
-    /// GPA gets the moved frame, so the frame is never mapped in both.
-    fn remap_page(&self, inner: &mut Inner, src: usize, from: u64, dst: usize, to: u64) {
-        let frames = inner
-            .frames
-            .as_mut()
-            .expect("remap runs have a frame table");
-        let r: Remap = match frames.remap(src, from, dst, to) {
-            Ok(r) => r,
-            Err(e) => {
-                inner
-                    .host_errors
-                    .push(format!("remap {from:#x} -> {to:#x}: {e}"));
-                return;
-            }
-        };
-        let src_ram = inner.vms[src].ram.clone();
-        let dst_ram = inner.vms[dst].ram.clone();
-        match self.fault {
-            Some(Fault::SkipUnmap) => {
-                // the sender keeps its mapping, and the table says so
-                frames.alias(src, from, r.moved);
-            }
-            Some(Fault::MapBoth) => {}
-            _ => self.map_frame(&mut inner.host_errors, &src_ram, from, r.fresh),
-        }
-        self.map_frame(&mut inner.host_errors, &dst_ram, to, r.moved);
-        self.release_frame(&mut inner.host_errors, r.freed);
-        if self.fault == Some(Fault::LeakPage) && !inner.leaked {
-            inner.leaked = true;
-            inner.frames.as_mut().and_then(|f| f.leak());
-        }
-    }
-
-    /// Maps pool frame `frame` at `gpa` of `ram` (KVM's MMU notifier zaps the old mapping).
-    fn map_frame(&self, errors: &mut Vec<String>, ram: &GuestRam, gpa: u64, frame: u32) {
-        let hva = ram.host_base() + gpa;
-        // SAFETY: `hva` is a page-aligned address inside the VMM's mapping of this VM's
-        // memory (gpa was checked against its size), which this process owns; MAP_FIXED
-        // replaces exactly that page with a page of the same memfd, so the mapping stays
-        // valid for vm-memory and KVM.
-        let ret = unsafe {
-            libc::mmap(
-                hva as *mut libc::c_void,
-                PAGE_SIZE as usize,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_FIXED,
-                self.memfd.as_raw_fd(),
-                (u64::from(frame) * PAGE_SIZE) as libc::off_t,
-            )
-        };
-        if ret == libc::MAP_FAILED {
-            let e = std::io::Error::last_os_error();
-            log::error!("mmap of frame {frame} at GPA {gpa:#x} failed: {e}");
-            errors.push(format!(
-                "host mmap of frame {frame} at GPA {gpa:#x} failed: {e}"
-            ));
-        }
-    }
-
-    /// Zeroes a freed frame and gives its memory back to the host.
-    fn release_frame(&self, errors: &mut Vec<String>, frame: u32) {
-        // SAFETY: fallocate on our own memfd with a valid range; no memory is accessed.
-        let ret = unsafe {
-            libc::fallocate(
-                self.memfd.as_raw_fd(),
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                (u64::from(frame) * PAGE_SIZE) as libc::off_t,
-                PAGE_SIZE as libc::off_t,
-            )
-        };
-        if ret != 0 {
-            errors.push(format!(
-                "zeroing freed frame {frame} failed: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
     }
 
     /// Blocking receive of VM `vm`: the number of queued entries once there is one, or 0
@@ -527,11 +701,7 @@ impl IpcEngine {
             a
         });
         TransportReport {
-            kind: match self.movement {
-                Movement::Remap => "remap",
-                Movement::Copy => "copy",
-            }
-            .into(),
+            kind: self.movement.name().into(),
             vms: inner.vms.iter().map(|v| v.report.clone()).collect(),
             ownership,
         }
@@ -540,6 +710,10 @@ impl IpcEngine {
 
 fn send_slot(idx: u32) -> u64 {
     SEND_RING_GPA + u64::from(idx % SEND_RING_LEN) * std::mem::size_of::<SendDesc>() as u64
+}
+
+fn post_slot(idx: u32) -> u64 {
+    POST_RING_GPA + u64::from(idx % POST_RING_LEN) * std::mem::size_of::<PostEntry>() as u64
 }
 
 #[cfg(test)]
@@ -559,8 +733,9 @@ mod tests {
                 (format!("vm{i}"), Arc::new(ram))
             })
             .collect();
-        let frames = (movement == Movement::Remap)
-            .then(|| FrameTable::contiguous(&[("vm0".into(), MEM), ("vm1".into(), MEM)], POOL));
+        let frames = movement
+            .remaps()
+            .then(|| FrameTable::contiguous(&[("vm0".into(), MEM), ("vm1".into(), MEM)], POOL, 1));
         IpcEngine::new(movement, rams, frames, memfd, fault)
     }
 
@@ -577,18 +752,35 @@ mod tests {
         d.seq = seq;
         d.dst = dst;
         d.len = PAGE_SIZE as u32;
-        d.npages = 1;
-        d.pages[0] = page;
+        d.nextents = 1;
+        d.extents[0] = ext(page, 1);
         let slot = send_slot(head);
         r.write_pod(slot, &d);
         write_u32(&r, hdr!(send_head), head + 1);
         slot
     }
 
+    fn ext(gpa: u64, pages: u32) -> Extent {
+        Extent {
+            gpa,
+            pages,
+            reserved: 0,
+        }
+    }
+
     fn post(e: &IpcEngine, vm: usize, gpa: u64) {
+        post_n(e, vm, gpa, 1);
+    }
+
+    fn post_n(e: &IpcEngine, vm: usize, gpa: u64, pages: u32) {
         let r = ram(e, vm);
         let head = read_u32(&r, hdr!(post_head));
-        r.write_pod(POST_RING_GPA + u64::from(head % POST_RING_LEN) * 8, &gpa);
+        let p = PostEntry {
+            gpa,
+            pages,
+            status: 0,
+        };
+        r.write_pod(post_slot(head), &p);
         write_u32(&r, hdr!(post_head), head + 1);
     }
 
@@ -610,8 +802,8 @@ mod tests {
         assert_eq!(status(&e, slot), IpcStatus::Ok);
         let entry: RecvEntry = ram(&e, 1).read_pod(RECV_RING_GPA).unwrap();
         assert_eq!(
-            (entry.seq, entry.src, entry.dst, entry.pages[0]),
-            (7, 0, 1, 0x30_0000)
+            (entry.seq, entry.src, entry.dst, entry.landing()),
+            (7, 0, 1, &[ext(0x30_0000, 1)][..])
         );
         assert_eq!(
             ram(&e, 1).read_bytes(0x30_0000, 4096).unwrap(),
@@ -628,6 +820,7 @@ mod tests {
         let report = e.report();
         assert!(report.ownership.unwrap().violations.is_empty());
         assert_eq!(report.vms[0].pages_remapped, 1);
+        assert_eq!(report.vms[0].map_ops, 3, "sender map, receiver map, punch");
         assert_eq!(read_u32(&ram(&e, 0), hdr!(send_tail)), 1);
         assert_eq!(read_u32(&ram(&e, 1), hdr!(recv_head)), 1);
     }
@@ -669,8 +862,8 @@ mod tests {
             let mut d: SendDesc = vm_memory::ByteValued::zeroed();
             d.dst = dst;
             d.len = 64;
-            d.npages = 1;
-            d.pages[0] = page;
+            d.nextents = 1;
+            d.extents[0] = ext(page, 1);
             r.write_pod(send_slot(head), &d);
             write_u32(&r, hdr!(send_head), head + 1);
             e.drain(0);

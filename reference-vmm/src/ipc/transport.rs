@@ -15,9 +15,12 @@ use crate::memory::GuestRam;
 use crate::transport::{RunMemory, StartError, Transport, TransportSetup};
 use crate::vm::VmMemory;
 
-/// Free pages in a remap run's pool beyond the VMs' memory. Each remap takes one fresh page
-/// and frees the receiver's old landing page, so the pool never runs dry in steady state.
-pub const POOL_PAGES: u32 = 256;
+/// Free pages in a remap run's pool beyond the VMs' memory (16 MiB: twice the largest
+/// message). Each move takes fresh frames and frees as many of the receiver's, which come
+/// back once the drain's moves are applied, so the pool never runs dry in steady state.
+/// The memfd is sparse: pool pages cost memory only while a guest uses them (hugetlbfs:
+/// they are reserved).
+pub const POOL_PAGES: u32 = 2 * pageflip_abi::ipc::MAX_MSG_PAGES;
 
 /// Remap or copy IPC before the VMs exist.
 #[derive(Debug)]
@@ -43,11 +46,15 @@ impl TransportSetup for IpcSetup {
     }
 
     fn pool_pages(&self) -> u32 {
-        if self.movement == Movement::Remap {
+        if self.movement.remaps() {
             POOL_PAGES
         } else {
             0
         }
+    }
+
+    fn huge_pages(&self) -> bool {
+        self.movement == Movement::RemapHuge
     }
 
     fn vm_memory(&self, _vm: u32) -> VmMemory {
@@ -58,14 +65,14 @@ impl TransportSetup for IpcSetup {
     }
 
     fn start(self: Box<Self>, run: &RunMemory<'_>) -> Result<Arc<dyn Transport>, StartError> {
-        let frames = (self.movement == Movement::Remap).then(|| {
+        let frames = self.movement.remaps().then(|| {
             let layout: Vec<(String, u64)> = run
                 .vms
                 .iter()
                 .map(|v| v.name.clone())
                 .zip(run.sizes.iter().copied())
                 .collect();
-            FrameTable::contiguous(&layout, self.pool_pages())
+            FrameTable::contiguous(&layout, self.pool_pages(), self.movement.align())
         });
         let rams: Vec<(String, Arc<GuestRam>)> = run
             .vms

@@ -57,6 +57,11 @@ pub trait TransportSetup {
         0
     }
 
+    /// Whether guest memory and the pool live in 2 MiB hugetlbfs pages.
+    fn huge_pages(&self) -> bool {
+        false
+    }
+
     /// What VM `vm` needs in its memory map.
     fn vm_memory(&self, _vm: u32) -> VmMemory {
         VmMemory::default()

@@ -20,6 +20,8 @@ pub fn from_config(
     Ok(match config {
         TransportConfig::None => Box::new(NoTransport),
         TransportConfig::Remap => Box::new(IpcSetup::new(Movement::Remap, injected)),
+        TransportConfig::RemapPerPage => Box::new(IpcSetup::new(Movement::RemapPerPage, injected)),
+        TransportConfig::RemapHuge => Box::new(IpcSetup::new(Movement::RemapHuge, injected)),
         TransportConfig::Copy => Box::new(IpcSetup::new(Movement::Copy, injected)),
         TransportConfig::Virtio { notify } => {
             Box::new(VirtioSetup::new(config.name(), *notify, injected))

@@ -225,7 +225,8 @@ pub enum IpcStatus {
     /// (its GPA 2 MiB-aligned and its pages a multiple of [`HUGE_PAGES`]).
     NotHuge = 12,
     /// The first [`MAX_EXTENTS`] usable posted entries hold fewer pages than the message:
-    /// nothing was moved, and nothing will change until the receiver posts larger extents.
+    /// nothing was moved. Entries are used in posting order, so the message fits only once
+    /// the receiver's first posted entries are larger (smaller messages may use them up).
     LandingTooSmall = 13,
     /// A posted entry that overlaps the landing extents of a message the receiver has not
     /// consumed yet (between its `recv_tail` and `recv_head`).
@@ -304,9 +305,11 @@ mod tests {
             assert_eq!(IpcStatus::from_u32(v as u32), Some(*s));
         }
         assert_eq!(IpcStatus::from_u32(IPC_STATUSES.len() as u32), None);
-        let mut names: Vec<_> = IPC_STATUSES.iter().map(|s| s.name()).collect();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), IPC_STATUSES.len());
+        for (i, a) in IPC_STATUSES.iter().enumerate() {
+            assert!(
+                IPC_STATUSES[..i].iter().all(|b| b.name() != a.name()),
+                "{a:?}"
+            );
+        }
     }
 }

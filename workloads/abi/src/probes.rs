@@ -75,7 +75,9 @@ pub mod notify_floor {
 /// `ipc_*` probes), for the host to look for.
 pub mod ipc_records {
     /// Receiver: every byte of every message matches its sender's pattern (and the length
-    /// and page count are the ones sent).
+    /// and page count are the ones sent, in 1 to 8 extents). With `ipc_workloads::TOUCH`
+    /// the receiver reads only the first 64 bytes, or no payload at all (then only the
+    /// entry is checked).
     pub const DELIVERY_INTEGRITY: &str = "delivery-integrity";
     /// Receiver: each sender's sequence numbers arrive in increasing order.
     pub const FIFO_PER_SENDER: &str = "fifo-per-sender";
@@ -87,8 +89,9 @@ pub mod ipc_records {
     pub const IDS: &str = "ids";
     /// Receiver: every expected message arrived.
     pub const COUNT: &str = "count";
-    /// Receiver: every message is where the transport must put it. Remap/copy: its pages are
-    /// the next pages this VM posted, in posting order. Virtio: it is in an rx buffer of the
+    /// Receiver: every message is where the transport must put it. Remap/copy: its landing
+    /// extents are the first pages of the next areas this VM posted, in posting order (each
+    /// taken whole but the last). Virtio: it is in an rx buffer of the
     /// driver (inside the memory the driver set aside, page-aligned, contiguous, and the same
     /// buffer every time for a descriptor id). Shmem: it is in the next slot of the ring from
     /// its source to this VM.
@@ -127,7 +130,18 @@ pub mod ipc_records {
 /// ([`crate::TRANSPORT_SHMEM`]), and records PASS `ipc-transport` with its name. Parameters
 /// that do not apply to a transport are ignored (`BATCH`, `URGENT_EVERY`, `WAIT_TIMEOUT_US`
 /// outside remap/copy; `EVENT_IDX`, `DEPTH` outside virtio); with virtio and shmem a
-/// blocking receive polls.
+/// blocking receive polls. Sizes go up to [`MAX_SIZE`](ipc_workloads::MAX_SIZE) (8 MiB)
+/// over the remap-IPC queues, up to
+/// [`MAX_SIZE_VIRTIO_SHMEM`](ipc_workloads::MAX_SIZE_VIRTIO_SHMEM) (64 KiB) over virtio and
+/// shmem (a larger size is a FAIL `params` there).
+///
+/// Over the queues a sender splits each message into extents of at most 512 pages (2 MiB: an
+/// 8 MiB message is 4 extents), and a receiver posts each landing area as one entry of the
+/// message's pages; buffers and landing areas of messages of 2 MiB or more are 2 MiB-aligned
+/// (so that `remap-huge` can move sizes that are multiples of 2 MiB). A sender keeps
+/// min(64, max(2, 32 MiB / stride)) message buffers, a receiver posts min(256, max(2,
+/// 32 MiB / stride)) landing areas, where stride is the message's pages rounded up to 2 MiB
+/// for messages of 2 MiB or more.
 ///
 /// Roles by VM id: `stream`: VM0 sends `count` messages to VM1; `pingpong`: VM0 sends
 /// message r to VM1, VM1 answers with a message of the same size, `count` rounds; `fanin`:
@@ -152,8 +166,9 @@ pub mod ipc_workloads {
     /// `params[COUNT]`: messages per sender (`stream`, `fanin`) or rounds (`pingpong`);
     /// 0 = [`DEFAULT_COUNT`].
     pub const COUNT: usize = 0;
-    /// `params[SIZE]`: message size in bytes, [`MIN_SIZE`] to [`MAX_SIZE`]; 0 =
-    /// [`DEFAULT_SIZE`]. A message has `ceil(size / 4096)` pages.
+    /// `params[SIZE]`: message size in bytes, [`MIN_SIZE`] to [`MAX_SIZE`] (virtio and
+    /// shmem: to [`MAX_SIZE_VIRTIO_SHMEM`]); 0 = [`DEFAULT_SIZE`]. A message has
+    /// `ceil(size / 4096)` pages.
     pub const SIZE: usize = 1;
     /// `params[BATCH]`: batch size B of the deferred sends: 0 or 1 = immediate (every send
     /// exits), 2..=64 = deferred (the send that fills a batch exits).
@@ -164,7 +179,7 @@ pub mod ipc_workloads {
     /// ...) urgent; 0 = none.
     pub const URGENT_EVERY: usize = 4;
     /// `params[CHECK]`: [`CHECK_FULL`] or [`CHECK_LIGHT`]: how much of each payload the
-    /// sender writes and the receiver checks.
+    /// sender writes and the receiver checks (of what [`TOUCH`] lets it read).
     pub const CHECK: usize = 5;
     /// `params[WAIT_TIMEOUT_US]`: the blocking receive's timeout written to the header
     /// (0 = the VMM's default, 1 s); the receiver reads `IPC_RECV_WAIT` again after one.
@@ -181,18 +196,19 @@ pub mod ipc_workloads {
     /// has in flight. Each message takes 3 descriptors (header, payload, status on tx), and a
     /// virtqueue has at most [`crate::virtio::QUEUE_NUM_MAX`] (256) descriptors: hence
     /// [`MAX_DEPTH`] = 256 / 3 = 85. The other transports ignore it (remap/copy: the send
-    /// ring's 64 buffers; shmem: [`crate::shmem::RING_SLOTS`]).
+    /// ring's up to 64 buffers; shmem: [`crate::shmem::RING_SLOTS`]).
     pub const DEPTH: usize = 9;
-    /// `params[TOUCH]`: how much of each payload the receiver reads: [`TOUCH_ALL`],
-    /// [`TOUCH_HEADER`] or [`TOUCH_NONE`].
+    /// `params[TOUCH]`: [`TOUCH_ALL`], [`TOUCH_HEADER`] or [`TOUCH_NONE`]: how much of each
+    /// received payload the receiver reads (the sender writes as [`CHECK`] says either way).
     pub const TOUCH: usize = 10;
-    /// `params[TOUCH]`: the receiver checks the payload as `params[CHECK]` says (default).
+    /// `params[TOUCH]` (default): the receiver reads and checks the payload as [`CHECK`]
+    /// says.
     pub const TOUCH_ALL: u64 = 0;
-    /// `params[TOUCH]`: the receiver reads and checks only the first 64 bytes (one cache
-    /// line).
+    /// `params[TOUCH]`: the receiver reads and checks only the first 64 bytes of each
+    /// payload (one cache line), as [`CHECK`] says within them.
     pub const TOUCH_HEADER: u64 = 1;
-    /// `params[TOUCH]`: the receiver does not read the payload (only the entry is checked:
-    /// len, extents, ids).
+    /// `params[TOUCH]`: the receiver does not read the payload at all; `delivery-integrity`
+    /// then checks only the entry (length and extents; `ids` checks the ids).
     pub const TOUCH_NONE: u64 = 2;
     /// Default of `params[DEPTH]`.
     pub const DEFAULT_DEPTH: u64 = 32;
@@ -205,8 +221,14 @@ pub mod ipc_workloads {
     pub const DEFAULT_SIZE: u64 = 4096;
     /// Smallest message size.
     pub const MIN_SIZE: u64 = 64;
-    /// Largest message size (8 MiB, 2048 pages: a 4-extent message of 2 MiB extents).
+    /// Largest message size over the remap-IPC queues (remap variants, copy): 8 MiB, 2048
+    /// pages ([`crate::ipc::MAX_MSG_PAGES`]).
     pub const MAX_SIZE: u64 = 8 << 20;
+    /// Largest message size over virtio and shmem (16 pages: a virtio buffer, a shmem slot).
+    pub const MAX_SIZE_VIRTIO_SHMEM: u64 = 64 * 1024;
+    const _: () = assert!(MAX_SIZE == crate::ipc::MAX_MSG_PAGES as u64 * crate::PAGE_SIZE);
+    const _: () = assert!(MAX_SIZE_VIRTIO_SHMEM == crate::virtio::MAX_PAYLOAD as u64);
+    const _: () = assert!(MAX_SIZE_VIRTIO_SHMEM == crate::shmem::SLOT_BYTES);
     /// Default of `params[IDLE_TIMEOUT_MS]`.
     pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 10_000;
     /// `params[RECV_MODE]`: poll the receive ring (no exits while waiting).
@@ -222,8 +244,11 @@ pub mod ipc_workloads {
     pub const CHECK_LIGHT: u64 = 1;
     /// Guest memory (MiB) that is always enough for the largest messages and up to 1,000,000
     /// messages per sender (smaller runs fit in less; a VM that does not fit records a FAIL
-    /// `memory-size`).
-    pub const MIN_MEMORY_MIB: u64 = 16;
+    /// `memory-size`). A VM that both sends and receives (`pingpong`) needs, below 2 MiB, the
+    /// image, the per-message samples (512 KiB), the receiver's bitmap (1 MB for 1,000,000
+    /// messages), at most 32 MiB of message buffers and 32 MiB of landing areas, and up to
+    /// 2 MiB of alignment before each of those two: about 72 MiB, hence 80.
+    pub const MIN_MEMORY_MIB: u64 = 80;
 
     /// Sample index: TSC ticks of the transfer loop (from just after the PHASE begin write,
     /// or for a VM that receives first from just after the start barrier, to just before the
@@ -362,25 +387,57 @@ pub mod ipc_semantics {
 /// The `ipc_hostile` probe (2 VMs): bad descriptors get their statuses, backpressure stalls
 /// and loses nothing.
 ///
-/// VM1 posts [`BACKPRESSURE_POSTED`](ipc_hostile::BACKPRESSURE_POSTED) pages; barrier. VM0 places one bad descriptor per case
-/// (each breaking one rule, every other field valid: dst 1, 64 bytes, one page of its free
-/// memory) and flushes, and records the case by name with the status it saw:
-/// `not-owned` (page 0x10_0000), `outside-memory` (page = mem_size), `unaligned` (page + 8),
-/// `unknown-dest` (dst max(7, num_vms)), `self-send`, `len-zero`, `len-beyond-pages`
-/// (4097 bytes in 1 page), `npages-zero`, `npages-too-many` (17), `duplicate-page`,
-/// `bad-ring` (send_head = send_tail + 65: header `ring_error` BadRing, send_tail
-/// unchanged; then send_head is restored), `refused-page-untouched` (the page the bad
-/// descriptors named still holds its payload). Then `backpressure-full`: 8 one-page messages
-/// (100 bytes each) placed and flushed at once, exactly the first 4 Ok and the last 4
-/// QueueFull;
+/// VM1 posts [`BACKPRESSURE_POSTED`](ipc_hostile::BACKPRESSURE_POSTED) one-page areas;
+/// barrier. VM0 places one bad descriptor per case of [`CASES`](ipc_hostile::CASES) (each
+/// breaking one rule, every other field valid: dst 1, 100 bytes, one extent of one page of its
+/// free memory holding a payload) and flushes, and records the case by name: PASS if the
+/// status it saw is the case's. The cases: `not-owned` (page 0x10_0000), `outside-memory`
+/// (page = mem_size), `unaligned` (page + 8), `unknown-dest` (dst max(7, num_vms)),
+/// `self-send`, `len-zero`, `len-beyond-pages` (4097 bytes in 1 page), `nextents-zero`,
+/// `nextents-too-many` (9), `extent-zero-pages` (an extent of 0 pages), `extent-unaligned`
+/// (a valid first extent, then one at page + 8), `extent-past-memory` (2 pages from
+/// mem_size - 4096), `extent-into-reserved` (2 pages from 0x1f_f000: it starts below
+/// 0x20_0000), `too-many-pages` (2049 contiguous pages of free memory in extents of 512),
+/// `overlap` (2 pages, then the second of them). Then `bad-ring` (send_head = send_tail +
+/// 65: header `ring_error` BadRing, send_tail unchanged; then send_head is restored),
+/// `refused-page-untouched` (the page the bad descriptors named still holds its payload).
+/// Then `backpressure-full`: 8 one-page messages (100 bytes each) placed and flushed at once,
+/// exactly the first 4 Ok and the last 4 QueueFull;
 /// `refused-pages-untouched`: the refused messages' pages still hold their payload; barrier;
-/// VM1 posts more pages and receives; VM0 sends the refused messages again, one at a time,
+/// VM1 posts more areas and receives; VM0 sends the refused messages again, one at a time,
 /// until Ok (`backpressure-resent`), then one more message (`still-works`); VM1 checks the 9
 /// messages with the receiver checks of [`ipc_records`] and records
 /// `backpressure-nothing-lost` (seqs 0..8 intact and in order) and `still-works-received`;
 /// final barrier. VM0 records `refused-count` (the header's `refused` equals the
 /// descriptors it saw refused).
 pub mod ipc_hostile {
+    use crate::ipc::IpcStatus;
+
+    /// The bad-descriptor cases, in the order VM0 places them: the record name and the
+    /// status the VMM must give (see the module documentation for what each breaks).
+    pub const CASES: [(&str, IpcStatus); 15] = [
+        ("not-owned", IpcStatus::NotOwned),
+        ("outside-memory", IpcStatus::BadAddress),
+        ("unaligned", IpcStatus::BadAddress),
+        ("unknown-dest", IpcStatus::UnknownDest),
+        ("self-send", IpcStatus::SelfSend),
+        ("len-zero", IpcStatus::BadLength),
+        ("len-beyond-pages", IpcStatus::BadLength),
+        ("nextents-zero", IpcStatus::TooManyExtents),
+        ("nextents-too-many", IpcStatus::TooManyExtents),
+        ("extent-zero-pages", IpcStatus::BadAddress),
+        ("extent-unaligned", IpcStatus::BadAddress),
+        ("extent-past-memory", IpcStatus::BadAddress),
+        ("extent-into-reserved", IpcStatus::NotOwned),
+        ("too-many-pages", IpcStatus::TooManyPages),
+        ("overlap", IpcStatus::Overlap),
+    ];
+
+    /// The status case `name` of [`CASES`] must get (`None` for an unknown name).
+    pub fn expected(name: &str) -> Option<IpcStatus> {
+        CASES.iter().find(|(n, _)| *n == name).map(|&(_, s)| s)
+    }
+
     /// Pages VM1 posts before the backpressure test.
     pub const BACKPRESSURE_POSTED: u64 = 4;
     /// Messages VM0 sends at once in the backpressure test.
@@ -397,9 +454,10 @@ pub mod ipc_hostile {
 }
 
 /// The `ipc_forward` probe (3 VMs): VM0 sends a message to VM1, VM1 forwards the received
-/// pages unchanged (same GPAs, same length and seq) to VM2.
+/// pages unchanged (its landing extents as they are, same length and seq) to VM2.
 ///
-/// VM1 and VM2 post landing pages; barrier; VM0 sends (records `send-ok`,
+/// VM1 and VM2 post two landing areas of the message's pages (2 MiB-aligned for messages of
+/// 2 MiB or more); barrier; VM0 sends (records `send-ok`,
 /// `sender-page-after-send`); VM1 receives it (`received-intact`: VM0's pattern), forwards it
 /// (`forward-ok`) and checks its pages afterwards (`forwarder-page-after-send`: zero with
 /// remap, unchanged with copy); VM2 receives it and records `forwarded-intact` (the payload
@@ -408,7 +466,7 @@ pub mod ipc_forward {
     /// `params[MODE]` (all VMs): [`super::ipc_security::MODE_REMAP`] or
     /// [`super::ipc_security::MODE_COPY`] (0: the page-after-send checks are SKIPs).
     pub const MODE: usize = 0;
-    /// `params[SIZE]` (all VMs): message size in bytes, 1 to 65536; 0 = 4096.
+    /// `params[SIZE]` (all VMs): message size in bytes, 1 to 8388608 (8 MiB); 0 = 4096.
     pub const SIZE: usize = 1;
     /// Default of `params[SIZE]`.
     pub const DEFAULT_SIZE: u64 = 4096;
@@ -637,4 +695,18 @@ pub mod virtio_hostile {
     pub const RECEIVED_INTACT: &str = "received-intact";
     /// Record: VM1: no other message arrived.
     pub const NOTHING_ELSE_ARRIVED: &str = "nothing-else-arrived";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ipc_hostile::{expected, CASES};
+
+    #[test]
+    fn hostile_cases_have_distinct_names_and_their_statuses() {
+        for (i, &(name, status)) in CASES.iter().enumerate() {
+            assert!(CASES[..i].iter().all(|&(n, _)| n != name), "{name} twice");
+            assert_eq!(expected(name), Some(status));
+        }
+        assert_eq!(expected("duplicate-page"), None);
+    }
 }

@@ -1,6 +1,7 @@
 //! This VM's free memory (`[free_start, mem_size)` of the boot info): which pages are free
-//! or shared ([`is_free_page`], [`is_shared_page`], [`is_payload_page`]), the bump allocator
-//! [`Arena`] that hands it out, [`PagePool`] for landing pages, and [`zero_pages`].
+//! or shared ([`is_free_page`], [`is_shared_page`], [`is_payload_page`], and the same for runs
+//! of pages: [`is_free_range`], [`is_payload_range`]), the bump allocator [`Arena`] that hands
+//! it out, [`PagePool`] for landing areas, and [`zero_pages`].
 //!
 //! Free memory holds no Rust object, no stack and not the image: the only memory the runtime
 //! writes through raw addresses or hands to the VMM.
@@ -14,22 +15,47 @@ use pageflip_abi::{PAGE_SIZE, TRANSPORT_SHMEM};
 /// Whether `gpa` is a whole page of this VM's free memory (`[free_start, mem_size)`), the only
 /// memory the IPC helpers write or hand to the VMM.
 pub fn is_free_page(gpa: u64) -> bool {
+    is_free_range(gpa, 1)
+}
+
+/// Whether the `pages` pages from `gpa` are whole pages of this VM's free memory (see
+/// [`is_free_page`]; `false` for 0 pages).
+pub fn is_free_range(gpa: u64, pages: u64) -> bool {
     let bi = crate::boot_info();
-    gpa % PAGE_SIZE == 0
+    pages != 0
+        && gpa % PAGE_SIZE == 0
         && gpa >= bi.free_start
-        && gpa
-            .checked_add(PAGE_SIZE)
+        && pages
+            .checked_mul(PAGE_SIZE)
+            .and_then(|bytes| gpa.checked_add(bytes))
             .is_some_and(|end| end <= bi.mem_size)
+}
+
+/// Whether the `pages` pages from `gpa` are whole pages of the shared region of a shmem run
+/// (see [`is_shared_page`]; `false` for 0 pages).
+pub fn is_shared_range(gpa: u64, pages: u64) -> bool {
+    pages != 0
+        && gpa % PAGE_SIZE == 0
+        && gpa >= SHMEM_GPA
+        && pages
+            .checked_mul(PAGE_SIZE)
+            .and_then(|bytes| (gpa - SHMEM_GPA).checked_add(bytes))
+            .is_some_and(|end| end <= SHMEM_SIZE)
+        && crate::boot_info().transport == TRANSPORT_SHMEM
+}
+
+/// Whether the `pages` pages from `gpa` may hold a message payload: all of free memory
+/// ([`is_free_range`]) or all of the shared region ([`is_shared_range`]).
+#[inline]
+pub fn is_payload_range(gpa: u64, pages: u64) -> bool {
+    is_free_range(gpa, pages) || is_shared_range(gpa, pages)
 }
 
 /// Whether `gpa` is a whole page of the shared region of a shmem run
 /// ([`pageflip_abi::shmem`]): memory the VMM maps into every VM, where the shmem transport's
 /// payloads live (checked only when [`is_free_page`] says no).
 pub fn is_shared_page(gpa: u64) -> bool {
-    gpa % PAGE_SIZE == 0
-        && gpa >= SHMEM_GPA
-        && gpa - SHMEM_GPA < SHMEM_SIZE
-        && crate::boot_info().transport == TRANSPORT_SHMEM
+    is_shared_range(gpa, 1)
 }
 
 /// Whether `gpa` is a page a message payload may be in: a page of free memory
@@ -40,35 +66,51 @@ pub fn is_payload_page(gpa: u64) -> bool {
     is_free_page(gpa) || is_shared_page(gpa)
 }
 
-/// Pages of free memory handed out one at a time (landing pages to post).
+/// Landing areas of free memory handed out one at a time: `count` areas of `pages` pages
+/// each, `stride` bytes apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PagePool {
     next: u64,
     end: u64,
+    pages: u32,
+    stride: u64,
 }
 
 impl PagePool {
-    /// The `npages` pages from `base` (page aligned).
+    /// The `npages` pages from `base` (page aligned), as one-page areas.
     pub const fn new(base: u64, npages: u64) -> PagePool {
+        PagePool::areas(base, npages, 1, PAGE_SIZE)
+    }
+
+    /// `count` areas of `pages` pages from `base`, `stride` bytes apart (at least
+    /// `pages * 4096`).
+    pub const fn areas(base: u64, count: u64, pages: u32, stride: u64) -> PagePool {
         PagePool {
             next: base,
-            end: base + npages * PAGE_SIZE,
+            end: base + count * stride,
+            pages,
+            stride,
         }
     }
 
-    /// The next page, if any is left.
+    /// The first GPA of the next area, if any is left.
     pub fn take(&mut self) -> Option<u64> {
         if self.next >= self.end {
             return None;
         }
         let gpa = self.next;
-        self.next += PAGE_SIZE;
+        self.next += self.stride;
         Some(gpa)
     }
 
-    /// Pages left.
+    /// Pages in each area.
+    pub fn area_pages(&self) -> u32 {
+        self.pages
+    }
+
+    /// Areas left.
     pub fn left(&self) -> u64 {
-        (self.end - self.next) / PAGE_SIZE
+        (self.end - self.next) / self.stride
     }
 }
 
@@ -91,14 +133,22 @@ impl Arena {
 
     /// `npages` contiguous pages, or `None` if they do not fit.
     pub fn alloc(&mut self, npages: u64) -> Option<u64> {
+        self.alloc_aligned(npages, PAGE_SIZE)
+    }
+
+    /// `npages` contiguous pages starting at a multiple of `align` (a power of two, at least
+    /// a page), or `None` if they do not fit. The pages skipped to reach the alignment are
+    /// not handed out.
+    pub fn alloc_aligned(&mut self, npages: u64, align: u64) -> Option<u64> {
+        debug_assert!(align.is_power_of_two() && align >= PAGE_SIZE);
+        let start = self.next.checked_next_multiple_of(align)?;
         let bytes = npages.checked_mul(PAGE_SIZE)?;
-        let end = self.next.checked_add(bytes)?;
+        let end = start.checked_add(bytes)?;
         if end > self.end {
             return None;
         }
-        let gpa = self.next;
         self.next = end;
-        Some(gpa)
+        Some(start)
     }
 
     /// Bytes left.

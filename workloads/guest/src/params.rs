@@ -6,11 +6,13 @@ use pageflip_abi::probes::ipc_records::PARAMS;
 use pageflip_abi::probes::ipc_workloads::{
     BATCH, CHECK, CHECK_FULL, CHECK_LIGHT, COUNT, DEFAULT_COUNT, DEFAULT_DEPTH,
     DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_SIZE, DEPTH, EVENT_IDX, IDLE_TIMEOUT_MS, MAX_DEPTH, MAX_SIZE,
-    MIN_SIZE, RECV_BLOCK, RECV_MODE, RECV_POLL, SIZE, URGENT_EVERY, WAIT_TIMEOUT_US,
+    MAX_SIZE_VIRTIO_SHMEM, MIN_SIZE, RECV_BLOCK, RECV_MODE, RECV_POLL, SIZE, TOUCH, TOUCH_ALL,
+    TOUCH_HEADER, TOUCH_NONE, URGENT_EVERY, WAIT_TIMEOUT_US,
 };
+use pageflip_abi::{TRANSPORT_SHMEM, TRANSPORT_VIRTIO};
 
 use crate::boot_info;
-use crate::payload::Coverage;
+use crate::payload::{Coverage, Touch};
 use crate::results::{fail, pass_with};
 
 /// How a receiver waits for messages.
@@ -38,6 +40,8 @@ pub struct Params {
     pub urgent_every: u64,
     /// How much of each payload is written and checked.
     pub coverage: Coverage,
+    /// How much of each received payload is read.
+    pub touch: Touch,
     /// The blocking receive's timeout (0: the VMM's default).
     pub wait_timeout_us: u64,
     /// Give up after this long without progress.
@@ -83,19 +87,41 @@ impl Params {
             0 => DEFAULT_IDLE_TIMEOUT_MS,
             n => n,
         };
+        let touch = match param(TOUCH) {
+            TOUCH_ALL => Some(Touch::All),
+            TOUCH_HEADER => Some(Touch::Header),
+            TOUCH_NONE => Some(Touch::None),
+            _ => None,
+        };
         let event_idx = param(EVENT_IDX);
+        // Virtio and shmem carry at most 64 KiB per message (for now).
+        let too_large = match bi.transport {
+            TRANSPORT_VIRTIO => {
+                "size must be at most 65536 bytes (64 KiB) over virtio (its \
+                                 buffers hold 64 KiB)"
+            }
+            TRANSPORT_SHMEM => {
+                "size must be at most 65536 bytes (64 KiB) over shmem (its \
+                                slots hold 64 KiB)"
+            }
+            _ => "",
+        };
         let depth = match param(DEPTH) {
             0 => DEFAULT_DEPTH,
             n => n,
         };
         let problem = if !(MIN_SIZE..=MAX_SIZE).contains(&size) {
-            "size must be 64 to 65536 bytes"
+            "size must be 64 to 8388608 bytes (8 MiB)"
+        } else if !too_large.is_empty() && size > MAX_SIZE_VIRTIO_SHMEM {
+            too_large
         } else if batch > u64::from(pageflip_abi::ipc::SEND_RING_LEN) {
             "batch must be 0 to 64"
         } else if mode.is_none() {
             "receive mode must be 0 (poll) or 1 (block)"
         } else if coverage.is_none() {
             "check must be 0 (full) or 1 (light)"
+        } else if touch.is_none() {
+            "touch must be 0 (all), 1 (header) or 2 (none)"
         } else if count >= 1 << 32 {
             "count must be below 2^32"
         } else if event_idx > 1 {
@@ -105,7 +131,9 @@ impl Params {
         } else {
             ""
         };
-        let (Some(mode), Some(coverage), true) = (mode, coverage, problem.is_empty()) else {
+        let (Some(mode), Some(coverage), Some(touch), true) =
+            (mode, coverage, touch, problem.is_empty())
+        else {
             fail(
                 PARAMS,
                 format_args!(
@@ -122,6 +150,7 @@ impl Params {
             mode,
             urgent_every: param(URGENT_EVERY),
             coverage,
+            touch,
             wait_timeout_us: param(WAIT_TIMEOUT_US),
             idle_ms,
             event_idx: event_idx == 0,
@@ -130,8 +159,8 @@ impl Params {
         pass_with(
             PARAMS,
             format_args!(
-                "count {} size {} batch {} recv {} urgent_every {} check {} wait_us {} idle_ms {} \
-                 event_idx {} depth {}",
+                "count {} size {} batch {} recv {} urgent_every {} check {} touch {} wait_us {} \
+                 idle_ms {} event_idx {} depth {}",
                 p.count,
                 p.size,
                 p.batch,
@@ -143,6 +172,11 @@ impl Params {
                 match p.coverage {
                     Coverage::Full => "full",
                     Coverage::Light => "light",
+                },
+                match p.touch {
+                    Touch::All => "all",
+                    Touch::Header => "header",
+                    Touch::None => "none",
                 },
                 p.wait_timeout_us,
                 p.idle_ms,

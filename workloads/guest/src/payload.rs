@@ -8,16 +8,28 @@
 //! detected with overwhelming probability. [`verify_payload`] compares every byte up to the
 //! message length (the last word only up to the length).
 //!
-//! A message of `len` bytes spans [`pages_for`]`(len)` pages, 4096 bytes in each. Also here:
-//! whole-page probes for the security checks ([`page_is_zero`], [`fill_page_with`],
-//! [`find_word`]). Nothing here depends on a transport.
+//! A message of `len` bytes spans [`pages_for`]`(len)` pages, 4096 bytes in each, laid out
+//! over a list of [`Extent`]s (runs of contiguous pages, taken one after another: byte `i` is
+//! in page `i / 4096` of the list); [`Extents`] holds such a list by value (no allocation:
+//! a message of 2048 pages is at most [`MAX_EXTENTS`] extents, and the guest's stack is only
+//! 1 MiB, of which the runtime prefaults 64 KiB). [`Touch`] says how much of a received
+//! payload a receiver reads. Also here: whole-page probes for the security checks
+//! ([`page_is_zero`], [`fill_page_with`], [`find_word`]). Nothing here depends on a
+//! transport.
 
 use core::ptr;
 use core::sync::atomic::{compiler_fence, Ordering};
 
+use pageflip_abi::ipc::{total_pages, Extent, HUGE_PAGES, MAX_EXTENTS};
 use pageflip_abi::PAGE_SIZE;
 
-use crate::arena::{is_free_page, is_payload_page};
+use crate::arena::{is_free_page, is_payload_range};
+
+/// 8-byte words in a page.
+const WORDS_PER_PAGE: u64 = PAGE_SIZE / 8;
+
+/// Bytes a receiver reads with [`Touch::Header`]: one cache line.
+pub const HEADER_BYTES: u64 = 64;
 
 /// How much of a payload [`fill_payload`] writes and [`verify_payload`] checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +40,95 @@ pub enum Coverage {
     /// benchmarks where touching every byte would dominate the cost (the remaining bytes
     /// are whatever the pages held).
     Light,
+}
+
+/// How much of a received payload the receiver reads
+/// ([`pageflip_abi::probes::ipc_workloads::TOUCH`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Touch {
+    /// All of it, checked as the [`Coverage`] says.
+    All,
+    /// Only the first [`HEADER_BYTES`] (one cache line), checked as the [`Coverage`] says
+    /// ([`verify_header`]).
+    Header,
+    /// None: only the entry (length, extents, ids) is checked.
+    None,
+}
+
+/// The extent of `pages` pages from `gpa`.
+pub const fn extent(gpa: u64, pages: u32) -> Extent {
+    Extent {
+        gpa,
+        pages,
+        reserved: 0,
+    }
+}
+
+/// Up to [`MAX_EXTENTS`] extents by value: where a message is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extents {
+    list: [Extent; MAX_EXTENTS],
+    len: usize,
+}
+
+impl Extents {
+    /// No extents.
+    pub const fn empty() -> Extents {
+        Extents {
+            list: [extent(0, 0); MAX_EXTENTS],
+            len: 0,
+        }
+    }
+
+    /// The `pages` contiguous pages from `gpa` as a sender places them: runs of at most
+    /// [`HUGE_PAGES`] pages (2 MiB), so that 8 MiB is 4 extents. Panics if that is more than
+    /// [`MAX_EXTENTS`] extents (more than 16 MiB).
+    pub fn contiguous(gpa: u64, pages: u64) -> Extents {
+        let mut e = Extents::empty();
+        let mut done = 0;
+        while done < pages {
+            let run = (pages - done).min(u64::from(HUGE_PAGES));
+            e.push(gpa + done * PAGE_SIZE, run as u32);
+            done += run;
+        }
+        e
+    }
+
+    /// A copy of the first [`MAX_EXTENTS`] extents of `list`.
+    pub fn from_slice(list: &[Extent]) -> Extents {
+        let mut e = Extents::empty();
+        for x in list.iter().take(MAX_EXTENTS) {
+            e.push(x.gpa, x.pages);
+        }
+        e
+    }
+
+    /// Appends the extent of `pages` pages from `gpa`. Panics if there are
+    /// [`MAX_EXTENTS`] already.
+    pub fn push(&mut self, gpa: u64, pages: u32) {
+        assert!(
+            self.len < MAX_EXTENTS,
+            "a message has at most {MAX_EXTENTS} extents"
+        );
+        self.list[self.len] = extent(gpa, pages);
+        self.len += 1;
+    }
+
+    /// The extents.
+    pub fn as_slice(&self) -> &[Extent] {
+        &self.list[..self.len]
+    }
+
+    /// All [`MAX_EXTENTS`] slots (those past [`Extents::as_slice`] are zero), for a
+    /// descriptor.
+    pub fn slots(&self) -> [Extent; MAX_EXTENTS] {
+        self.list
+    }
+
+    /// Pages in all extents.
+    pub fn pages(&self) -> u64 {
+        total_pages(self.as_slice())
+    }
 }
 
 /// Pages needed for a message of `len` bytes (at least 1).
@@ -59,80 +160,115 @@ pub struct Mismatch {
     pub want: u64,
 }
 
-/// Calls `f(page_index, word_index_in_page, bytes_of_this_word)` for every word of a
-/// `len`-byte message spread over pages (each page holds 4096 bytes of it), as `coverage`
-/// says; stops at the first `false`.
-fn for_each_word(len: u64, coverage: Coverage, mut f: impl FnMut(u64, u64, u64) -> bool) {
-    let words_per_page = PAGE_SIZE / 8;
+/// Calls `f(gpa, word_index, bytes_of_this_word)` for every word of the first `upto` bytes of
+/// a `len`-byte message laid out over `extents` (whole pages), as `coverage` says (Light: the
+/// first word of each page, and the message's last word if it lies below `upto`); stops at
+/// the first `false`.
+fn for_each_word(
+    extents: &[Extent],
+    len: u64,
+    upto: u64,
+    coverage: Coverage,
+    mut f: impl FnMut(u64, u64, u64) -> bool,
+) {
     let total_words = len.div_ceil(8);
     if total_words == 0 {
         return;
     }
     let last = total_words - 1;
+    let end = upto.min(len).div_ceil(8);
     let bytes_of = |w: u64| if w == last { len - w * 8 } else { 8 };
-    match coverage {
-        Coverage::Full => {
-            for w in 0..total_words {
-                if !f(w / words_per_page, w % words_per_page, bytes_of(w)) {
+    // First word index of the current extent (a multiple of WORDS_PER_PAGE).
+    let mut base = 0;
+    for e in extents {
+        if base >= end {
+            return;
+        }
+        let stop = (base + u64::from(e.pages) * WORDS_PER_PAGE).min(end);
+        let at = |w: u64| e.gpa + (w - base) * 8;
+        match coverage {
+            Coverage::Full => {
+                for w in base..stop {
+                    if !f(at(w), w, bytes_of(w)) {
+                        return;
+                    }
+                }
+            }
+            Coverage::Light => {
+                for w in (base..stop).step_by(WORDS_PER_PAGE as usize) {
+                    if !f(at(w), w, bytes_of(w)) {
+                        return;
+                    }
+                }
+                if (base..stop).contains(&last) && last % WORDS_PER_PAGE != 0 {
+                    f(at(last), last, bytes_of(last));
                     return;
                 }
             }
         }
-        Coverage::Light => {
-            let mut w = 0;
-            while w < total_words {
-                if !f(w / words_per_page, 0, bytes_of(w)) {
-                    return;
-                }
-                w += words_per_page;
-            }
-            if last % words_per_page != 0 {
-                f(last / words_per_page, last % words_per_page, bytes_of(last));
-            }
-        }
+        base += u64::from(e.pages) * WORDS_PER_PAGE;
     }
 }
 
-/// Writes the pattern of message `seq` from VM `src` into the first `len` bytes spread over
-/// `pages` (4096 bytes per page), as `coverage` says (the last word is written whole).
+/// Writes the pattern of message `seq` from VM `src` into the first `len` bytes laid out
+/// over `extents`, as `coverage` says (the last word is written whole).
 ///
-/// Panics if `pages` is too short for `len` or a page is not a page of free memory or of the
-/// shared region of a shmem run ([`crate::arena::is_payload_page`]).
-pub fn fill_payload(pages: &[u64], len: u64, src: u32, seq: u64, coverage: Coverage) {
-    check_pages(pages, len);
-    for_each_word(len, coverage, |page, word, _| {
-        let gpa = pages[page as usize] + word * 8;
-        let value = pattern_word(src, seq, page * (PAGE_SIZE / 8) + word);
-        // SAFETY: `gpa` is 8-byte aligned and inside a page of free memory or of the shared
-        // region (checked): no Rust object, stack or image lies there.
-        unsafe { ptr::write_volatile(gpa as *mut u64, value) };
+/// Panics if `extents` are too short for `len` or one of those holding the message is not
+/// in free memory or the shared region of a shmem run ([`crate::arena::is_payload_range`]).
+pub fn fill_payload(extents: &[Extent], len: u64, src: u32, seq: u64, coverage: Coverage) {
+    check_extents(extents, len);
+    for_each_word(extents, len, len, coverage, |gpa, index, _| {
+        // SAFETY: `gpa` is 8-byte aligned and inside an extent of free memory or of the
+        // shared region (checked): no Rust object, stack or image lies there.
+        unsafe { ptr::write_volatile(gpa as *mut u64, pattern_word(src, seq, index)) };
         true
     });
     compiler_fence(Ordering::SeqCst);
 }
 
-/// Checks the first `len` bytes spread over `pages` against the pattern of message `seq`
+/// Checks the first `len` bytes laid out over `extents` against the pattern of message `seq`
 /// from VM `src`, as `coverage` says: `Err` with the first differing byte.
 ///
-/// Panics if `pages` is too short for `len` or a page is not a page of free memory or of the
-/// shared region (check pages that come from elsewhere with [`crate::arena::is_payload_page`]
+/// Panics if `extents` are too short for `len` or one is not in free memory or the shared
+/// region (check extents that come from elsewhere with [`crate::arena::is_payload_range`]
 /// first).
 pub fn verify_payload(
-    pages: &[u64],
+    extents: &[Extent],
     len: u64,
     src: u32,
     seq: u64,
     coverage: Coverage,
 ) -> Result<(), Mismatch> {
-    check_pages(pages, len);
+    verify_upto(extents, len, len, src, seq, coverage)
+}
+
+/// [`verify_payload`] of only the first [`HEADER_BYTES`] of the message ([`Touch::Header`]):
+/// the rest of the payload is not read.
+pub fn verify_header(
+    extents: &[Extent],
+    len: u64,
+    src: u32,
+    seq: u64,
+    coverage: Coverage,
+) -> Result<(), Mismatch> {
+    verify_upto(extents, len, HEADER_BYTES, src, seq, coverage)
+}
+
+/// [`verify_payload`] of the words below byte `upto`.
+fn verify_upto(
+    extents: &[Extent],
+    len: u64,
+    upto: u64,
+    src: u32,
+    seq: u64,
+    coverage: Coverage,
+) -> Result<(), Mismatch> {
+    check_extents(extents, len);
     compiler_fence(Ordering::SeqCst);
     let mut result = Ok(());
-    let words_per_page = PAGE_SIZE / 8;
-    let check = |page: u64, word: u64, bytes: u64| {
-        let gpa = pages[page as usize] + word * 8;
-        let index = page * words_per_page + word;
-        // SAFETY: `gpa` is 8-byte aligned and inside a page of free memory or of the shared
-        // region (checked); a volatile read of a u64 is valid for any bytes.
+    for_each_word(extents, len, upto, coverage, |gpa, index, bytes| {
+        // SAFETY: `gpa` is 8-byte aligned and inside an extent of free memory or of the
+        // shared region (checked); a volatile read of a u64 is valid for any bytes.
         let got = unsafe { ptr::read_volatile(gpa as *const u64) };
         let want = pattern_word(src, seq, index);
         let mask = if bytes >= 8 {
@@ -150,25 +286,31 @@ pub fn verify_payload(
             return false;
         }
         true
-    };
-    for_each_word(len, coverage, check);
+    });
     result
 }
 
-/// Panics unless `pages` holds at least the pages of a `len`-byte message, each a page of
-/// free memory or of the shared region ([`is_payload_page`]).
-fn check_pages(pages: &[u64], len: u64) {
-    let needed = len.div_ceil(PAGE_SIZE) as usize;
+/// Panics unless `extents` hold at least the pages of a `len`-byte message, each extent
+/// that holds part of it in free memory or the shared region ([`is_payload_range`]).
+fn check_extents(extents: &[Extent], len: u64) {
+    let needed = len.div_ceil(PAGE_SIZE);
     assert!(
-        pages.len() >= needed,
+        total_pages(extents) >= needed,
         "a {len}-byte message needs {needed} pages, not {}",
-        pages.len()
+        total_pages(extents)
     );
-    for &page in &pages[..needed] {
+    let mut covered = 0;
+    for e in extents {
+        if covered >= needed {
+            break;
+        }
         assert!(
-            is_payload_page(page),
-            "{page:#x} is not a page of free memory or of the shared region"
+            is_payload_range(e.gpa, u64::from(e.pages)),
+            "{:#x} + {} pages is not in free memory or in the shared region",
+            e.gpa,
+            e.pages
         );
+        covered += u64::from(e.pages);
     }
 }
 

@@ -82,7 +82,7 @@ pub fn audit_clean(config: &RunConfig, result: &RunResult) -> Result<(), String>
         ));
     }
     match (&config.transport, &t.ownership) {
-        (TransportConfig::Remap, None) => Err("a remap run without an ownership audit".into()),
+        (t, None) if t.remaps() => Err("a remap run without an ownership audit".into()),
         (_, Some(a)) if !a.violations.is_empty() => Err(format!(
             "ownership audit: {} violations, first: {}",
             a.violations.len(),
@@ -157,7 +157,19 @@ pub(super) fn ipc_layout(transport: &TransportConfig, vms: Vec<VmSpec>) -> Layou
 
 /// `n` VMs booting `image` with `params`.
 pub(super) fn stream(params: &[u64], n: usize, image: &'static str) -> Vec<VmSpec> {
-    (0..n).map(|_| VmSpec::guest(image, MIB, params)).collect()
+    stream_in(params, n, image, MIB)
+}
+
+/// [`stream`] with `memory_mib` MiB per VM.
+pub(super) fn stream_in(
+    params: &[u64],
+    n: usize,
+    image: &'static str,
+    memory_mib: u64,
+) -> Vec<VmSpec> {
+    (0..n)
+        .map(|_| VmSpec::guest(image, memory_mib, params))
+        .collect()
 }
 
 /// A workload VM gives up after this long without progress: long for a correct VMM (a

@@ -1,25 +1,29 @@
 //! `ipc_hostile` (2 VMs): bad descriptors get their statuses and the run goes on;
 //! backpressure refuses, stalls and loses nothing ([`pageflip_guest::abi::probes::ipc_hostile`]).
 //!
-//! Each bad descriptor breaks one rule (a descriptor with no pages necessarily also has a
-//! length beyond its pages: the VMM must check the page count first); every other field is
-//! valid: destination VM1, 64 bytes, one page of VM0's free memory holding a payload.
+//! Each bad descriptor breaks one rule (a descriptor with no extents, or with an extent of no
+//! pages, necessarily also has a length beyond its pages: the VMM must check the extents
+//! first); every other field is valid: destination VM1, 100 bytes, one extent of one page of
+//! VM0's free memory holding a payload.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-use pageflip_guest::abi::ipc::{IpcStatus, SendDesc, MAX_MSG_PAGES, POST_RING_LEN, SEND_RING_LEN};
+use pageflip_guest::abi::ipc::{
+    Extent, IpcStatus, SendDesc, MAX_EXTENTS, MAX_MSG_PAGES, POST_RING_LEN, SEND_RING_LEN,
+};
 use pageflip_guest::abi::probes::ipc_hostile::{
-    BACKPRESSURE_POSTED, BACKPRESSURE_SENT, MESSAGES, S_QUEUE_FULL, S_REFUSED, S_VMM_REFUSED,
+    expected, BACKPRESSURE_POSTED, BACKPRESSURE_SENT, MESSAGES, S_QUEUE_FULL, S_REFUSED,
+    S_VMM_REFUSED,
 };
 use pageflip_guest::abi::probes::ipc_records::{MEMORY_SIZE, PARAMS};
-use pageflip_guest::abi::{PAGE_SIZE, STACK_BOTTOM};
+use pageflip_guest::abi::{PAGE_SIZE, STACK_BOTTOM, STACK_TOP};
 use pageflip_guest::arena::{zero_pages, Arena, PagePool};
 use pageflip_guest::check::StreamReceiver;
 use pageflip_guest::ipc::init_ipc;
 use pageflip_guest::ipc::{Ipc, StatusName};
-use pageflip_guest::payload::{fill_payload, verify_payload, Coverage};
+use pageflip_guest::payload::{extent, fill_payload, verify_payload, Coverage, Extents, Touch};
 use pageflip_guest::tsc::{spin_ticks, ticks_per_us, Deadline};
 use pageflip_guest::{barrier, boot_info, check, fail, pass_with, println, sample};
 
@@ -52,20 +56,25 @@ fn main() -> u64 {
     }
 }
 
-/// A valid descriptor to VM1 of `LEN` bytes in `page`; the cases break one field.
-fn desc(page: u64, seq: u64) -> SendDesc {
-    let mut pages = [0; MAX_MSG_PAGES];
-    pages[0] = page;
+/// A descriptor to VM1 of `LEN` bytes in `extents` (at most [`MAX_EXTENTS`]).
+fn desc_in(extents: &[Extent], seq: u64) -> SendDesc {
+    let list = Extents::from_slice(extents);
     SendDesc {
         seq,
         dst: 1,
         flags: 0,
         len: LEN,
-        npages: 1,
+        nextents: list.as_slice().len() as u32,
         status: IpcStatus::Pending as u32,
         reserved: 0,
-        pages,
+        extents: list.slots(),
     }
+}
+
+/// A valid descriptor to VM1 of `LEN` bytes in `page` (one extent of one page); the cases
+/// break one field.
+fn desc(page: u64, seq: u64) -> SendDesc {
+    desc_in(&[extent(page, 1)], seq)
 }
 
 /// Descriptor statuses by name (`not-consumed` for one the flush did not consume).
@@ -103,8 +112,10 @@ impl Refused {
     }
 }
 
-/// Places `d`, flushes, and records `name`: passed if the VMM consumed it with `expected`.
-fn case(ipc: &mut Ipc, refused: &mut Refused, name: &str, d: SendDesc, expected: IpcStatus) {
+/// Places `d`, flushes, and records `name`: passed if the VMM consumed it with the case's
+/// status ([`expected`]).
+fn case(ipc: &mut Ipc, refused: &mut Refused, name: &str, d: SendDesc) {
+    let expected = expected(name).expect("a case of ipc_hostile::CASES");
     let slot = ipc.place(&d);
     ipc.flush();
     let consumed = ipc.consumed(slot);
@@ -151,16 +162,30 @@ fn send_until_ok(ipc: &mut Ipc, refused: &mut Refused, d: &SendDesc) -> Result<u
 fn sender(ipc: &mut Ipc) -> u64 {
     let bi = boot_info();
     let mut arena = Arena::new();
-    // Page 0: the bad descriptors' page; pages 1..=9: messages 0..=8.
-    let Some(base) = arena.alloc(1 + MESSAGES) else {
-        fail(MEMORY_SIZE, "no room for 10 pages");
+    // Page 0: the bad descriptors' page; pages 1..=9: messages 0..=8; the whole region
+    // (MAX_MSG_PAGES + 1 pages) is the too-many-pages case's message.
+    let region = (1 + MESSAGES).max(u64::from(MAX_MSG_PAGES) + 1);
+    let Some(base) = arena.alloc(region) else {
+        fail(MEMORY_SIZE, format_args!("no room for {region} pages"));
         return 1;
     };
     let good = base;
     let msg_page = |seq: u64| base + (1 + seq) * PAGE_SIZE;
-    fill_payload(&[good], u64::from(LEN), 0, BAD_SEQ, Coverage::Full);
+    fill_payload(
+        &[extent(good, 1)],
+        u64::from(LEN),
+        0,
+        BAD_SEQ,
+        Coverage::Full,
+    );
     for seq in 0..MESSAGES {
-        fill_payload(&[msg_page(seq)], u64::from(LEN), 0, seq, Coverage::Full);
+        fill_payload(
+            &[extent(msg_page(seq), 1)],
+            u64::from(LEN),
+            0,
+            seq,
+            Coverage::Full,
+        );
     }
     barrier();
     println!(
@@ -170,27 +195,14 @@ fn sender(ipc: &mut Ipc) -> u64 {
     let mut refused = Refused::default();
 
     let d = || desc(good, BAD_SEQ);
-    case(
-        ipc,
-        &mut refused,
-        "not-owned",
-        desc(STACK_BOTTOM, BAD_SEQ),
-        IpcStatus::NotOwned,
-    );
+    case(ipc, &mut refused, "not-owned", desc(STACK_BOTTOM, BAD_SEQ));
     case(
         ipc,
         &mut refused,
         "outside-memory",
         desc(bi.mem_size, BAD_SEQ),
-        IpcStatus::BadAddress,
     );
-    case(
-        ipc,
-        &mut refused,
-        "unaligned",
-        desc(good + 8, BAD_SEQ),
-        IpcStatus::BadAddress,
-    );
+    case(ipc, &mut refused, "unaligned", desc(good + 8, BAD_SEQ));
     let unknown = bi.num_vms.max(7);
     case(
         ipc,
@@ -200,22 +212,9 @@ fn sender(ipc: &mut Ipc) -> u64 {
             dst: unknown,
             ..d()
         },
-        IpcStatus::UnknownDest,
     );
-    case(
-        ipc,
-        &mut refused,
-        "self-send",
-        SendDesc { dst: 0, ..d() },
-        IpcStatus::SelfSend,
-    );
-    case(
-        ipc,
-        &mut refused,
-        "len-zero",
-        SendDesc { len: 0, ..d() },
-        IpcStatus::BadLength,
-    );
+    case(ipc, &mut refused, "self-send", SendDesc { dst: 0, ..d() });
+    case(ipc, &mut refused, "len-zero", SendDesc { len: 0, ..d() });
     case(
         ipc,
         &mut refused,
@@ -224,34 +223,65 @@ fn sender(ipc: &mut Ipc) -> u64 {
             len: PAGE_SIZE as u32 + 1,
             ..d()
         },
-        IpcStatus::BadLength,
     );
     case(
         ipc,
         &mut refused,
-        "npages-zero",
-        SendDesc { npages: 0, ..d() },
-        IpcStatus::TooManyPages,
+        "nextents-zero",
+        SendDesc { nextents: 0, ..d() },
     );
     case(
         ipc,
         &mut refused,
-        "npages-too-many",
+        "nextents-too-many",
         SendDesc {
-            npages: MAX_MSG_PAGES as u32 + 1,
+            nextents: MAX_EXTENTS as u32 + 1,
             ..d()
         },
-        IpcStatus::TooManyPages,
     );
-    let mut dup = d();
-    dup.npages = 2;
-    dup.pages[1] = good;
     case(
         ipc,
         &mut refused,
-        "duplicate-page",
-        dup,
-        IpcStatus::DuplicatePage,
+        "extent-zero-pages",
+        desc_in(&[extent(good, 0)], BAD_SEQ),
+    );
+    // The first extent is valid: every extent is checked, not only the first.
+    case(
+        ipc,
+        &mut refused,
+        "extent-unaligned",
+        desc_in(&[extent(good, 1), extent(msg_page(0) + 8, 1)], BAD_SEQ),
+    );
+    // Starts inside memory, ends past it.
+    case(
+        ipc,
+        &mut refused,
+        "extent-past-memory",
+        desc_in(&[extent(bi.mem_size - PAGE_SIZE, 2)], BAD_SEQ),
+    );
+    // Starts in the reserved range (its last page below 0x20_0000), ends above it.
+    case(
+        ipc,
+        &mut refused,
+        "extent-into-reserved",
+        desc_in(&[extent(STACK_TOP - PAGE_SIZE, 2)], BAD_SEQ),
+    );
+    // MAX_MSG_PAGES + 1 contiguous pages of free memory, split as a sender splits.
+    case(
+        ipc,
+        &mut refused,
+        "too-many-pages",
+        desc_in(
+            Extents::contiguous(base, u64::from(MAX_MSG_PAGES) + 1).as_slice(),
+            BAD_SEQ,
+        ),
+    );
+    // The second extent is the second page of the first.
+    case(
+        ipc,
+        &mut refused,
+        "overlap",
+        desc_in(&[extent(good, 2), extent(good + PAGE_SIZE, 1)], BAD_SEQ),
     );
 
     // A malformed ring: send_head more than the ring length ahead of send_tail.
@@ -269,7 +299,13 @@ fn sender(ipc: &mut Ipc) -> u64 {
          send_tail {tail_after} (want {tail})",
         StatusName(err)
     );
-    let kept = verify_payload(&[good], u64::from(LEN), 0, BAD_SEQ, Coverage::Full);
+    let kept = verify_payload(
+        &[extent(good, 1)],
+        u64::from(LEN),
+        0,
+        BAD_SEQ,
+        Coverage::Full,
+    );
     check!(
         "refused-page-untouched",
         kept.is_ok(),
@@ -315,7 +351,7 @@ fn sender(ipc: &mut Ipc) -> u64 {
             refused_seqs[nrefused] = seq as u64;
             nrefused += 1;
             if verify_payload(
-                &[msg_page(seq as u64)],
+                &[extent(msg_page(seq as u64), 1)],
                 u64::from(LEN),
                 0,
                 seq as u64,
@@ -401,9 +437,9 @@ fn receiver(ipc: &mut Ipc) -> u64 {
     let mut pool = PagePool::new(pool_base, pool_pages);
     for _ in 0..BACKPRESSURE_POSTED {
         let page = pool.take().expect("pool");
-        ipc.post(page);
+        ipc.post(page, 1);
     }
-    let mut r = StreamReceiver::new(1 << 0, MESSAGES, LEN, Coverage::Full, bitmap);
+    let mut r = StreamReceiver::new(1 << 0, MESSAGES, LEN, Coverage::Full, Touch::All, bitmap);
     barrier();
     // VM0 makes its bad requests and fills the queue.
     barrier();
@@ -424,9 +460,10 @@ fn receiver(ipc: &mut Ipc) -> u64 {
         let intact = e.src == 0
             && e.dst == 1
             && e.len == LEN
-            && e.npages == 1
-            && pageflip_guest::arena::is_free_page(e.pages[0])
-            && verify_payload(&e.pages[..1], u64::from(LEN), 0, e.seq, Coverage::Full).is_ok();
+            && e.nextents == 1
+            && e.extents[0].pages == 1
+            && pageflip_guest::arena::is_free_page(e.extents[0].gpa)
+            && verify_payload(e.landing(), u64::from(LEN), 0, e.seq, Coverage::Full).is_ok();
         if n < arrivals.len() {
             arrivals[n] = (e.seq, intact);
             n += 1;

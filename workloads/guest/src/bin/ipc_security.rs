@@ -13,8 +13,8 @@ use pageflip_guest::abi::PAGE_SIZE;
 use pageflip_guest::arena::{zero_pages, Arena, PagePool};
 use pageflip_guest::ipc::init_ipc;
 use pageflip_guest::ipc::StatusName;
+use pageflip_guest::payload::{extent, fill_payload, verify_payload, Coverage};
 use pageflip_guest::payload::{fill_page_with, find_word, page_is_zero};
-use pageflip_guest::payload::{fill_payload, verify_payload, Coverage};
 use pageflip_guest::tsc::Deadline;
 use pageflip_guest::{barrier, boot_info, check, fail, pass_with, println, skip};
 
@@ -61,20 +61,27 @@ fn main() -> u64 {
                 fail("received-intact", "no message within 10 s");
             }
             Some(e) => {
-                let page = e.pages[0];
-                let plausible = e.src == 0 && e.dst == 1 && e.npages == 1 && e.len == 4096;
+                let page = e.extents[0].gpa;
+                let plausible = e.src == 0
+                    && e.dst == 1
+                    && e.nextents == 1
+                    && e.extents[0].pages == 1
+                    && e.len == 4096;
                 let in_pool = (base..base + u64::from(POST_RING_LEN) * PAGE_SIZE).contains(&page)
                     && page % PAGE_SIZE == 0;
                 if !plausible || !in_pool {
                     fail(
                         "received-intact",
                         format_args!(
-                            "entry src {} dst {} len {} npages {} page {page:#x}",
-                            e.src, e.dst, e.len, e.npages
+                            "entry src {} dst {} len {} extents {:x?}",
+                            e.src,
+                            e.dst,
+                            e.len,
+                            e.landing()
                         ),
                     );
                 } else {
-                    match verify_payload(&[page], 4096, 0, e.seq, Coverage::Full) {
+                    match verify_payload(&[extent(page, 1)], 4096, 0, e.seq, Coverage::Full) {
                         Ok(()) => pass_with(
                             "received-intact",
                             format_args!("4096 bytes of VM0's pattern at {page:#x}"),
@@ -98,9 +105,9 @@ fn main() -> u64 {
 
     // VM0: the sender. The page g lies in free memory far from where the secret could be.
     let g = base;
-    fill_payload(&[g], PAGE_SIZE, 0, 0, Coverage::Full);
+    fill_payload(&[extent(g, 1)], PAGE_SIZE, 0, 0, Coverage::Full);
     barrier();
-    let slot = ipc.send(1, &[g], PAGE_SIZE as u32, 0, 0);
+    let slot = ipc.send(1, &[extent(g, 1)], PAGE_SIZE as u32, 0, 0);
     let status = ipc.status_raw(slot);
     barrier();
     check!(
@@ -137,7 +144,7 @@ fn main() -> u64 {
                 format_args!("remap: {g:#x} + {off:#x} holds {w:#018x}, want a zeroed page"),
             ),
         },
-        MODE_COPY => match verify_payload(&[g], PAGE_SIZE, 0, 0, Coverage::Full) {
+        MODE_COPY => match verify_payload(&[extent(g, 1)], PAGE_SIZE, 0, 0, Coverage::Full) {
             Ok(()) => pass_with(
                 "sender-page-after-send",
                 format_args!("copy: {g:#x} still holds the pattern"),

@@ -25,7 +25,7 @@ use pageflip_guest::check::StreamReceiver;
 use pageflip_guest::ipc::init_ipc;
 use pageflip_guest::ipc::Ipc;
 use pageflip_guest::ipc::StatusName;
-use pageflip_guest::payload::{fill_payload, Coverage};
+use pageflip_guest::payload::{extent, fill_payload, Coverage, Touch};
 use pageflip_guest::prefault::prefault;
 use pageflip_guest::tsc::Deadline;
 use pageflip_guest::{
@@ -134,7 +134,14 @@ fn receiver(ipc: &mut Ipc, t: &Test) -> u64 {
     zero_pages(pool, pool_pages);
     zero_pages(ack_page, 1);
     ipc.post_from(&mut PagePool::new(pool, pool_pages));
-    let mut r = StreamReceiver::new(1 << 0, t.n, PAGE_SIZE as u32, Coverage::Full, bitmap);
+    let mut r = StreamReceiver::new(
+        1 << 0,
+        t.n,
+        PAGE_SIZE as u32,
+        Coverage::Full,
+        Touch::All,
+        bitmap,
+    );
     let acks = t.n > WINDOW;
     let mut acked = 0u64;
     let mut ack_failures = 0u64;
@@ -152,8 +159,8 @@ fn receiver(ipc: &mut Ipc, t: &Test) -> u64 {
         }
         let taken = r.received();
         if acks && taken != acked && (taken - acked >= ACK_EVERY || ipc.recv_queued() == 0) {
-            fill_payload(&[ack_page], 8, 1, taken, Coverage::Full);
-            let slot = ipc.send(0, &[ack_page], 8, taken, 0);
+            fill_payload(&[extent(ack_page, 1)], 8, 1, taken, Coverage::Full);
+            let slot = ipc.send(0, &[extent(ack_page, 1)], 8, taken, 0);
             // An ack that VM0's full ring refuses is sent again, with a newer count, later.
             match ipc.status_raw(slot) {
                 s if s == IpcStatus::Ok as u32 => acked = taken,
@@ -244,7 +251,13 @@ fn sender(ipc: &mut Ipc, t: &Test) -> u64 {
         return 1;
     };
     for i in 0..t.n {
-        fill_payload(&[pages + i * PAGE_SIZE], PAGE_SIZE, 0, i, Coverage::Full);
+        fill_payload(
+            &[extent(pages + i * PAGE_SIZE, 1)],
+            PAGE_SIZE,
+            0,
+            i,
+            Coverage::Full,
+        );
     }
     zero_pages(ack_pool, ack_pages);
     let mut acks = Acks {
@@ -254,7 +267,7 @@ fn sender(ipc: &mut Ipc, t: &Test) -> u64 {
     if acks.on {
         ipc.post_from(&mut PagePool::new(ack_pool, ack_pages));
     }
-    let page = |i: u64| [pages + i * PAGE_SIZE];
+    let page = |i: u64| [extent(pages + i * PAGE_SIZE, 1)];
     let len = PAGE_SIZE as u32;
     prefault(64 * 1024);
     ipc.prefault_rings();

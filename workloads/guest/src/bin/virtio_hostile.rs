@@ -17,7 +17,7 @@ use pageflip_guest::abi::virtio::{
 };
 use pageflip_guest::abi::PAGE_SIZE;
 use pageflip_guest::arena::{zero_pages, Arena};
-use pageflip_guest::payload::{fill_payload, verify_payload, Coverage};
+use pageflip_guest::payload::{extent, fill_payload, verify_payload, Coverage};
 use pageflip_guest::tsc::{spin_ticks, ticks_per_us, Deadline};
 use pageflip_guest::virtio::{Desc, DgramDevice, Options, UsedElem, STATUS_NOT_WRITTEN};
 use pageflip_guest::{barrier, boot_info, check, fail, pass_with, println};
@@ -224,7 +224,7 @@ fn hostile(mut dev: DgramDevice, arena: &mut Arena, case: u64, expected: Expecte
         payload: page + PAGE_SIZE,
     };
     fill_payload(
-        &[scratch.payload],
+        &[extent(scratch.payload, 1)],
         u64::from(BAD_LEN),
         0,
         BAD_SEQ,
@@ -381,8 +381,8 @@ fn hostile(mut dev: DgramDevice, arena: &mut Arena, case: u64, expected: Expecte
     }
     // Barrier 2: VM1 starts receiving.
     barrier();
-    let sent = dev.send(1, GOOD_SEQ, GOOD_LEN, 0, |pages| {
-        fill_payload(pages, u64::from(GOOD_LEN), 0, GOOD_SEQ, Coverage::Full)
+    let sent = dev.send(1, GOOD_SEQ, GOOD_LEN, 0, |extents| {
+        fill_payload(extents, u64::from(GOOD_LEN), 0, GOOD_SEQ, Coverage::Full)
     });
     let deadline = Deadline::after_ms(TIMEOUT_MS);
     while sent && dev.tx_in_flight() != 0 && !deadline.expired() {
@@ -464,7 +464,7 @@ fn receiver(mut dev: DgramDevice) -> u64 {
                 );
             } else {
                 match verify_payload(
-                    msg.pages(),
+                    &[msg.extent()],
                     u64::from(GOOD_LEN),
                     0,
                     GOOD_SEQ,

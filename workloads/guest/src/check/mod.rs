@@ -6,6 +6,10 @@
 
 use core::fmt::{self, Write};
 
+use pageflip_abi::ipc::Extent;
+
+use crate::payload::extent;
+
 use crate::results::check;
 use crate::text::SliceWriter;
 
@@ -36,20 +40,30 @@ pub struct SendStats {
     pub timed_out: bool,
 }
 
-/// Whether a received message is where its transport must put it (remap/copy: the pages this
+/// Whether a received message is where its transport must put it (remap/copy: the areas this
 /// VM posted, see [`crate::ipc::Ipc::last_landing`]; virtio and shmem: the buffer or slot it
 /// was received in).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Landing {
-    /// Every page of the message is where it must be (remap/copy: the next page this VM
-    /// posted, in posting order).
+    /// Every extent of the message is where it must be (remap/copy: the first pages of the
+    /// next area this VM posted, in posting order).
     pub ok: bool,
-    /// The first page that differs: its index in the entry (0 if `ok`).
+    /// The first extent that differs: its index in the entry (0 if `ok`).
     pub index: u32,
-    /// The GPA it must be at there (remap/copy: the page this VM posted; 0 if `ok`).
-    pub posted: u64,
-    /// The GPA the message is at there (0 if `ok`).
-    pub got: u64,
+    /// Where it must be (remap/copy: the area this VM posted; zero if `ok`).
+    pub posted: Extent,
+    /// Where it is (zero if `ok`).
+    pub got: Extent,
+}
+
+impl Landing {
+    /// Everything where it must be.
+    pub const OK: Landing = Landing {
+        ok: true,
+        index: 0,
+        posted: extent(0, 0),
+        got: extent(0, 0),
+    };
 }
 
 /// What [`StreamReceiver::handle`] made of an entry.

@@ -2,12 +2,12 @@
 
 use core::fmt::Write;
 
-use pageflip_abi::ipc::{RecvEntry, MAX_MSG_PAGES};
+use pageflip_abi::ipc::{total_pages, RecvEntry, MAX_EXTENTS};
 use pageflip_abi::{MAX_VMS, PAGE_SIZE};
 
 use super::{Landing, Tally, Verdict};
-use crate::arena::{is_payload_page, zero_pages};
-use crate::payload::{pages_for, verify_payload, Coverage};
+use crate::arena::{is_payload_range, zero_pages};
+use crate::payload::{pages_for, verify_header, verify_payload, Coverage, Touch};
 use crate::results::check;
 use crate::text::Text;
 
@@ -15,14 +15,16 @@ use crate::text::Text;
 /// VM in `senders`, to this VM, each with its pattern. Keeps, per check, the number of
 /// failures and the first:
 ///
-/// - `delivery-integrity`: length, page count, pages inside free memory, every byte of the
-///   payload ([`verify_payload`]);
+/// - `delivery-integrity`: length, the landing extents (1 to 8, holding the message's pages,
+///   inside free memory or the shared region), and the payload as `touch` and `coverage` say
+///   ([`verify_payload`], [`verify_header`]; [`Touch::None`]: not read);
 /// - `fifo-per-sender`: each sender's sequence numbers arrive increasing;
 /// - `gap-free`: each arrives as the previous one + 1, from 0;
 /// - `no-duplicates`: no (source, sequence number) twice, nothing after the last one;
 /// - `ids`: the source is a legitimate sender, the destination this VM;
-/// - `landing-pages`: the message is where the transport must put it (remap/copy: the pages
-///   are the next pages this VM posted, in order; the transport decides, see
+/// - `landing-pages`: the message is where the transport must put it (remap/copy: its
+///   extents are the first pages of the next areas this VM posted, in posting order; the
+///   transport decides, see
 ///   [`StreamReceiver::handle_entry`]);
 /// - `count`: every expected message arrived.
 ///
@@ -34,6 +36,7 @@ pub struct StreamReceiver {
     count: u64,
     len: u32,
     coverage: Coverage,
+    touch: Touch,
     seen_base: u64,
     next: [u64; MAX_VMS],
     last: [u64; MAX_VMS],
@@ -60,13 +63,15 @@ impl StreamReceiver {
     }
 
     /// A receiver of `count` messages of `len` bytes from each VM whose bit is set in
-    /// `senders`, checked as `coverage` says, with its bitmap at `bitmap_base`
-    /// ([`StreamReceiver::bitmap_pages`] pages of free memory, zeroed here).
+    /// `senders`, their payloads read as `touch` says and checked as `coverage` says, with
+    /// its bitmap at `bitmap_base` ([`StreamReceiver::bitmap_pages`] pages of free memory,
+    /// zeroed here).
     pub fn new(
         senders: u32,
         count: u64,
         len: u32,
         coverage: Coverage,
+        touch: Touch,
         bitmap_base: u64,
     ) -> StreamReceiver {
         zero_pages(bitmap_base, Self::bitmap_pages(count));
@@ -76,6 +81,7 @@ impl StreamReceiver {
             count,
             len,
             coverage,
+            touch,
             seen_base: bitmap_base,
             next: [0; MAX_VMS],
             last: [NONE; MAX_VMS],
@@ -87,7 +93,7 @@ impl StreamReceiver {
             dup: Tally::new(),
             ids: Tally::new(),
             landing: Tally::new(),
-            landing_pass: "every entry landed in the next posted pages",
+            landing_pass: "every entry landed in the next posted areas",
             landing_want: "posted",
         }
     }
@@ -131,15 +137,22 @@ impl StreamReceiver {
     }
 
     /// Checks a message received over any transport, given as the entry it would be in the
-    /// receive ring (its pages: where its payload is now, readable until the caller
+    /// receive ring (its extents: where its payload is now, readable until the caller
     /// releases it), and `landing`: whether the transport found it where it must be, and if
-    /// not the first page that is elsewhere and where it should be.
+    /// not the first extent that is elsewhere and where it should be.
     pub fn handle_entry(&mut self, e: &RecvEntry, landing: Landing) -> Verdict {
         self.received += 1;
         if !landing.ok {
             self.landing.fail(format_args!(
-                "src {} seq {}: page {} at {:#x}, {} {:#x}",
-                e.src, e.seq, landing.index, landing.got, self.landing_want, landing.posted
+                "src {} seq {}: extent {} at {:#x} ({} pages), {} {:#x} ({} pages)",
+                e.src,
+                e.seq,
+                landing.index,
+                landing.got.gpa,
+                landing.got.pages,
+                self.landing_want,
+                landing.posted.gpa,
+                landing.posted.pages
             ));
         }
         self.check(e)
@@ -154,33 +167,41 @@ impl StreamReceiver {
                 e.dst, self.senders, self.me
             ));
         }
-        // The payload.
+        // The entry, then the payload as `touch` says.
         let npages = pages_for(u64::from(self.len));
-        let pages_ok = (e.npages as usize) <= MAX_MSG_PAGES
-            && e.pages[..e.npages as usize]
-                .iter()
-                .all(|&p| is_payload_page(p));
-        if e.len != self.len || u64::from(e.npages) != npages {
+        let extents = e.landing();
+        let got_pages = total_pages(extents);
+        let in_memory = extents
+            .iter()
+            .all(|x| is_payload_range(x.gpa, u64::from(x.pages)));
+        if e.len != self.len
+            || e.nextents == 0
+            || e.nextents as usize > MAX_EXTENTS
+            || got_pages != npages
+        {
             self.integrity.fail(format_args!(
-                "src {src} seq {seq}: len {} in {} pages (want {} in {npages})",
-                e.len, e.npages, self.len
+                "src {src} seq {seq}: len {} in {} extents of {got_pages} pages (want {} in \
+                 1 to {MAX_EXTENTS} extents of {npages} pages)",
+                e.len, e.nextents, self.len
             ));
-        } else if !pages_ok {
+        } else if !in_memory {
             self.integrity.fail(format_args!(
-                "src {src} seq {seq}: a page is outside free memory: {:#x?}",
-                &e.pages[..e.npages as usize]
+                "src {src} seq {seq}: an extent is outside free memory: {:#x?}",
+                extents
             ));
-        } else if let Err(m) = verify_payload(
-            &e.pages[..e.npages as usize],
-            u64::from(e.len),
-            src,
-            seq,
-            self.coverage,
-        ) {
-            self.integrity.fail(format_args!(
-                "src {src} seq {seq}: byte {} differs: word {:#018x}, want {:#018x}",
-                m.offset, m.got, m.want
-            ));
+        } else {
+            let len = u64::from(e.len);
+            let verified = match self.touch {
+                Touch::All => verify_payload(extents, len, src, seq, self.coverage),
+                Touch::Header => verify_header(extents, len, src, seq, self.coverage),
+                Touch::None => Ok(()),
+            };
+            if let Err(m) = verified {
+                self.integrity.fail(format_args!(
+                    "src {src} seq {seq}: byte {} differs: word {:#018x}, want {:#018x}",
+                    m.offset, m.got, m.want
+                ));
+            }
         }
         if !legit {
             return Verdict::Rejected;
@@ -233,12 +254,17 @@ impl StreamReceiver {
         ok &= self.integrity.record(
             crate::abi::probes::ipc_records::DELIVERY_INTEGRITY,
             format_args!(
-                "{} messages of {} bytes, {}",
+                "{} messages of {} bytes, {}{}",
                 self.received,
                 self.len,
-                match self.coverage {
-                    Coverage::Full => "every byte checked",
-                    Coverage::Light => "first word of each page and the last word checked",
+                match (self.touch, self.coverage) {
+                    (Touch::None, _) => "entries only (payload not read)",
+                    (_, Coverage::Full) => "every byte checked",
+                    (_, Coverage::Light) => "first word of each page and the last word checked",
+                },
+                match self.touch {
+                    Touch::Header => " in the first 64 bytes",
+                    _ => "",
                 }
             ),
         );

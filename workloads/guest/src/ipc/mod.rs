@@ -1,10 +1,12 @@
 //! Remap IPC for guests: the control structure the VMM shares with this VM
 //! ([`pageflip_abi::ipc`], `docs/remap-ipc.md`), as a safe API.
 //!
-//! [`Ipc`] owns the guest side of the rings: it places [`SendDesc`]s in the send ring and rings
-//! [`IPC_DOORBELL`] when a send requires an immediate exit, posts landing pages, and consumes the
+//! [`Ipc`] owns the guest side of the rings (ABI version 2: messages and posts are
+//! [`Extent`]s): it places [`SendDesc`]s in the send ring and rings [`IPC_DOORBELL`] when a
+//! send requires an immediate exit, posts landing areas ([`PostEntry`]s), and consumes the
 //! receive ring (by polling, or blocking in an [`IPC_RECV_WAIT`] read); [`init_ipc`] takes it
-//! or records why not. Around it:
+//! or records why not. [`BufferLayout`] says how many message buffers or landing areas of a
+//! size a VM keeps, and how they are aligned. Around it:
 //!
 //! - [`StreamSender`] (`sender.rs`): a sender on the send ring that retries refused messages
 //!   in order; [`StatusName`] names a descriptor's status;
@@ -33,14 +35,16 @@ use core::ptr::{self, addr_of, addr_of_mut};
 use core::sync::atomic::{compiler_fence, fence, Ordering};
 
 use pageflip_abi::ipc::{
-    IpcHeader, IpcStatus, RecvEntry, SendDesc, DOORBELL_FLUSH, DOORBELL_SEND, FLAG_URGENT,
-    IPC_HEADER_GPA, IPC_MAGIC, MAX_MSG_PAGES, POST_RING_GPA, POST_RING_LEN, RECV_RING_GPA,
-    RECV_RING_LEN, SEND_RING_GPA, SEND_RING_LEN,
+    total_pages, Extent, IpcHeader, IpcStatus, PostEntry, RecvEntry, SendDesc, DOORBELL_FLUSH,
+    DOORBELL_SEND, FLAG_URGENT, HUGE_PAGE_SIZE, IPC_HEADER_GPA, IPC_MAGIC, MAX_EXTENTS,
+    MAX_MSG_PAGES, POST_RING_GPA, POST_RING_LEN, RECV_RING_GPA, RECV_RING_LEN, SEND_RING_GPA,
+    SEND_RING_LEN,
 };
 use pageflip_abi::mmio::{IPC_DOORBELL, IPC_RECV_WAIT};
 use pageflip_abi::probes::ipc_records::TRANSPORT;
+use pageflip_abi::PAGE_SIZE;
 
-use crate::arena::{is_free_page, PagePool};
+use crate::arena::{is_free_range, PagePool};
 use crate::check::Landing;
 #[cfg(doc)]
 use crate::check::StreamReceiver;
@@ -98,8 +102,68 @@ fn recv_slot_ptr(index: u32) -> *const RecvEntry {
 }
 
 /// The post-ring slot of post index `index`.
-fn post_slot_ptr(index: u32) -> *mut u64 {
-    (POST_RING_GPA as *mut u64).wrapping_add((index % POST_RING_LEN) as usize)
+fn post_slot_ptr(index: u32) -> *mut PostEntry {
+    (POST_RING_GPA as *mut PostEntry).wrapping_add((index % POST_RING_LEN) as usize)
+}
+
+/// Bytes of message buffers (or of landing areas) a VM keeps for one stream, unless two
+/// buffers take more: 32 MiB.
+pub const IN_FLIGHT_BYTES: u64 = 32 << 20;
+
+/// How a VM lays out its message buffers (a sender) or landing areas (a receiver) for
+/// messages of one size: `count` areas of `pages` pages each, `stride` bytes apart, the first
+/// at a multiple of `align`.
+///
+/// Messages of at least 2 MiB get 2 MiB-aligned areas whose stride is a multiple of 2 MiB, so
+/// that `remap-huge` can move them whole (the guest does not know the variant); smaller ones
+/// are page-aligned and contiguous. `count` is min(`ring`, max(2, [`IN_FLIGHT_BYTES`] /
+/// `stride`)): as many as the ring can have in flight, within 32 MiB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferLayout {
+    /// Pages in one area: the message's.
+    pub pages: u64,
+    /// Alignment of every area, bytes.
+    pub align: u64,
+    /// Bytes from one area to the next.
+    pub stride: u64,
+    /// Areas.
+    pub count: u64,
+}
+
+impl BufferLayout {
+    /// The layout for `len`-byte messages with a ring of `ring` slots.
+    pub const fn new(len: u64, ring: u64) -> BufferLayout {
+        let pages = crate::payload::pages_for(len);
+        let bytes = pages * PAGE_SIZE;
+        let (align, stride) = if len >= HUGE_PAGE_SIZE {
+            (HUGE_PAGE_SIZE, bytes.next_multiple_of(HUGE_PAGE_SIZE))
+        } else {
+            (PAGE_SIZE, bytes)
+        };
+        let fit = IN_FLIGHT_BYTES / stride;
+        let count = if fit < 2 { 2 } else { fit };
+        BufferLayout {
+            pages,
+            align,
+            stride,
+            count: if count < ring { count } else { ring },
+        }
+    }
+
+    /// Pages from the first area's start to the last one's end.
+    pub const fn total_pages(&self) -> u64 {
+        ((self.count - 1) * self.stride) / PAGE_SIZE + self.pages
+    }
+
+    /// The first GPA of area `i`, for areas from `base`.
+    pub const fn area(&self, base: u64, i: u64) -> u64 {
+        base + i * self.stride
+    }
+
+    /// The areas from `base` as a pool of landing areas.
+    pub const fn pool(&self, base: u64) -> PagePool {
+        PagePool::areas(base, self.count, self.pages as u32, self.stride)
+    }
 }
 
 /// Takes the control structure ([`Ipc::init`] with `batch` and `wait_timeout_us`), or
@@ -132,7 +196,7 @@ pub struct Ipc {
     send_head: u32,
     recv_tail: u32,
     post_head: u32,
-    /// Posted pages accounted for by the entries this VM has read.
+    /// Posted entries accounted for by the receive entries this VM has read.
     post_seen: u32,
     last_landing: Landing,
     landing_mismatches: u64,
@@ -147,8 +211,8 @@ impl Ipc {
     ///
     /// Writes the batch size B of deferred sends (0 or 1: every send exits at once; at most
     /// [`SEND_RING_LEN`]) and the blocking-receive timeout (`wait_timeout_us`, 0 = the VMM's
-    /// default of 1 s). The header's `reserved0` is left alone (`docs/remap-ipc.md` gives it
-    /// no meaning: blocking receive needs no setup).
+    /// default of 1 s). The header's `version` is the VMM's (blocking receive needs no
+    /// setup).
     ///
     /// Panics if called a second time (two `Ipc`s would place descriptors over each other).
     pub fn init(batch: u32, wait_timeout_us: u64) -> Option<Ipc> {
@@ -169,12 +233,7 @@ impl Ipc {
             recv_tail: header_get!(recv_tail),
             post_head,
             post_seen: header_get!(post_tail),
-            last_landing: Landing {
-                ok: true,
-                index: 0,
-                posted: 0,
-                got: 0,
-            },
+            last_landing: Landing::OK,
             landing_mismatches: 0,
             wait_mismatches: 0,
             doorbells: 0,
@@ -205,7 +264,7 @@ impl Ipc {
         IpcHeader {
             magic: header_get!(magic),
             batch: header_get!(batch),
-            reserved0: header_get!(reserved0),
+            version: header_get!(version),
             wait_timeout_us: header_get!(wait_timeout_us),
             send_head: header_get!(send_head),
             send_tail: header_get!(send_tail),
@@ -219,6 +278,7 @@ impl Ipc {
             refused: header_get!(refused),
             ring_error: header_get!(ring_error),
             reserved1: header_get!(reserved1),
+            post_refused: header_get!(post_refused),
         }
     }
 
@@ -284,12 +344,10 @@ impl Ipc {
             ptr::write_volatile(addr_of_mut!((*p).dst), desc.dst);
             ptr::write_volatile(addr_of_mut!((*p).flags), desc.flags);
             ptr::write_volatile(addr_of_mut!((*p).len), desc.len);
-            ptr::write_volatile(addr_of_mut!((*p).npages), desc.npages);
+            ptr::write_volatile(addr_of_mut!((*p).nextents), desc.nextents);
             ptr::write_volatile(addr_of_mut!((*p).status), IpcStatus::Pending as u32);
             ptr::write_volatile(addr_of_mut!((*p).reserved), desc.reserved);
-            for (i, &page) in desc.pages.iter().enumerate() {
-                ptr::write_volatile(addr_of_mut!((*p).pages[i]), page);
-            }
+            ptr::write_volatile(addr_of_mut!((*p).extents), desc.extents);
         }
         // The descriptor is complete before the VMM can see the new head.
         fence(Ordering::Release);
@@ -299,32 +357,42 @@ impl Ipc {
         SendSlot(index)
     }
 
-    /// Sends a message of `len` bytes in `pages` (GPAs of this VM, at most
-    /// [`MAX_MSG_PAGES`]) to VM `dst` with sequence number `seq` and `flags`
-    /// ([`FLAG_URGENT`] or 0): places the descriptor ([`Ipc::place`]), then rings
+    /// Sends a message of `len` bytes in `extents` (of this VM, at most [`MAX_EXTENTS`]; see
+    /// [`crate::payload::Extents::contiguous`]) to VM `dst` with sequence number `seq` and
+    /// `flags` ([`FLAG_URGENT`] or 0): places the descriptor ([`Ipc::place`]), then rings
     /// [`DOORBELL_SEND`] iff the send requires an immediate exit — the batch size is 0 or 1,
     /// the descriptor is urgent, or the ring now holds at least a batch.
     ///
     /// After an immediate send the descriptor's status is final when this returns; after a
     /// deferred one it is [`IpcStatus::Pending`] until the VMM drains the ring at the next
-    /// exit. Panics if `pages` has more than [`MAX_MSG_PAGES`] entries.
-    pub fn send(&mut self, dst: u32, pages: &[u64], len: u32, seq: u64, flags: u32) -> SendSlot {
+    /// exit. Panics if there are more than [`MAX_EXTENTS`] extents or [`MAX_MSG_PAGES`]
+    /// pages.
+    pub fn send(
+        &mut self,
+        dst: u32,
+        extents: &[Extent],
+        len: u32,
+        seq: u64,
+        flags: u32,
+    ) -> SendSlot {
         assert!(
-            pages.len() <= MAX_MSG_PAGES,
-            "a message has at most {MAX_MSG_PAGES} pages, not {}",
-            pages.len()
+            extents.len() <= MAX_EXTENTS && total_pages(extents) <= u64::from(MAX_MSG_PAGES),
+            "a message has at most {MAX_EXTENTS} extents and {MAX_MSG_PAGES} pages, not {} \
+             and {}",
+            extents.len(),
+            total_pages(extents)
         );
         let mut desc = SendDesc {
             seq,
             dst,
             flags,
             len,
-            npages: pages.len() as u32,
+            nextents: extents.len() as u32,
             status: IpcStatus::Pending as u32,
             reserved: 0,
-            pages: [0; MAX_MSG_PAGES],
+            extents: [Extent::default(); MAX_EXTENTS],
         };
-        desc.pages[..pages.len()].copy_from_slice(pages);
+        desc.extents[..extents.len()].copy_from_slice(extents);
         let slot = self.place(&desc);
         if self.batch <= 1 || flags & FLAG_URGENT != 0 || self.pending() >= self.batch {
             self.ring(DOORBELL_SEND);
@@ -418,8 +486,8 @@ impl Ipc {
 
     /// Takes the next entry of the receive ring, if there is one, without an exit.
     ///
-    /// Also compares the entry's pages with the pages this VM posted (they must be the next
-    /// posted pages, in order): see [`Ipc::last_landing`].
+    /// Also compares the entry's landing extents with the areas this VM posted (they must be
+    /// the first pages of the next posted areas, in order): see [`Ipc::last_landing`].
     pub fn recv_poll(&mut self) -> Option<RecvEntry> {
         if self.recv_queued() == 0 {
             return None;
@@ -460,55 +528,65 @@ impl Ipc {
         self.wait_mismatches
     }
 
-    /// How the pages of the entry last returned by [`Ipc::recv_poll`]/[`Ipc::recv_wait`]
-    /// compare with the pages this VM posted.
+    /// How the landing extents of the entry last returned by
+    /// [`Ipc::recv_poll`]/[`Ipc::recv_wait`] compare with the areas this VM posted.
     pub fn last_landing(&self) -> Landing {
         self.last_landing
     }
 
-    /// Entries so far whose pages were not the next posted pages.
+    /// Entries so far whose landing extents were not the next posted areas.
     pub fn landing_mismatches(&self) -> u64 {
         self.landing_mismatches
     }
 
+    /// Checks `entry`'s landing extents against the posted areas from `post_seen` on: the
+    /// VMM fills the next posted areas in order, from their first page, each one whole except
+    /// the last, which it may use in part. Then accounts for the areas the entry took.
     fn account_landing(&mut self, entry: &RecvEntry) {
-        let npages = (entry.npages as usize).min(MAX_MSG_PAGES);
-        let mut landing = Landing {
-            ok: true,
-            index: 0,
-            posted: 0,
-            got: 0,
-        };
-        for (i, &got) in entry.pages[..npages].iter().enumerate() {
+        let landing = entry.landing();
+        let mut result = Landing::OK;
+        for (i, got) in landing.iter().enumerate() {
             let index = self.post_seen.wrapping_add(i as u32);
             let posted = if index.wrapping_sub(self.post_head) as i32 >= 0 {
                 // Not posted at all.
-                0
+                Extent::default()
             } else {
                 // SAFETY: a post-ring slot (inside [POST_RING_GPA, IPC_END_GPA), guest
                 // memory); `post` never overwrites a slot this VM has not accounted for
-                // here, so it still holds what was posted.
-                unsafe { ptr::read_volatile(post_slot_ptr(index)) }
+                // here, so it still holds what was posted (the VMM writes only `status`).
+                let p = unsafe { ptr::read_volatile(post_slot_ptr(index)) };
+                Extent {
+                    gpa: p.gpa,
+                    pages: p.pages,
+                    reserved: 0,
+                }
             };
-            if landing.ok && posted != got {
-                landing = Landing {
+            let last = i + 1 == landing.len();
+            let fits = if last {
+                got.pages >= 1 && got.pages <= posted.pages
+            } else {
+                got.pages == posted.pages
+            };
+            if got.gpa != posted.gpa || !fits {
+                result = Landing {
                     ok: false,
                     index: i as u32,
                     posted,
-                    got,
+                    got: *got,
                 };
+                break;
             }
         }
-        if !landing.ok {
+        if !result.ok {
             self.landing_mismatches += 1;
         }
-        self.post_seen = self.post_seen.wrapping_add(npages as u32);
-        // A VMM that used more pages than were posted must not make `post` overwrite
+        self.post_seen = self.post_seen.wrapping_add(landing.len() as u32);
+        // A VMM that used more areas than were posted must not make `post` overwrite
         // unposted slots.
         if self.post_seen.wrapping_sub(self.post_head) as i32 > 0 {
             self.post_seen = self.post_head;
         }
-        self.last_landing = landing;
+        self.last_landing = result;
     }
 
     /// Makes the send ring and the post ring present and writable before a measured phase:
@@ -534,33 +612,39 @@ impl Ipc {
         compiler_fence(Ordering::SeqCst);
     }
 
-    /// Free slots in the post ring: pages that can be posted now.
+    /// Free slots in the post ring: areas that can be posted now.
     pub fn post_room(&self) -> u32 {
-        // Counted from the pages this VM has seen used (`post_seen`), which the VMM's
+        // Counted from the entries this VM has seen used (`post_seen`), which the VMM's
         // post_tail can only be ahead of: slots not yet accounted for are not overwritten.
         POST_RING_LEN.saturating_sub(self.post_head.wrapping_sub(self.post_seen))
     }
 
-    /// Posted pages not yet used, as far as this VM has seen.
+    /// Posted areas not yet used, as far as this VM has seen.
     pub fn posted(&self) -> u32 {
         self.post_head.wrapping_sub(self.post_seen)
     }
 
-    /// Posts the page `gpa` as a landing page (remap) or buffer (copy); `false` (and nothing
-    /// posted) if the post ring is full. Panics if `gpa` is not a page of free memory.
+    /// Posts the `pages` pages from `gpa` as one landing area (remap) or buffer (copy), its
+    /// status [`IpcStatus::Pending`]; `false` (and nothing posted) if the post ring is full.
+    /// Panics unless they are pages of free memory.
     ///
-    /// A posted page belongs to the VMM until it comes back in a received entry: in remap
-    /// mode its contents are discarded, in copy mode overwritten.
-    pub fn post(&mut self, gpa: u64) -> bool {
+    /// A posted area belongs to the VMM until a received entry names it: in remap mode its
+    /// contents are discarded, in copy mode overwritten.
+    pub fn post(&mut self, gpa: u64, pages: u32) -> bool {
         assert!(
-            is_free_page(gpa),
-            "{gpa:#x} is not a page of free memory: it cannot be posted"
+            is_free_range(gpa, u64::from(pages)),
+            "{gpa:#x} + {pages} pages is not in free memory: it cannot be posted"
         );
         if self.post_room() == 0 {
             return false;
         }
+        let entry = PostEntry {
+            gpa,
+            pages,
+            status: IpcStatus::Pending as u32,
+        };
         // SAFETY: a post-ring slot (guest memory, no Rust object); it is free (post_room).
-        unsafe { ptr::write_volatile(post_slot_ptr(self.post_head), gpa) };
+        unsafe { ptr::write_volatile(post_slot_ptr(self.post_head), entry) };
         fence(Ordering::Release);
         self.post_head = self.post_head.wrapping_add(1);
         header_set!(post_head, self.post_head);
@@ -568,26 +652,26 @@ impl Ipc {
         true
     }
 
-    /// Posts the first `npages` pages of `entry` again (the pages a received message landed
-    /// in), skipping any that are not pages of free memory; returns how many were posted.
+    /// Posts the landing extents of `entry` again, one area each (what a received message
+    /// took: this runtime's receivers post areas of the message's size, which a message
+    /// fills whole), skipping any that are not in free memory; returns how many were posted.
     pub fn repost(&mut self, entry: &RecvEntry) -> u32 {
-        let npages = (entry.npages as usize).min(MAX_MSG_PAGES);
         let mut posted = 0;
-        for &gpa in &entry.pages[..npages] {
-            if is_free_page(gpa) && self.post(gpa) {
+        for e in entry.landing() {
+            if is_free_range(e.gpa, u64::from(e.pages)) && self.post(e.gpa, e.pages) {
                 posted += 1;
             }
         }
         posted
     }
 
-    /// Posts pages from `pool` until the post ring is full or the pool is empty; returns
+    /// Posts areas from `pool` until the post ring is full or the pool is empty; returns
     /// how many were posted.
     pub fn post_from(&mut self, pool: &mut PagePool) -> u32 {
         let mut posted = 0;
         while self.post_room() > 0 {
             let Some(gpa) = pool.take() else { break };
-            self.post(gpa);
+            self.post(gpa, pool.area_pages());
             posted += 1;
         }
         posted

@@ -1,5 +1,5 @@
 //! The receive ring with a checker: [`StreamReceiver::handle`] checks an entry and posts its
-//! pages again, [`StreamReceiver::drain_extra`] checks what is still queued, and [`receive`]
+//! landing areas again, [`StreamReceiver::drain_extra`] checks what is still queued, and [`receive`]
 //! waits for the next entry.
 
 use pageflip_abi::ipc::RecvEntry;
@@ -11,7 +11,8 @@ use crate::tsc::Deadline;
 
 /// The remap/copy side of [`StreamReceiver`]: entries of this VM's receive ring.
 impl StreamReceiver {
-    /// Checks the entry `e` just taken from `ipc`'s receive ring and posts its pages again.
+    /// Checks the entry `e` just taken from `ipc`'s receive ring and posts its landing areas
+    /// again ([`Ipc::repost`]).
     #[inline]
     pub fn handle(&mut self, ipc: &mut Ipc, e: &RecvEntry) -> Verdict {
         let verdict = self.handle_entry(e, ipc.last_landing());

@@ -7,15 +7,16 @@ use core::fmt::{self, Write};
 use pageflip_abi::ipc::{IpcStatus, SendDesc, FLAG_URGENT, MAX_MSG_PAGES, SEND_RING_LEN};
 use pageflip_abi::PAGE_SIZE;
 
-use super::{Ipc, SendSlot};
-use crate::arena::is_free_page;
+use super::{BufferLayout, Ipc, SendSlot};
+use crate::arena::is_free_range;
 use crate::check::SendStats;
-use crate::payload::{fill_payload, pages_for, Coverage};
+use crate::payload::{fill_payload, Coverage, Extents};
 use crate::results::check;
 use crate::text::Text;
 use crate::tsc::{spin_ticks, ticks_per_us, Deadline};
 
-/// Message buffers of a [`StreamSender`]: at most this many messages are in flight.
+/// Most message buffers of a [`StreamSender`] (one per send-ring slot): at most this many
+/// messages are in flight; [`StreamSender::layout`] says how many a size gets.
 pub const SEND_BUFFERS: usize = SEND_RING_LEN as usize;
 
 /// Shortest wait before a refused message is sent again, in microseconds.
@@ -56,15 +57,16 @@ const NO_INFLIGHT: Inflight = Inflight {
 /// with [`IpcStatus::QueueFull`] are sent again, in order and with one flush, after a short
 /// wait that grows while they keep being refused, before any later message is placed.
 ///
-/// The sender owns [`SEND_BUFFERS`] message buffers of `pages_for(len)` pages each; a
-/// buffer is reused once its message was delivered (with remap the sender's page is a fresh
-/// zeroed page by then).
+/// The sender owns the message buffers of [`StreamSender::layout`] (up to [`SEND_BUFFERS`],
+/// within 32 MiB); a buffer is reused once its message was delivered (with remap the
+/// sender's pages are fresh zeroed pages by then). A message is sent as its buffer's
+/// [`Extents::contiguous`]: one extent, or runs of 512 pages.
 #[derive(Debug)]
 pub struct StreamSender {
     src: u32,
     dst: u32,
     len: u32,
-    npages: usize,
+    layout: BufferLayout,
     buf_base: u64,
     coverage: Coverage,
     urgent_every: u64,
@@ -72,19 +74,21 @@ pub struct StreamSender {
     queue: [Inflight; SEND_BUFFERS],
     head: usize,
     count: usize,
+    /// Bit i set: buffer i is free (only the layout's `count` bits are ever set).
     free: u64,
     backoff_us: u64,
     stats: SendStats,
 }
 
 impl StreamSender {
-    /// Pages of buffer memory a sender of `len`-byte messages needs.
-    pub const fn buffer_pages(len: u64) -> u64 {
-        SEND_BUFFERS as u64 * pages_for(len)
+    /// The message buffers of a sender of `len`-byte messages: allocate
+    /// [`BufferLayout::total_pages`] pages aligned to [`BufferLayout::align`].
+    pub const fn layout(len: u64) -> BufferLayout {
+        BufferLayout::new(len, SEND_BUFFERS as u64)
     }
 
-    /// A sender from this VM (`src`) to `dst` of `len`-byte messages (1 to 64 KiB), its
-    /// buffers at `buf_base` ([`StreamSender::buffer_pages`] pages of free memory). Every
+    /// A sender from this VM (`src`) to `dst` of `len`-byte messages (1 to 8 MiB), its
+    /// buffers at `buf_base` (as [`StreamSender::layout`] says, in free memory). Every
     /// `urgent_every`-th message (sequence numbers `urgent_every - 1`, `2 * urgent_every - 1`,
     /// ...) is flagged [`FLAG_URGENT`] (0: none); the sender gives up after `idle_ms`
     /// milliseconds without a delivery.
@@ -97,21 +101,23 @@ impl StreamSender {
         urgent_every: u64,
         idle_ms: u64,
     ) -> StreamSender {
-        let npages = pages_for(u64::from(len)) as usize;
+        let layout = Self::layout(u64::from(len));
         assert!(
-            len > 0 && npages <= MAX_MSG_PAGES,
+            len > 0 && layout.pages <= u64::from(MAX_MSG_PAGES),
             "a message has 1 to {} bytes, not {len}",
-            MAX_MSG_PAGES as u64 * PAGE_SIZE
+            u64::from(MAX_MSG_PAGES) * PAGE_SIZE
         );
-        for i in 0..Self::buffer_pages(u64::from(len)) {
-            let page = buf_base + i * PAGE_SIZE;
-            assert!(is_free_page(page), "{page:#x} is not a page of free memory");
-        }
+        assert!(
+            buf_base % layout.align == 0 && is_free_range(buf_base, layout.total_pages()),
+            "{buf_base:#x} + {} pages is not free memory aligned to {:#x}",
+            layout.total_pages(),
+            layout.align
+        );
         StreamSender {
             src,
             dst,
             len,
-            npages,
+            layout,
             buf_base,
             coverage,
             urgent_every,
@@ -119,7 +125,7 @@ impl StreamSender {
             queue: [NO_INFLIGHT; SEND_BUFFERS],
             head: 0,
             count: 0,
-            free: u64::MAX,
+            free: u64::MAX >> (64 - layout.count),
             backoff_us: BACKOFF_MIN_US,
             stats: SendStats::default(),
         }
@@ -134,7 +140,12 @@ impl StreamSender {
             src: 0,
             dst: u32::MAX,
             len: 0,
-            npages: 0,
+            layout: BufferLayout {
+                pages: 0,
+                align: PAGE_SIZE,
+                stride: 0,
+                count: SEND_BUFFERS as u64,
+            },
             buf_base: 0,
             coverage: Coverage::Full,
             urgent_every: 0,
@@ -167,14 +178,12 @@ impl StreamSender {
         self.count
     }
 
-    /// The pages of buffer `buf`.
-    fn pages(&self, buf: u8) -> [u64; MAX_MSG_PAGES] {
-        let mut pages = [0; MAX_MSG_PAGES];
-        let base = self.buf_base + u64::from(buf) * (self.npages as u64) * PAGE_SIZE;
-        for (i, p) in pages[..self.npages].iter_mut().enumerate() {
-            *p = base + i as u64 * PAGE_SIZE;
-        }
-        pages
+    /// The extents of buffer `buf`.
+    fn extents(&self, buf: u8) -> Extents {
+        Extents::contiguous(
+            self.layout.area(self.buf_base, u64::from(buf)),
+            self.layout.pages,
+        )
     }
 
     fn entry(&mut self, i: usize) -> &mut Inflight {
@@ -252,18 +261,17 @@ impl StreamSender {
             if e.state != State::Resend {
                 continue;
             }
-            let pages = self.pages(e.buf);
-            let mut desc = SendDesc {
+            let extents = self.extents(e.buf);
+            let desc = SendDesc {
                 seq: e.seq,
                 dst: self.dst,
                 flags: e.flags,
                 len: self.len,
-                npages: self.npages as u32,
+                nextents: extents.as_slice().len() as u32,
                 status: IpcStatus::Pending as u32,
                 reserved: 0,
-                pages,
+                extents: extents.slots(),
             };
-            desc.pages[self.npages..].fill(0);
             let slot = ipc.place(&desc);
             self.stats.retries += 1;
             let entry = self.entry(i);
@@ -289,7 +297,7 @@ impl StreamSender {
         let mut delivered = self.stats.delivered;
         loop {
             self.pump(ipc);
-            if !self.has_resend() && self.count < SEND_BUFFERS {
+            if !self.has_resend() && (self.count as u64) < self.layout.count {
                 break;
             }
             if !self.has_resend() && ipc.pending() != 0 {
@@ -306,9 +314,9 @@ impl StreamSender {
         }
         let buf = self.free.trailing_zeros() as u8;
         self.free &= !(1 << buf);
-        let pages = self.pages(buf);
+        let extents = self.extents(buf);
         fill_payload(
-            &pages[..self.npages],
+            extents.as_slice(),
             u64::from(self.len),
             self.src,
             seq,
@@ -319,7 +327,7 @@ impl StreamSender {
         } else {
             0
         };
-        let slot = ipc.send(self.dst, &pages[..self.npages], self.len, seq, flags);
+        let slot = ipc.send(self.dst, extents.as_slice(), self.len, seq, flags);
         let i = self.count;
         *self.entry(i) = Inflight {
             seq,

@@ -82,7 +82,7 @@ pub trait Link {
     /// other method that sends.
     fn open_sender(&mut self, dst: u32, arena: &mut Arena) -> Result<(), OutOfMemory>;
 
-    /// Sets up receiving from the VMs whose bits are set in `senders` (landing pages from
+    /// Sets up receiving from the VMs whose bits are set in `senders` (landing areas from
     /// `arena`). Called at most once, before any other method that receives.
     fn open_receiver(&mut self, senders: u32, arena: &mut Arena) -> Result<(), OutOfMemory>;
 

@@ -6,9 +6,9 @@ use pageflip_abi::ipc::{RecvEntry, POST_RING_LEN};
 use pageflip_abi::probes::ipc_records::TRANSPORT_QUEUES;
 
 use super::{Link, Notifications, OutOfMemory};
-use crate::arena::{zero_pages, Arena, PagePool};
+use crate::arena::{zero_pages, Arena};
 use crate::check::{SendStats, StreamReceiver, Verdict};
-use crate::ipc::{Ipc, StreamSender};
+use crate::ipc::{BufferLayout, Ipc, StreamSender};
 use crate::params::Params;
 use crate::params::RecvMode;
 use crate::payload::Coverage;
@@ -49,18 +49,21 @@ impl Queues {
 
 impl Link for Queues {
     const NAME: &'static str = TRANSPORT_QUEUES;
-    const LANDING: &'static str = "every entry landed in the next posted pages";
+    const LANDING: &'static str = "every entry landed in the next posted areas";
     const LANDING_WANT: &'static str = "posted";
 
     type Msg = RecvEntry;
 
-    /// The sender's [`StreamSender::buffer_pages`], zeroed (so present).
+    /// The sender's buffers ([`StreamSender::layout`]), zeroed (so present).
     fn open_sender(&mut self, dst: u32, arena: &mut Arena) -> Result<(), OutOfMemory> {
-        let pages = StreamSender::buffer_pages(u64::from(self.size));
-        let base = arena.alloc(pages).ok_or(OutOfMemory {
-            what: "the send buffers",
-            pages,
-        })?;
+        let layout = StreamSender::layout(u64::from(self.size));
+        let pages = layout.total_pages();
+        let base = arena
+            .alloc_aligned(pages, layout.align)
+            .ok_or(OutOfMemory {
+                what: "the send buffers",
+                pages,
+            })?;
         zero_pages(base, pages);
         self.sender = StreamSender::new(
             self.ipc.vm_id(),
@@ -74,15 +77,19 @@ impl Link for Queues {
         Ok(())
     }
 
-    /// Posts [`POST_RING_LEN`] landing pages (zeroed).
+    /// Posts the landing areas of [`BufferLayout::new`] with the post ring's
+    /// [`POST_RING_LEN`] slots (zeroed): one entry of the message's pages each.
     fn open_receiver(&mut self, _senders: u32, arena: &mut Arena) -> Result<(), OutOfMemory> {
-        let pages = u64::from(POST_RING_LEN);
-        let base = arena.alloc(pages).ok_or(OutOfMemory {
-            what: "the landing pages",
-            pages,
-        })?;
+        let layout = BufferLayout::new(u64::from(self.size), u64::from(POST_RING_LEN));
+        let pages = layout.total_pages();
+        let base = arena
+            .alloc_aligned(pages, layout.align)
+            .ok_or(OutOfMemory {
+                what: "the landing areas",
+                pages,
+            })?;
         zero_pages(base, pages);
-        self.ipc.post_from(&mut PagePool::new(base, pages));
+        self.ipc.post_from(&mut layout.pool(base));
         Ok(())
     }
 
@@ -132,7 +139,7 @@ impl Link for Queues {
         self.mode == RecvMode::Block
     }
 
-    /// [`StreamReceiver::handle`]: checks the entry and posts its pages again.
+    /// [`StreamReceiver::handle`]: checks the entry and posts its landing areas again.
     #[inline]
     fn deliver(&mut self, r: &mut StreamReceiver, msg: RecvEntry) -> Verdict {
         r.handle(&mut self.ipc, &msg)

@@ -23,7 +23,7 @@
 use core::ptr::{self, addr_of, addr_of_mut};
 use core::sync::atomic::{fence, Ordering};
 
-use pageflip_abi::ipc::{RecvEntry, MAX_MSG_PAGES};
+use pageflip_abi::ipc::{Extent, RecvEntry, MAX_EXTENTS};
 use pageflip_abi::probes::ipc_records::{self, TRANSPORT_SHMEM};
 use pageflip_abi::shmem::{
     ring_gpa, slot_gpa, slot_header_gpa, RingControl, SlotHeader, RING_SLOTS, SLOT_BYTES,
@@ -34,7 +34,7 @@ use super::{Link, Notifications, OutOfMemory};
 use crate::arena::Arena;
 use crate::check::{Landing, SendStats, StreamReceiver, Verdict};
 use crate::params::Params;
-use crate::payload::{fill_payload, pages_for, Coverage};
+use crate::payload::{extent, fill_payload, pages_for, Coverage};
 use crate::results::check;
 use crate::text::Text;
 use crate::tsc::Deadline;
@@ -58,14 +58,13 @@ fn read_tail(src: u32, dst: u32) -> u64 {
     unsafe { ptr::read_volatile(addr_of!((*control(src, dst)).tail)) }
 }
 
-/// The pages of slot `index` of the ring from `src` to `dst`.
-fn slot_pages(src: u32, dst: u32, index: u64) -> [u64; MAX_MSG_PAGES] {
-    let base = slot_gpa(src, dst, index);
-    let mut pages = [0; MAX_MSG_PAGES];
-    for (i, p) in pages.iter_mut().enumerate() {
-        *p = base + i as u64 * PAGE_SIZE;
-    }
-    pages
+/// Pages in a slot.
+const SLOT_PAGES: u64 = SLOT_BYTES / PAGE_SIZE;
+
+/// The first `pages` pages (at most [`SLOT_PAGES`]) of slot `index` of the ring from `src` to
+/// `dst`, as one extent.
+fn slot_extent(src: u32, dst: u32, index: u64, pages: u64) -> Extent {
+    extent(slot_gpa(src, dst, index), pages.min(SLOT_PAGES) as u32)
 }
 
 /// A message in a ring this VM consumes: valid until released (then the producer may
@@ -82,7 +81,7 @@ pub struct ShmemMsg {
 pub struct Shmem {
     me: u32,
     len: u32,
-    npages: usize,
+    npages: u64,
     coverage: Coverage,
     idle_ms: u64,
     // Producer: the ring (me, dst).
@@ -105,7 +104,7 @@ impl Shmem {
         Shmem {
             me: crate::boot_info().vm_id,
             len: params.size,
-            npages: pages_for(u64::from(params.size)) as usize,
+            npages: pages_for(u64::from(params.size)),
             coverage: params.coverage,
             idle_ms: params.idle_ms,
             dst: u32::MAX,
@@ -176,15 +175,16 @@ impl Shmem {
                 ptr::read_volatile(addr_of!((*h).len)),
             )
         };
-        let npages = pages_for(u64::from(len)).min(MAX_MSG_PAGES as u64) as u32;
+        let mut extents = [Extent::default(); MAX_EXTENTS];
+        extents[0] = slot_extent(src, self.me, tail, pages_for(u64::from(len)));
         ShmemMsg {
             entry: RecvEntry {
                 seq,
                 src: hsrc,
                 dst: hdst,
                 len,
-                npages,
-                pages: slot_pages(src, self.me, tail),
+                nextents: 1,
+                extents,
             },
             src,
             index: tail,
@@ -200,12 +200,16 @@ impl Shmem {
         } else {
             0
         };
-        let got = e.pages[0];
-        Landing {
-            ok: want == got,
-            index: 0,
-            posted: if want == got { 0 } else { want },
-            got: if want == got { 0 } else { got },
+        let got = e.extents[0].gpa;
+        if want == got {
+            Landing::OK
+        } else {
+            Landing {
+                ok: false,
+                index: 0,
+                posted: extent(want, e.extents[0].pages),
+                got: e.extents[0],
+            }
         }
     }
 }
@@ -301,9 +305,8 @@ impl Link for Shmem {
         // The consumer is done with the slot (it advanced `tail` past it, read above) before
         // it is overwritten.
         fence(Ordering::Acquire);
-        let pages = slot_pages(self.me, self.dst, self.head);
         fill_payload(
-            &pages[..self.npages],
+            &[slot_extent(self.me, self.dst, self.head, self.npages)],
             u64::from(self.len),
             self.me,
             seq,

@@ -11,13 +11,13 @@
 //! - `DriverStats::tx_completed` counts every tx chain the device returned, with any status,
 //!   `tx_errors` those whose status was not ok: a message is delivered iff it completed ok;
 //! - an [`RxMsg`]'s `pages[..npages]` hold its payload, page-aligned and contiguous, from the
-//!   first page; `npages` may exceed the payload's pages (the buffer's size), never fall
-//!   short of them;
+//!   first page (so the checked entry names them as one extent); `npages` may exceed the
+//!   payload's pages (the buffer's size), never fall short of them;
 //! - an rx buffer is identified by its descriptor id: the same id is always the same buffer.
 
 use core::fmt::Write;
 
-use pageflip_abi::ipc::{RecvEntry, MAX_MSG_PAGES};
+use pageflip_abi::ipc::{Extent, RecvEntry, MAX_EXTENTS};
 use pageflip_abi::probes::ipc_records::{self, TRANSPORT_VIRTIO};
 use pageflip_abi::virtio::{TxStatus, HEADER_SIZE};
 use pageflip_abi::PAGE_SIZE;
@@ -26,7 +26,7 @@ use super::{Link, Notifications, OutOfMemory};
 use crate::arena::Arena;
 use crate::check::{Landing, SendStats, StreamReceiver, Verdict};
 use crate::params::Params;
-use crate::payload::{fill_payload, pages_for, Coverage};
+use crate::payload::{extent, fill_payload, pages_for, Coverage};
 use crate::results::check;
 use crate::text::Text;
 use crate::tsc::Deadline;
@@ -93,28 +93,30 @@ impl Virtio {
 
     /// The message as the entry the receiver checks. Its length is what the header says,
     /// but no more than the device wrote after the header (a shorter used length fails
-    /// `delivery-integrity`); its pages are those of the payload.
+    /// `delivery-integrity`); its one extent is the payload's pages from the buffer's first
+    /// page (contiguous: [`Virtio::landing`] checks that).
     fn entry(m: &RxMsg) -> RecvEntry {
         let h = &m.header;
         let len = h.len.min(m.used_len.saturating_sub(HEADER_SIZE));
-        let npages = u64::from(m.npages)
-            .min(pages_for(u64::from(len)))
-            .min(MAX_MSG_PAGES as u64) as u32;
+        let npages = u64::from(m.npages).min(pages_for(u64::from(len))) as u32;
+        let mut extents = [Extent::default(); MAX_EXTENTS];
+        extents[0] = extent(m.pages[0], npages);
         RecvEntry {
             seq: h.seq,
             src: h.src,
             dst: h.dst,
             len,
-            npages,
-            pages: m.pages,
+            nextents: 1,
+            extents,
         }
     }
 
     /// Whether the message is in an rx buffer of the driver: its pages lie in the driver's
     /// memory, contiguous, and its descriptor id names the buffer it named before.
     fn landing(&mut self, m: &RxMsg, e: &RecvEntry) -> Landing {
-        let first = e.pages[0];
-        for (i, &got) in e.pages[..e.npages as usize].iter().enumerate() {
+        let first = e.extents[0].gpa;
+        let page = |gpa: u64| extent(gpa, 1);
+        for (i, &got) in m.pages[..e.extents[0].pages as usize].iter().enumerate() {
             let want = first.wrapping_add(i as u64 * PAGE_SIZE);
             let inside = got % PAGE_SIZE == 0
                 && got >= self.mem_start
@@ -125,8 +127,8 @@ impl Virtio {
                 return Landing {
                     ok: false,
                     index: i as u32,
-                    posted: if inside { want } else { self.mem_start },
-                    got,
+                    posted: page(if inside { want } else { self.mem_start }),
+                    got: page(got),
                 };
             }
         }
@@ -136,8 +138,8 @@ impl Virtio {
                 return Landing {
                     ok: false,
                     index: 0,
-                    posted: *b,
-                    got: first,
+                    posted: page(*b),
+                    got: page(first),
                 }
             }
             Some(_) => {}
@@ -145,17 +147,12 @@ impl Virtio {
                 return Landing {
                     ok: false,
                     index: 0,
-                    posted: 0,
-                    got: first,
+                    posted: page(0),
+                    got: page(first),
                 }
             }
         }
-        Landing {
-            ok: true,
-            index: 0,
-            posted: 0,
-            got: 0,
-        }
+        Landing::OK
     }
 }
 
@@ -186,8 +183,8 @@ impl Link for Virtio {
         let (src, len, coverage) = (self.me, self.len, self.coverage);
         let mut deadline: Option<Deadline> = None;
         loop {
-            let sent = self.dev.send(self.dst, seq, len, 0, |pages| {
-                fill_payload(pages, u64::from(len), src, seq, coverage)
+            let sent = self.dev.send(self.dst, seq, len, 0, |extents| {
+                fill_payload(extents, u64::from(len), src, seq, coverage)
             });
             if sent {
                 self.started += 1;

@@ -21,6 +21,7 @@ use core::ops::Range;
 use core::ptr;
 use core::sync::atomic::{compiler_fence, Ordering};
 
+use pageflip_abi::ipc::Extent;
 use pageflip_abi::virtio::{
     DgramConfig, DgramHeader, TxStatus, F_EVENT_IDX, HEADER_SIZE, MAX_PAYLOAD, RX_QUEUE,
     STATUS_DEVICE_NEEDS_RESET, STATUS_FAILED, TX_QUEUE, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
@@ -32,6 +33,7 @@ use super::{
     STATUS_NOT_WRITTEN, TX_CHAIN_DESCS,
 };
 use crate::arena::{zero_pages, Arena};
+use crate::payload::extent;
 
 /// Most pages of one message's payload.
 pub const MAX_MSG_PAGES: usize = (MAX_PAYLOAD as u64 / PAGE_SIZE) as usize;
@@ -91,6 +93,12 @@ impl RxMsg {
     /// The payload pages (as many as the payload bytes written need).
     pub fn pages(&self) -> &[u64] {
         &self.pages[..self.npages as usize]
+    }
+
+    /// The payload pages as one extent (the buffer is contiguous), for
+    /// [`crate::payload::verify_payload`].
+    pub fn extent(&self) -> Extent {
+        extent(self.pages[0], self.npages)
     }
 }
 
@@ -307,8 +315,8 @@ impl DgramDevice {
     }
 
     /// Sends a message: writes the header {seq, src = this VM, dst, len, flags} into the
-    /// next free tx buffer, calls `fill` with the buffer's payload pages (as many as `len`
-    /// needs, contiguous and page aligned: `fill_payload(pages, ..)` works), publishes the
+    /// next free tx buffer, calls `fill` with the buffer's payload as one extent (as many
+    /// pages as `len` needs, page aligned: `fill_payload(extents, ..)` works), publishes the
     /// chain and notifies the device if it asked for it. `false` if no tx buffer is free
     /// (reap with [`DgramDevice::tx_reap`]) or the device was reset.
     ///
@@ -319,7 +327,7 @@ impl DgramDevice {
         seq: u64,
         len: u32,
         flags: u32,
-        fill: impl FnOnce(&[u64]),
+        fill: impl FnOnce(&[Extent]),
     ) -> bool {
         assert!(
             len <= self.max_payload,
@@ -348,11 +356,7 @@ impl DgramDevice {
         }
         let payload = self.tx_payload_gpa(i);
         let npages = u64::from(len).div_ceil(PAGE_SIZE);
-        let mut pages = [0u64; MAX_MSG_PAGES];
-        for (k, p) in pages.iter_mut().enumerate().take(npages as usize) {
-            *p = payload + k as u64 * PAGE_SIZE;
-        }
-        fill(&pages[..npages as usize]);
+        fill(&[extent(payload, npages as u32)]);
         compiler_fence(Ordering::SeqCst);
 
         let head = i * TX_CHAIN_DESCS;

@@ -69,8 +69,8 @@ impl<L: Link> Workload<L> {
     }
 
     /// A receiver of `count` messages from each VM in `senders` (a bit mask), the link set
-    /// up to receive from them ([`Link::open_receiver`]: remap/copy posts
-    /// [`pageflip_abi::ipc::POST_RING_LEN`] landing pages), or FAIL `memory-size`.
+    /// up to receive from them ([`Link::open_receiver`]: remap/copy posts up to
+    /// [`pageflip_abi::ipc::POST_RING_LEN`] landing areas), or FAIL `memory-size`.
     pub fn receiver(&mut self, senders: u32) -> Option<StreamReceiver> {
         let bitmap = StreamReceiver::bitmap_pages(self.params.count);
         let Some(bitmap_base) = self.arena.alloc(bitmap) else {
@@ -86,6 +86,7 @@ impl<L: Link> Workload<L> {
             self.params.count,
             self.params.size,
             self.params.coverage,
+            self.params.touch,
             bitmap_base,
         );
         r.set_landing_text(L::LANDING, L::LANDING_WANT);
