@@ -159,7 +159,7 @@ fn list_shows_every_transport_of_the_quick_profile() {
     for t in pageflip_interface::TransportConfig::catalog() {
         assert!(text.contains(&t.name()), "{}", t.name());
     }
-    assert!(text.contains("61 cases"), "{text}");
+    assert!(text.contains("47 cases"), "{text}");
 }
 
 #[test]

@@ -493,7 +493,7 @@ mod tests {
         let out = dir.path().join("site");
         let (code, text) = report(&[&input, "--out", out.to_str().unwrap(), "--no-png"]);
         assert_eq!(code, 0, "{text}");
-        assert!(text.contains("8 charts written"), "{text}");
+        assert!(text.contains("10 charts written"), "{text}");
         assert!(out.join("index.html").is_file() && out.join("summary.md").is_file());
     }
 

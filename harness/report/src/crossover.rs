@@ -1,5 +1,6 @@
-//! The remap-vs-copy crossover: the message size above which remapping a page is cheaper than
-//! copying it (or below which it is), with a 95% bootstrap confidence interval.
+//! The remap-vs-copy crossover of one remap variant (`remap`, `remap-per-page`, `remap-huge`):
+//! the message size above which remapping is cheaper than copying (or below which it is),
+//! with a 95% bootstrap confidence interval.
 //!
 //! At every size measured for both transports, `d = ln mean(remap) - ln mean(copy)` of a
 //! cost (time per message, latency; the plain difference if a cost is not positive). The
@@ -46,9 +47,13 @@ pub enum CrossoverOutcome {
     TooFewSizes,
 }
 
-/// The crossover analysis of one cost.
+/// The crossover analysis of one remap variant's cost against copy's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Crossover {
+    /// The remap variant's transport name (`remap`, `remap-huge`, ...).
+    pub variant: String,
+    /// Mean remap cost over mean copy cost at the largest size measured for both, if any.
+    pub ratio_at_largest: Option<f64>,
     /// What was found.
     pub outcome: CrossoverOutcome,
     /// The sizes measured for both transports, ascending.
@@ -109,9 +114,9 @@ fn quantile(xs: &[f64], q: f64) -> f64 {
     }
 }
 
-/// Finds the crossover of `remap`'s and `copy`'s costs (any order of sizes; sizes measured
-/// for only one transport, or without values, are left out).
-pub fn find(remap: &[SizeSamples], copy: &[SizeSamples]) -> Crossover {
+/// Finds the crossover of remap variant `variant`'s costs `remap` and `copy`'s (any order of
+/// sizes; sizes measured for only one transport, or without values, are left out).
+pub fn find(variant: &str, remap: &[SizeSamples], copy: &[SizeSamples]) -> Crossover {
     let mut pairs: Vec<(u64, &[f64], &[f64])> = remap
         .iter()
         .filter(|r| !r.values.is_empty() && r.values.iter().all(|v| v.is_finite()))
@@ -125,8 +130,14 @@ pub fn find(remap: &[SizeSamples], copy: &[SizeSamples]) -> Crossover {
     pairs.sort_by_key(|p| p.0);
     pairs.dedup_by_key(|p| p.0);
     let sizes: Vec<u64> = pairs.iter().map(|p| p.0).collect();
+    let ratio_at_largest = pairs
+        .last()
+        .map(|(_, r, c)| mean(r) / mean(c))
+        .filter(|r| r.is_finite());
     if sizes.len() < 2 || sizes[0] == 0 {
         return Crossover {
+            variant: variant.to_string(),
+            ratio_at_largest,
             outcome: CrossoverOutcome::TooFewSizes,
             sizes,
             resamples_crossing: 0.0,
@@ -172,6 +183,8 @@ pub fn find(remap: &[SizeSamples], copy: &[SizeSamples]) -> Crossover {
         Crossing::RemapCheaper => CrossoverOutcome::RemapAlwaysCheaper,
     };
     Crossover {
+        variant: variant.to_string(),
+        ratio_at_largest,
         outcome,
         sizes,
         resamples_crossing,
@@ -179,8 +192,9 @@ pub fn find(remap: &[SizeSamples], copy: &[SizeSamples]) -> Crossover {
 }
 
 impl Crossover {
-    /// One sentence saying what was found (`copy is cheaper at every measured size (64 B to
-    /// 64 KiB)`; `remap becomes cheaper than copy above 9.1 KiB (95% CI 6 KiB to 14 KiB)`).
+    /// One sentence saying what was found (`none in range: copy is cheaper than remap at
+    /// every measured size (64 B to 64 KiB); remap costs 12.5x copy at 64 KiB`; `crossover
+    /// at 9.1 KiB: remap is cheaper than copy above it (95% CI 6 KiB to 14 KiB; ...)`).
     pub fn describe(&self) -> String {
         let range = match (self.sizes.first(), self.sizes.last()) {
             (Some(&a), Some(&b)) => {
@@ -188,15 +202,18 @@ impl Crossover {
             }
             _ => "no size".into(),
         };
+        let v = self.variant.as_str();
         match &self.outcome {
-            CrossoverOutcome::CopyAlwaysCheaper => {
-                format!("no crossover: copy is cheaper at every measured size ({range})")
-            }
-            CrossoverOutcome::RemapAlwaysCheaper => {
-                format!("no crossover: remap is cheaper at every measured size ({range})")
-            }
+            CrossoverOutcome::CopyAlwaysCheaper => format!(
+                "none in range: copy is cheaper than {v} at every measured size ({range}); {}",
+                self.ratio_text()
+            ),
+            CrossoverOutcome::RemapAlwaysCheaper => format!(
+                "none in range: {v} is cheaper than copy at every measured size ({range}); {}",
+                self.ratio_text()
+            ),
             CrossoverOutcome::TooFewSizes => format!(
-                "no crossover can be located: remap and copy were measured together at {} \
+                "no crossover can be located: {v} and copy were measured together at {} \
                  size(s), two are needed",
                 self.sizes.len()
             ),
@@ -206,9 +223,9 @@ impl Crossover {
                 ci95,
             } => {
                 let (cheaper, dearer) = if *remap_cheaper_above {
-                    ("remap", "copy")
+                    (v, "copy")
                 } else {
-                    ("copy", "remap")
+                    ("copy", v)
                 };
                 format!(
                     "crossover at {}: {cheaper} is cheaper than {dearer} above it \
@@ -216,6 +233,45 @@ impl Crossover {
                     units::bytes(*size),
                     ci_text(*ci95, &self.sizes),
                 )
+            }
+        }
+    }
+}
+
+impl Crossover {
+    /// `12.5x copy at 64 KiB`: the variant's cost over copy's at the largest size measured
+    /// for both, if there is one.
+    fn ratio_part(&self) -> Option<String> {
+        let (r, &size) = self.ratio_at_largest.zip(self.sizes.last())?;
+        Some(format!(
+            "{}x copy at {}",
+            units::sig(r, 3),
+            units::bytes(size as f64)
+        ))
+    }
+
+    /// `remap costs 12.5x copy at 64 KiB` (or that no size has both).
+    pub fn ratio_text(&self) -> String {
+        match self.ratio_part() {
+            Some(part) => format!("{} costs {part}", self.variant),
+            None => format!("no size where both {} and copy were measured", self.variant),
+        }
+    }
+
+    /// The chart's short form: `crossover 24 KiB (95% CI 20 KiB to 30 KiB)`, `none in
+    /// range: 12.5x copy at 2 MiB`, `too few common sizes (1)`.
+    pub fn short(&self) -> String {
+        match &self.outcome {
+            CrossoverOutcome::At { size, ci95, .. } => format!(
+                "crossover {} (95% CI {})",
+                units::bytes(*size),
+                ci_text(*ci95, &self.sizes)
+            ),
+            CrossoverOutcome::CopyAlwaysCheaper | CrossoverOutcome::RemapAlwaysCheaper => {
+                format!("none in range: {}", self.ratio_part().unwrap_or_default())
+            }
+            CrossoverOutcome::TooFewSizes => {
+                format!("too few common sizes ({})", self.sizes.len())
             }
         }
     }
@@ -265,7 +321,7 @@ mod tests {
         // Copy costs 1 ns per byte + 1000; remap a flat 9192: equal at 8192 bytes.
         let copy = samples(|s| 1000.0 + s as f64, 50.0);
         let remap = samples(|_| 9192.0, 50.0);
-        let c = find(&remap, &copy);
+        let c = find("remap", &remap, &copy);
         let CrossoverOutcome::At {
             size,
             remap_cheaper_above,
@@ -289,21 +345,23 @@ mod tests {
             c.describe()
         );
         // Deterministic.
-        assert_eq!(c, find(&remap, &copy));
+        assert_eq!(c, find("remap", &remap, &copy));
     }
 
     #[test]
     fn copy_always_cheaper_is_no_crossover() {
         let copy = samples(|s| 100.0 + s as f64 / 100.0, 5.0);
         let remap = samples(|_| 100_000.0, 500.0);
-        let c = find(&remap, &copy);
+        let c = find("remap", &remap, &copy);
         assert_eq!(c.outcome, CrossoverOutcome::CopyAlwaysCheaper);
         assert_eq!(c.resamples_crossing, 0.0);
         assert_eq!(
             c.describe(),
-            "no crossover: copy is cheaper at every measured size (64 B to 64 KiB)"
+            "none in range: copy is cheaper than remap at every measured size (64 B to \
+             64 KiB); remap costs 132x copy at 64 KiB"
         );
-        let c = find(&copy, &remap);
+        assert_eq!(c.short(), "none in range: 132x copy at 64 KiB");
+        let c = find("remap", &copy, &remap);
         assert_eq!(c.outcome, CrossoverOutcome::RemapAlwaysCheaper);
     }
 
@@ -313,7 +371,7 @@ mod tests {
         // crossing, which puts the interval's upper end beyond the measured range.
         let copy = samples(|s| if s == 65536 { 1010.0 } else { 500.0 }, 400.0);
         let remap = samples(|_| 1000.0, 400.0);
-        let c = find(&remap, &copy);
+        let c = find("remap", &remap, &copy);
         let CrossoverOutcome::At { ci95, .. } = c.outcome else {
             panic!("{c:?}")
         };
@@ -329,7 +387,7 @@ mod tests {
             size: 4096,
             values: vec![1.0, 2.0],
         }];
-        let c = find(&remap, &copy);
+        let c = find("remap", &remap, &copy);
         assert_eq!(c.outcome, CrossoverOutcome::TooFewSizes);
         assert_eq!(c.sizes, [4096]);
         assert!(c.describe().contains("two are needed"));

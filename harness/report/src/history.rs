@@ -76,12 +76,14 @@ pub fn run_labels(runs: &[Results]) -> Vec<String> {
 }
 
 /// The metrics drawn when none are chosen: the transfer time per message of every immediate
-/// stream case (batch 1, or no batch) of the newest run at its most common message size.
+/// stream case (batch 1, or no batch; receiver touching everything) of the newest run at its
+/// most common message size.
 pub fn default_metrics(newest: &Results) -> Vec<MetricRef> {
-    let stream = newest
-        .cases
-        .iter()
-        .filter(|c| c.params.workload == "stream" && c.params.batch <= 1);
+    let stream = newest.cases.iter().filter(|c| {
+        c.params.workload == "stream"
+            && c.params.batch <= 1
+            && c.params.touch == pageflip_results::TOUCH_ALL
+    });
     let mut sizes: Vec<u64> = stream.clone().map(|c| c.params.size).collect();
     sizes.sort_unstable();
     // The most common size; ties to the larger.
@@ -231,9 +233,10 @@ mod tests {
             run("2026-11-23T02:00:00Z", "b", 1.1),
         ];
         let metrics = default_metrics(&runs[1]);
-        // The five immediate stream transports at 64 KiB (every size is as common; the
-        // largest wins).
-        assert_eq!(metrics.len(), 5, "{metrics:?}");
+        // The six immediate stream transports at 64 KiB, receivers touching everything:
+        // every transport but remap-huge runs at 64 B to 64 KiB (ties go to the largest);
+        // 2 and 8 MiB have only the four over the queues.
+        assert_eq!(metrics.len(), 6, "{metrics:?}");
         assert!(
             metrics.iter().all(|m| m.case.contains("/65536B/")),
             "{metrics:?}"
@@ -242,7 +245,7 @@ mod tests {
         wanted.push("no/such/case:time_per_msg_ns".parse().unwrap());
         let (found, missing) = series(&runs, &wanted);
         assert_eq!(missing, ["no/such/case:time_per_msg_ns".parse().unwrap()]);
-        assert_eq!(found.len(), 5);
+        assert_eq!(found.len(), 6);
         let first = &found[0];
         assert_eq!(first.unit, "ns");
         assert_eq!(first.points.len(), 2);

@@ -1,5 +1,5 @@
 //! The transports table: one row per transport and policy of a results file — exits,
-//! notifications, faults and TLB flushes per message, and stream time per message and
+//! notifications, faults, TLB flushes and host mapping operations per message, and stream time per message and
 //! ping-pong one-way latency as ratios over the floor (bare MMIO exit + host page remap,
 //! measured in the same run) and over shared memory's (`bench transports` prints it;
 //! `report transports FILE` draws it from any results file).
@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use pageflip_results::{floor, metric as m, CaseResult, Metric, Results};
+use pageflip_results::{floor, metric as m, CaseResult, Metric, Results, TOUCH_ALL};
 
 /// Stream (throughput) and ping-pong (latency) cases of one transport and policy at one size.
 struct Row<'a> {
@@ -18,6 +18,7 @@ struct Row<'a> {
     policy: &'a str,
     size: u64,
     batch: u64,
+    touch: &'a str,
     stream: Option<&'a CaseResult>,
     pingpong: Option<&'a CaseResult>,
 }
@@ -35,8 +36,8 @@ fn median(case: &CaseResult, metric: &str) -> Option<f64> {
     median_of(&case.metrics, metric)
 }
 
-/// The rows of `results`: two-VM stream and ping-pong cases, paired by transport, policy and
-/// size, in the order the stream cases appear.
+/// The rows of `results`: two-VM stream and ping-pong cases, paired by transport, policy,
+/// size, batch and touch, in the order the stream cases appear.
 fn rows(results: &Results) -> Vec<Row<'_>> {
     let mut rows: Vec<Row<'_>> = Vec::new();
     for c in results.cases.iter().filter(|c| c.params.vms == 2) {
@@ -51,6 +52,7 @@ fn rows(results: &Results) -> Vec<Row<'_>> {
                 && r.policy == p.policy
                 && r.size == p.size
                 && r.batch == p.batch
+                && r.touch == p.touch
         });
         let row = match at {
             Some(i) => &mut rows[i],
@@ -60,6 +62,7 @@ fn rows(results: &Results) -> Vec<Row<'_>> {
                     policy: &p.policy,
                     size: p.size,
                     batch: p.batch,
+                    touch: &p.touch,
                     stream: None,
                     pingpong: None,
                 });
@@ -83,7 +86,7 @@ pub fn markdown(results: &Results) -> String {
     let rows = rows(results);
     let shmem = |size: u64| {
         rows.iter()
-            .find(|r| r.transport == "shmem" && r.size == size)
+            .find(|r| r.transport == "shmem" && r.size == size && r.touch == TOUCH_ALL)
     };
 
     let mut s = String::new();
@@ -106,12 +109,13 @@ pub fn markdown(results: &Results) -> String {
     let _ = writeln!(
         s,
         "| transport | policy | size | userspace exits/msg | notifications/msg | exits/msg | \
-         page faults fixed/msg | remote TLB flush req./page | vCPU TLB flushes/msg | \
+         page faults fixed/msg | remote TLB flush req./page | host map ops/msg | \
+         vCPU TLB flushes/msg | \
          stream time/msg ÷ floor | ping-pong one-way ÷ floor | stream ÷ shmem | ping-pong ÷ shmem |"
     );
     let _ = writeln!(
         s,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let cell = |v: Option<f64>, digits: usize| {
         v.map_or("unavailable".to_string(), |v| format!("{v:.digits$}"))
@@ -120,11 +124,13 @@ pub fn markdown(results: &Results) -> String {
     for r in &rows {
         let Some(st) = r.stream else { continue };
         let base = shmem(r.size);
-        let policy = if r.batch > 1 {
-            format!("{} (B = {})", r.policy, r.batch)
-        } else {
-            r.policy.to_string()
-        };
+        let mut policy = r.policy.to_string();
+        if r.batch > 1 {
+            policy += &format!(" (B = {})", r.batch);
+        }
+        if r.touch != TOUCH_ALL {
+            policy += &format!(", touch {}", r.touch);
+        }
         let stream_time = median(st, m::TIME_PER_MSG_NS);
         let one_way = r.pingpong.and_then(|p| median(p, m::LATENCY_P50_NS));
         let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
@@ -134,10 +140,13 @@ pub fn markdown(results: &Results) -> String {
         let shmem_one_way = base
             .and_then(|b| b.pingpong)
             .and_then(|c| median(c, m::LATENCY_P50_NS));
-        let per_page = if st.params.transport == "remap" {
-            cell(median(st, m::REMOTE_TLB_FLUSHES_PER_PAGE), 2)
-        } else {
-            na.clone()
+        // Per page and map operations mean something for the remap variants only.
+        let remap_only = |metric: &str, digits: usize| {
+            if st.params.transport_config.remaps() {
+                cell(median(st, metric), digits)
+            } else {
+                na.clone()
+            }
         };
         let pp = |v: Option<f64>| {
             if r.pingpong.is_some() {
@@ -148,7 +157,7 @@ pub fn markdown(results: &Results) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.transport,
             policy,
             r.size,
@@ -156,7 +165,8 @@ pub fn markdown(results: &Results) -> String {
             cell(median(st, m::NOTIFICATIONS_PER_MSG), 3),
             cell(median(st, m::EXITS_PER_MSG), 3),
             cell(median(st, m::FAULTS_PER_MSG), 2),
-            per_page,
+            remap_only(m::REMOTE_TLB_FLUSHES_PER_PAGE, 2),
+            remap_only(m::MAP_OPS_PER_MSG, 1),
             cell(median(st, m::TLB_FLUSHES_PER_MSG), 2),
             cell(ratio(stream_time, floor_ns), 2),
             pp(ratio(one_way, floor_ns)),
@@ -193,7 +203,7 @@ mod tests {
             .find(|l| l.starts_with("| shmem | polling | 4096 |"))
             .expect("a shmem row");
         let cells: Vec<&str> = shmem.split('|').map(str::trim).collect();
-        assert_eq!(cells[12], "1.00", "{shmem}");
+        assert_eq!(cells[13], "1.00", "{shmem}");
     }
 
     #[test]

@@ -180,13 +180,24 @@ pub struct CaseParams {
     pub messages: u64,
     /// Virtio messages in flight per queue (0 for the other transports).
     pub depth: u64,
+    /// How much of each payload the receiver reads: [`TOUCH_ALL`] (default, also of files
+    /// written before the field existed), `header` (the first 64 bytes) or `none`.
+    #[serde(default = "touch_all")]
+    pub touch: String,
+}
+
+/// [`CaseParams::touch`] of a receiver that reads the whole payload (the default).
+pub const TOUCH_ALL: &str = "all";
+
+fn touch_all() -> String {
+    TOUCH_ALL.to_string()
 }
 
 /// One case: its parameters, and every metric over the repetitions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaseResult {
-    /// `<workload>/<transport>/<policy>/<size>B/b<batch>/<vms>vm`, unique in a file and
+    /// `<workload>/<transport>/<policy>/<size>B/b<batch>/<vms>vm[/touch-<touch>]`, unique in a file and
     /// stable across files (what `report compare` matches cases by).
     pub id: String,
     /// The parameters.
@@ -264,6 +275,13 @@ pub mod metric {
     pub const REMOTE_TLB_FLUSHES_PER_PAGE: &str = "remote_tlb_flushes_per_page";
     /// Host TLB flushes (perf `tlb:tlb_flush`, every CPU, whole run) per message.
     pub const HOST_TLB_FLUSHES_PER_MSG: &str = "host_tlb_flushes_per_msg";
+    /// Host mapping operations (`mmap` + `fallocate`) per message, summed over the VMs'
+    /// transport reports (`map_ops`); remap variants only (absent for the other transports).
+    pub const MAP_OPS_PER_MSG: &str = "map_ops_per_msg";
+    /// Nanoseconds the VMM spent moving each message, summed over the VMs' transport reports
+    /// (`move_ns`): host remaps for remap variants, the copy for copy; remap IPC only (absent
+    /// for virtio and shmem, whose VMM does not time its moves).
+    pub const MOVE_NS_PER_MSG: &str = "move_ns_per_msg";
     /// Page faults KVM fixed per message (`pf_fixed`).
     pub const FAULTS_PER_MSG: &str = "faults_per_msg";
     /// Instructions KVM emulated per message (`insn_emulation`).
@@ -397,11 +415,17 @@ impl Results {
 }
 
 impl CaseParams {
-    /// The case id these parameters give (see [`CaseResult::id`]).
+    /// The case id these parameters give (see [`CaseResult::id`]); a receiver that does not
+    /// read the whole payload adds `/touch-<touch>`, so ids of whole-payload cases stay those
+    /// of files written before [`CaseParams::touch`] existed.
     pub fn id(&self) -> String {
-        format!(
+        let mut id = format!(
             "{}/{}/{}/{}B/b{}/{}vm",
             self.workload, self.transport, self.policy, self.size, self.batch, self.vms
-        )
+        );
+        if self.touch != TOUCH_ALL {
+            id += &format!("/touch-{}", self.touch);
+        }
+        id
     }
 }

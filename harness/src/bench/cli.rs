@@ -17,6 +17,7 @@ use crate::run::vmm::{Vmm, VMM_SUBCOMMAND};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use pageflip_abi::probes::ipc_workloads as w;
 
 /// pageflip's benchmark runner.
 #[derive(Debug, Parser)]
@@ -52,7 +53,7 @@ struct TransportsArgs {
     /// Ping-pong rounds.
     #[arg(long, default_value_t = 5_000)]
     rounds: u64,
-    /// Message size in bytes (64 to 65536).
+    /// Message size in bytes (64 to 8388608, 8 MiB).
     #[arg(long, default_value_t = 4096)]
     size: u64,
     /// Batch size of the deferred policy (2 to 64).
@@ -160,8 +161,12 @@ fn bench_transports(t: TransportsArgs) -> ExitCode {
     } = t;
     let problem = if !(1..=85).contains(&depth) {
         Some(format!("--depth {depth}: must be 1 to 85"))
-    } else if !(64..=65536).contains(&size) {
-        Some(format!("--size {size}: must be 64 to 65536 bytes"))
+    } else if !(w::MIN_SIZE..=w::MAX_SIZE).contains(&size) {
+        Some(format!(
+            "--size {size}: must be {} to {} bytes",
+            w::MIN_SIZE,
+            w::MAX_SIZE
+        ))
     } else if !(2..=64).contains(&batch) {
         Some(format!("--batch {batch}: must be 2 to 64"))
     } else if count < batch || count % batch != 0 {
@@ -254,13 +259,14 @@ fn bench_run(args: RunArgs) -> ExitCode {
     if args.list {
         for c in &cases {
             println!(
-                "{:<8} {:<18} {:<12} {:>6} B  batch {:<2} {} VMs  {} messages",
+                "{:<8} {:<18} {:<12} {:>7} B  batch {:<2} {} VMs  touch {:<6} {} messages",
                 c.workload,
                 c.transport.name(),
                 c.policy,
                 c.size,
                 c.batch,
                 c.vms,
+                c.touch.name(),
                 c.messages()
             );
         }

@@ -1,6 +1,6 @@
 //! Horizontal bar charts: one row per label, one or more bars per row, each with an optional
-//! CI whisker and its value written beside it; optionally a shaded vertical band (the noise
-//! threshold of a comparison).
+//! CI whisker and its value written beside it, plain or stacked from segments; optionally a
+//! shaded vertical band (the noise threshold of a comparison).
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -21,6 +21,18 @@ pub(crate) struct BarItem {
     pub color: RGBColor,
     /// The text beside the bar (its value, or why there is none).
     pub text: String,
+    /// Stacked parts from 0 outwards, each in its colour; empty draws one bar of `value` in
+    /// `color`. A part missing from the data is left out, not drawn as 0.
+    pub segments: Vec<Segment>,
+}
+
+/// One part of a stacked bar.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Segment {
+    /// Its length (value-axis units, not negative).
+    pub value: f64,
+    /// Its colour.
+    pub color: RGBColor,
 }
 
 /// One row of bars; its label may hold `\n` line breaks.
@@ -54,7 +66,15 @@ pub(crate) struct BarFigure {
     pub legend: Vec<LegendEntry>,
     /// A shaded band, if any.
     pub band: Option<VBand>,
+    /// Room left for the value texts beyond the longest bar, as a share of the value axis'
+    /// span ([`TEXT_ROOM`] for a number; more for a sentence).
+    pub text_room: f64,
+    /// Canvas width, pixels.
+    pub width: u32,
 }
+
+/// The default [`BarFigure::text_room`]: enough for a number.
+pub(crate) const TEXT_ROOM: f64 = 0.14;
 
 /// Thickness of one bar, pixels.
 const BAR_PX: u32 = 18;
@@ -83,7 +103,7 @@ impl BarFigure {
 impl Figure for BarFigure {
     fn size(&self) -> (u32, u32) {
         let rows: u32 = self.rows.iter().map(BarFigure::row_px).sum();
-        (style::WIDTH, (CHROME_PX + rows).max(style::HEIGHT))
+        (self.width, (CHROME_PX + rows).max(style::HEIGHT))
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()> {
@@ -128,10 +148,11 @@ impl Figure for BarFigure {
             .copied()
             .filter(|v| v.is_finite())
             .fold(0.0, f64::min);
+        let room = self.text_room * span;
         let x_range = if min < 0.0 {
-            ticks.range.start - 0.14 * span..ticks.range.end + 0.14 * span
+            ticks.range.start - room..ticks.range.end + room
         } else {
-            ticks.range.start..ticks.range.end + 0.14 * span
+            ticks.range.start..ticks.range.end + room
         };
 
         let n = self.rows.len();
@@ -216,11 +237,22 @@ fn draw_row<DB: DrawingBackend>(
         let mid = (top + bottom) / 2.0;
         let value = bar.value.filter(|v| v.is_finite());
         if let Some(v) = value {
+            let mut parts: Vec<(f64, f64, RGBColor)> = Vec::new();
+            if bar.segments.is_empty() {
+                parts.push((0.0, v, bar.color));
+            } else {
+                let mut from = 0.0;
+                for s in bar.segments.iter().filter(|s| s.value > 0.0) {
+                    parts.push((from, from + s.value, s.color));
+                    from += s.value;
+                }
+            }
             chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(0.0, bottom), (v, top)],
-                    bar.color.filled(),
-                )))
+                .draw_series(
+                    parts
+                        .into_iter()
+                        .map(|(a, b, c)| Rectangle::new([(a, bottom), (b, top)], c.filled())),
+                )
                 .map_err(|e| e.to_string())?;
         }
         if let (Some(_), Some((lo, hi))) = (value, bar.ci) {

@@ -2,7 +2,7 @@
 //! transport, one bar per counter, 95% CI whiskers, unavailable counters written as such.
 
 use super::axis::{Axis, Format, Scale};
-use super::bars::{BarFigure, BarItem, BarRow};
+use super::bars::{BarFigure, BarItem, BarRow, TEXT_ROOM};
 use super::style::{self, LegendEntry, Swatch};
 use super::{render, ChartError, ChartOut, Rendered, Title};
 use crate::units;
@@ -47,6 +47,7 @@ pub fn per_message_counts(
                             .filter(|(a, b)| a.is_finite() && b.is_finite()),
                         color: style::color(k),
                         text: s.map_or("unavailable".into(), |s| units::sig(s.mean, 3)),
+                        segments: Vec::new(),
                     }
                 })
                 .collect(),
@@ -66,6 +67,8 @@ pub fn per_message_counts(
             })
             .collect(),
         band: None,
+        text_room: TEXT_ROOM,
+        width: style::WIDTH,
     };
     if !figure.has_data() {
         return Err(ChartError::Empty(format!(

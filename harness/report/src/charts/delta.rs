@@ -4,8 +4,8 @@
 use plotters::style::RGBColor;
 
 use super::axis::{Axis, Format, Scale};
-use super::bars::{BarFigure, BarItem, BarRow, VBand};
-use super::style::{LegendEntry, Swatch};
+use super::bars::{BarFigure, BarItem, BarRow, VBand, TEXT_ROOM};
+use super::style::{self, LegendEntry, Swatch};
 use super::{render, ChartError, ChartOut, Rendered, Title};
 use crate::units;
 use pageflip_results::stats::Verdict;
@@ -63,6 +63,7 @@ pub fn delta_chart(
                     } else {
                         "n/a".into()
                     },
+                    segments: Vec::new(),
                 }],
             }
         })
@@ -95,6 +96,8 @@ pub fn delta_chart(
                 units::percent(noise).trim_start_matches('+')
             ),
         }),
+        text_room: TEXT_ROOM,
+        width: style::WIDTH,
     };
     if !figure.has_data() {
         return Err(ChartError::Empty("no compared metric".into()));

@@ -1,7 +1,7 @@
 //! The report's charts, drawn with plotters, each written as `<stem>.svg` and `<stem>.png`.
 //!
-//! The public chart builders ([`sweeps`], [`counts`], [`cdf`], [`batch`], [`delta`],
-//! [`history`]) take plain data, not a results file, and refuse to draw an empty chart. They
+//! The public chart builders ([`sweeps`], [`counts`], [`cdf`], [`batch`], [`breakdown`],
+//! [`delta`], [`history`]) take plain data, not a results file, and refuse to draw an empty chart. They
 //! build one of two figure kinds — lines over x ([`xy`]) or horizontal bars ([`bars`]) — on the
 //! shared [`style`] (title naming what and where, legend column, axis titles with units) and
 //! [`axis`] ticks. PNG text needs DejaVu Sans on the machine ([`font`]); SVG needs no font.
@@ -10,6 +10,7 @@ pub mod axis;
 mod backend;
 pub mod bars;
 pub mod batch;
+pub mod breakdown;
 pub mod cdf;
 pub mod counts;
 pub mod delta;

@@ -1,10 +1,10 @@
-//! Charts over message size: latency (p50 with a band to p99), throughput, and the
-//! remap-vs-copy crossover.
+//! Charts over message size: latency (p50 with a band to p99), throughput, and copy against
+//! each remap variant with their crossovers; and the forwarding chain's time over K.
 
 use super::axis::{Axis, Format, Scale};
 use super::xy::{Layout, Panel, SummarySeries, VMark, XyFigure, XyPoint, XySeries};
 use super::{render, style, ChartError, ChartOut, Rendered, Title};
-use crate::crossover::{ci_text, Crossover, CrossoverOutcome};
+use crate::crossover::{Crossover, CrossoverOutcome};
 use crate::units;
 
 /// p50 and p99 latency at one message size.
@@ -122,45 +122,91 @@ pub fn throughput_vs_size(
     render_xy(out, stem, &figure, "no throughput measured")
 }
 
-/// The remap-vs-copy crossover: both transports' cost vs message size (95% CI shaded) and the
-/// crossover size with its 95% CI, or a note saying there is none.
+/// One remap variant of a crossover chart: its cost over the sizes and its crossover with
+/// copy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VariantCrossover {
+    /// Its cost over the sizes (the legend label names the variant).
+    pub series: SummarySeries,
+    /// Its crossover with copy.
+    pub crossover: Crossover,
+}
+
+/// Copy against each remap variant: every cost vs message size (95% CI shaded), each
+/// variant's crossover with its 95% CI as a mark in the variant's colour, and a note with
+/// one line per variant (its crossover, or "none in range" with its ratio at the largest
+/// size).
 pub fn crossover_chart(
     out: &ChartOut,
     stem: &str,
     title: &Title,
     cost_axis: &str,
-    remap: &SummarySeries,
     copy: &SummarySeries,
-    crossover: &Crossover,
+    variants: &[VariantCrossover],
 ) -> Result<Rendered, ChartError> {
-    let (marks, note) = match &crossover.outcome {
-        CrossoverOutcome::At { size, ci95, .. } => (
-            vec![VMark {
+    let marks: Vec<VMark> = variants
+        .iter()
+        .filter_map(|v| match &v.crossover.outcome {
+            CrossoverOutcome::At { size, ci95, .. } => Some(VMark {
                 x: *size,
                 band: Some(*ci95),
-                label: format!(
-                    "crossover {} (95% CI {})",
-                    units::bytes(*size),
-                    ci_text(*ci95, &crossover.sizes)
-                ),
-            }],
-            None,
-        ),
-        _ => (Vec::new(), Some(crossover.describe())),
-    };
+                label: format!("{}: {}", v.crossover.variant, units::bytes(*size)),
+                series: Some(v.series.label.clone()),
+            }),
+            _ => None,
+        })
+        .collect();
+    let note = variants
+        .iter()
+        .map(|v| format!("{}: {}", v.crossover.variant, v.crossover.short()))
+        .collect::<Vec<_>>()
+        .join("\n");
     let has_mark = !marks.is_empty();
+    let mut series = vec![copy.to_xy()];
+    series.extend(variants.iter().map(|v| v.series.to_xy()));
     let panel = Panel {
         heading: None,
         x: size_axis(),
         y: Axis::new(cost_axis, Scale::Log10, Format::Nanos),
-        series: vec![remap.to_xy(), copy.to_xy()],
+        series,
         markers: true,
         marks,
-        note,
+        note: Some(note),
     };
     let mut figure = single(title, panel, Some("shaded: 95% CI of the mean"));
+    figure.size.1 += 60;
     if has_mark {
-        figure.mark_label = Some("crossover size (95% CI shaded)".into());
+        figure.mark_label =
+            Some("crossover with copy, in the variant's colour (95% CI shaded)".into());
     }
     render_xy(out, stem, &figure, "no remap or copy cost measured")
+}
+
+/// The forwarding chain: time per message against K, the number of VMs in the chain, one line
+/// per transport (95% CI shaded).
+pub fn chain_chart(
+    out: &ChartOut,
+    stem: &str,
+    title: &Title,
+    series: &[SummarySeries],
+) -> Result<Rendered, ChartError> {
+    let panel = Panel {
+        heading: None,
+        x: Axis::new(
+            "K (VMs in the chain)",
+            Scale::Linear { from_zero: false },
+            Format::Count,
+        ),
+        y: Axis::new(
+            "transfer time per message (log scale)",
+            Scale::Log10,
+            Format::Nanos,
+        ),
+        series: series.iter().map(SummarySeries::to_xy).collect(),
+        markers: true,
+        marks: Vec::new(),
+        note: None,
+    };
+    let figure = single(title, panel, Some("shaded: 95% CI of the mean"));
+    render_xy(out, stem, &figure, "no chain time measured")
 }

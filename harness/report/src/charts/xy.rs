@@ -54,6 +54,8 @@ pub(crate) struct VMark {
     pub band: Option<(f64, f64)>,
     /// The text beside the mark.
     pub label: String,
+    /// The series (legend label) whose colour the mark takes; `None`: the mark colour.
+    pub series: Option<String>,
 }
 
 /// One panel: axes, series, marks and a note.
@@ -103,6 +105,9 @@ pub(crate) struct XyFigure {
 
 /// Colour of vertical marks.
 const MARK: RGBColor = RGBColor(0x33, 0x33, 0x33);
+
+/// Height of one line of a note or of the marks' labels, pixels.
+const NOTE_LINE: i32 = 18;
 
 impl XyFigure {
     /// The distinct series labels in order of appearance: the legend, and the colour index.
@@ -217,15 +222,21 @@ fn draw_panel<DB: DrawingBackend>(
     };
     let note = match &panel.note {
         Some(note) => {
+            // Each line of the note wrapped on its own.
             let (w, _) = area.dim_in_pixel();
-            style::wrap(area, note, (w * 3 / 4).max(200))?
+            let mut lines = Vec::new();
+            for line in note.lines() {
+                lines.extend(style::wrap(area, line, (w * 3 / 4).max(200))?);
+            }
+            lines
         }
         None => Vec::new(),
     };
     if !note.is_empty() {
-        // Headroom for the note above the data: about 7% of the height per line.
+        // Headroom for the note and the marks' labels below it above the data: about 7% of
+        // the height per line.
         let span = yt.range.end - yt.range.start;
-        yt.range.end += span * 0.07 * note.len() as f64;
+        yt.range.end += span * 0.07 * (note.len() + panel.marks.len()) as f64;
     }
     let y_tick_width = widest(area, yt.at.iter().map(|&p| panel.y.tick_label(p)))?;
     let mut builder = ChartBuilder::on(area);
@@ -258,8 +269,16 @@ fn draw_panel<DB: DrawingBackend>(
         .y_label_formatter(&y_label)
         .draw()
         .map_err(|e| e.to_string())?;
-    for mark in &panel.marks {
-        draw_mark(&mut chart, panel, &xt, &yt, mark)?;
+    // Mark labels stack below the note's lines, one line each.
+    let first_label = 36 + NOTE_LINE * note.len() as i32;
+    for (k, mark) in panel.marks.iter().enumerate() {
+        let color = mark
+            .series
+            .as_ref()
+            .and_then(|s| labels.iter().position(|l| l == s))
+            .map_or(MARK, style::color);
+        let dy = first_label + NOTE_LINE * k as i32;
+        draw_mark(&mut chart, panel, (&xt, &yt), mark, (color, dy))?;
     }
     for series in &panel.series {
         let i = labels.iter().position(|l| *l == series.label).unwrap_or(0);
@@ -272,7 +291,7 @@ fn draw_panel<DB: DrawingBackend>(
                 &(EmptyElement::at((xt.range.start, yt.range.end))
                     + Text::new(
                         line,
-                        (10, 10 + 18 * k as i32),
+                        (10, 10 + NOTE_LINE * k as i32),
                         style::text(style::LABEL_SIZE, style::INK),
                     )),
             )
@@ -386,12 +405,13 @@ fn draw_series<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Draws `mark` in `color`, its label `dy` pixels below the plot's top.
 fn draw_mark<DB: DrawingBackend>(
     chart: &mut ChartContext<'_, DB, Coords>,
     panel: &Panel,
-    xt: &Ticks,
-    yt: &Ticks,
+    (xt, yt): (&Ticks, &Ticks),
     mark: &VMark,
+    (color, dy): (RGBColor, i32),
 ) -> DrawResult<()> {
     let Some(x) = panel.x.to_plot(mark.x) else {
         return Ok(());
@@ -408,14 +428,14 @@ fn draw_mark<DB: DrawingBackend>(
         chart
             .draw_series(std::iter::once(Rectangle::new(
                 [(clamp(lo), yt.range.start), (clamp(hi), yt.range.end)],
-                MARK.mix(0.12).filled(),
+                color.mix(0.12).filled(),
             )))
             .map_err(|e| e.to_string())?;
     }
     chart
         .draw_series(std::iter::once(PathElement::new(
             vec![(x, yt.range.start), (x, yt.range.end)],
-            MARK.stroke_width(2),
+            color.stroke_width(2),
         )))
         .map_err(|e| e.to_string())?;
     let right_half = x > (xt.range.start + xt.range.end) / 2.0;
@@ -430,8 +450,8 @@ fn draw_mark<DB: DrawingBackend>(
             &(EmptyElement::at((x, yt.range.end))
                 + Text::new(
                     mark.label.clone(),
-                    (dx, 36),
-                    style::anchored(style::text(style::LABEL_SIZE, MARK), h, VPos::Top),
+                    (dx, dy),
+                    style::anchored(style::text(style::LABEL_SIZE, color), h, VPos::Top),
                 )),
         )
         .map_err(|e| e.to_string())

@@ -54,6 +54,7 @@ fn params(i: usize) -> CaseParams {
         vms: 2 + i / 5,
         messages: 20_000,
         depth: 0,
+        touch: "all".into(),
     }
 }
 

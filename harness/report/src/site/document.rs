@@ -273,19 +273,28 @@ fn disagreements(r: &Results) -> Vec<Block> {
 }
 
 fn crossover_findings(plan: &[PlannedChart]) -> Vec<Block> {
+    // One item per remap variant of each crossover chart.
     let findings: Vec<String> = plan
         .iter()
         .filter(|c| c.stem.starts_with("crossover"))
-        .map(|c| match &c.data {
-            Ok(ChartData::Crossover { crossover, .. }) => {
-                format!("{}: {}.", c.what, crossover.describe())
-            }
+        .flat_map(|c| match &c.data {
+            Ok(ChartData::Crossover { variants, .. }) => variants
+                .iter()
+                .map(|v| {
+                    format!(
+                        "{} — {}: {}.",
+                        c.what,
+                        v.crossover.variant,
+                        v.crossover.describe()
+                    )
+                })
+                .collect(),
             Ok(_) => unreachable!("crossover stems hold crossover data"),
-            Err(why) => format!("{}: {why}.", c.what),
+            Err(why) => vec![format!("{}: {why}.", c.what)],
         })
         .collect();
     vec![
-        Block::Heading(2, "Remap vs copy".into()),
+        Block::Heading(2, "Remap variants vs copy".into()),
         Block::List(findings),
     ]
 }

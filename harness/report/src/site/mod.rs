@@ -17,7 +17,9 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-use crate::charts::{self, batch, cdf, counts, sweeps, ChartError, ChartOut, Rendered, Title};
+use crate::charts::{
+    self, batch, breakdown, cdf, counts, sweeps, ChartError, ChartOut, Rendered, Title,
+};
 use pageflip_results::Results;
 use plan::{ChartData, PlannedChart};
 
@@ -100,10 +102,11 @@ fn draw(
         }
         ChartData::Crossover {
             cost_axis,
-            remap,
             copy,
-            crossover,
-        } => sweeps::crossover_chart(out, stem, &title, cost_axis, remap, copy, crossover),
+            variants,
+        } => sweeps::crossover_chart(out, stem, &title, cost_axis, copy, variants),
+        ChartData::Breakdown(rows) => breakdown::cost_breakdown(out, stem, &title, rows),
+        ChartData::Chain(series) => sweeps::chain_chart(out, stem, &title, series),
         ChartData::BatchSweep { exits, time } => batch::batch_sweep(out, stem, &title, exits, time),
         ChartData::Cdf { what, series } => cdf::latency_cdf(out, stem, &title, what, series),
     }

@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::charts::breakdown::BreakdownRow;
 use crate::charts::cdf::CdfSeries;
 use crate::charts::counts::CountGroup;
-use crate::charts::sweeps::{LatencyPoint, LatencySeries};
+use crate::charts::sweeps::{LatencyPoint, LatencySeries, VariantCrossover};
 use crate::charts::xy::SummarySeries;
-use crate::crossover::{self, Crossover, SizeSamples};
+use crate::crossover::{self, SizeSamples};
 use crate::units;
 use pageflip_results::{metric, CaseParams, CaseResult, Metric, Results};
 
@@ -27,17 +28,19 @@ pub enum ChartData {
         /// One group per transport.
         groups: Vec<CountGroup>,
     },
-    /// Remap vs copy and their crossover.
+    /// Copy against each remap variant, and their crossovers.
     Crossover {
         /// The cost axis title.
         cost_axis: String,
-        /// Remap's cost.
-        remap: SummarySeries,
         /// Copy's cost.
         copy: SummarySeries,
-        /// The analysis.
-        crossover: Crossover,
+        /// Each remap variant's cost and its crossover with copy.
+        variants: Vec<VariantCrossover>,
     },
+    /// Where each transport's time per message goes, at a few sizes.
+    Breakdown(Vec<BreakdownRow>),
+    /// Time per message of the `chain` workload against K, the number of VMs.
+    Chain(Vec<SummarySeries>),
     /// The deferred-exit batch sweep.
     BatchSweep {
         /// Exits per message over the batch.
@@ -75,14 +78,23 @@ fn metric<'a>(case: &'a CaseResult, name: &str) -> Option<&'a Metric> {
 }
 
 /// The legend label of a case's transport: `remap immediate`, `copy deferred B=32`,
-/// `shmem polling 4 VMs`.
+/// `shmem polling 4 VMs`, `remap immediate touch header`.
 pub fn series_label(p: &CaseParams) -> String {
+    let mut label = transport_label(p);
+    if p.vms != 2 {
+        label += &format!(" {} VMs", p.vms);
+    }
+    label
+}
+
+/// [`series_label`] without the VM count (the chain chart's x).
+fn transport_label(p: &CaseParams) -> String {
     let mut label = format!("{} {}", p.transport, p.policy);
     if p.batch > 1 {
         label += &format!(" B={}", p.batch);
     }
-    if p.vms != 2 {
-        label += &format!(" {} VMs", p.vms);
+    if p.touch != pageflip_results::TOUCH_ALL {
+        label += &format!(" touch {}", p.touch);
     }
     label
 }
@@ -100,10 +112,16 @@ fn mode<T: Ord + Copy>(items: impl IntoIterator<Item = T>) -> Option<T> {
 }
 
 /// A case's parameters other than the size: what a line over sizes follows.
-type SeriesKey = (String, String, u64, usize);
+type SeriesKey = (String, String, u64, usize, String);
 
 fn series_key(p: &CaseParams) -> SeriesKey {
-    (p.transport.clone(), p.policy.clone(), p.batch, p.vms)
+    (
+        p.transport.clone(),
+        p.policy.clone(),
+        p.batch,
+        p.vms,
+        p.touch.clone(),
+    )
 }
 
 /// Cases of `workload` grouped by everything but the size, in order of first appearance,
@@ -179,6 +197,8 @@ pub fn plan(results: &Results) -> Vec<PlannedChart> {
     let mut charts = vec![latency_vs_size(results), throughput_vs_size(results)];
     charts.extend(counts(results));
     charts.extend(crossovers(results));
+    charts.push(breakdown(results));
+    charts.extend(chain(results));
     charts.push(batch_sweep(results));
     charts.extend(cdfs(results));
     charts
@@ -389,8 +409,8 @@ fn counts(results: &Results) -> Vec<PlannedChart> {
         .collect()
 }
 
-/// The crossover of remap and copy for every workload, policy and batch measured at two or
-/// more sizes for both.
+/// The crossover of copy and every remap variant for every workload, policy and batch
+/// measured at two or more sizes for copy and at least one variant.
 fn crossovers(results: &Results) -> Vec<PlannedChart> {
     let mut charts = Vec::new();
     for (workload, cost, prose) in [
@@ -403,36 +423,42 @@ fn crossovers(results: &Results) -> Vec<PlannedChart> {
     ] {
         let cost_axis = format!("{prose} (log scale)");
         let groups = size_series(results, workload);
-        let of = |transport: &str| -> Vec<&Vec<&CaseResult>> {
-            groups
+        let samples = |cases: &[&CaseResult]| -> Vec<SizeSamples> {
+            cases
                 .iter()
-                .filter(|g| g[0].params.transport == transport)
+                .filter_map(|c| {
+                    Some(SizeSamples {
+                        size: c.params.size,
+                        values: metric(c, cost)?.values.clone(),
+                    })
+                })
                 .collect()
         };
-        for remap in of("remap") {
-            let p = &remap[0].params;
-            let Some(copy) = of("copy").into_iter().find(|g| {
-                let q = &g[0].params;
-                (q.policy.as_str(), q.batch, q.vms) == (p.policy.as_str(), p.batch, p.vms)
-            }) else {
+        let line = |cases: &[&CaseResult]| SummarySeries {
+            label: transport_label(&cases[0].params),
+            points: summary_points(cases, cost, |p| p.size as f64),
+        };
+        for copy in groups.iter().filter(|g| g[0].params.transport == "copy") {
+            let p = &copy[0].params;
+            let same_setting = |q: &CaseParams| {
+                (q.policy.as_str(), q.batch, q.vms, q.touch.as_str())
+                    == (p.policy.as_str(), p.batch, p.vms, p.touch.as_str())
+            };
+            let variants: Vec<VariantCrossover> = groups
+                .iter()
+                .filter(|g| g[0].params.transport_config.remaps() && same_setting(&g[0].params))
+                .map(|remap| VariantCrossover {
+                    series: line(remap),
+                    crossover: crossover::find(
+                        &remap[0].params.transport,
+                        &samples(remap),
+                        &samples(copy),
+                    ),
+                })
+                .collect();
+            if variants.is_empty() {
                 continue;
-            };
-            let samples = |cases: &[&CaseResult]| -> Vec<SizeSamples> {
-                cases
-                    .iter()
-                    .filter_map(|c| {
-                        Some(SizeSamples {
-                            size: c.params.size,
-                            values: metric(c, cost)?.values.clone(),
-                        })
-                    })
-                    .collect()
-            };
-            let crossover = crossover::find(&samples(remap), &samples(copy));
-            let line = |cases: &[&CaseResult], label: &str| SummarySeries {
-                label: label.into(),
-                points: summary_points(cases, cost, |p| p.size as f64),
-            };
+            }
             let mut stem = format!("crossover-{workload}-{}", p.policy);
             let mut setting = p.policy.clone();
             if p.batch > 1 {
@@ -443,27 +469,35 @@ fn crossovers(results: &Results) -> Vec<PlannedChart> {
                 stem += &format!("-{}vm", p.vms);
                 setting += &format!(", {} VMs", p.vms);
             }
-            let data = if crossover.sizes.len() < 2 {
-                Err(crossover.describe())
+            if p.touch != pageflip_results::TOUCH_ALL {
+                stem += &format!("-touch-{}", p.touch);
+                setting += &format!(", touch {}", p.touch);
+            }
+            let data = if variants.iter().all(|v| v.crossover.sizes.len() < 2) {
+                Err(variants
+                    .iter()
+                    .map(|v| v.crossover.describe())
+                    .collect::<Vec<_>>()
+                    .join("; "))
             } else {
                 Ok(ChartData::Crossover {
                     cost_axis: cost_axis.clone(),
-                    remap: line(remap, &format!("remap {}", p.policy)),
-                    copy: line(copy, &format!("copy {}", p.policy)),
-                    crossover,
+                    copy: line(copy),
+                    variants,
                 })
             };
             charts.push(PlannedChart {
                 stem,
                 what: format!(
-                    "Remap vs copy, {} ({setting}): {prose} vs message size",
+                    "Remap variants vs copy, {} ({setting}): {prose} vs message size",
                     workload_name(workload)
                 ),
                 caption: format!(
-                    "Mean {prose} ({cost}) over repetitions (95% CI shaded) of remap and copy; the \
-                     crossover is where the lines cross (log-log interpolation between \
-                     measured sizes), its 95% CI from {} bootstrap resamples of the \
-                     repetitions.",
+                    "Mean {prose} ({cost}) over repetitions (95% CI shaded) of copy and each \
+                     remap variant; a variant's crossover is where its line crosses copy's \
+                     (log-log interpolation between measured sizes), its 95% CI from {} \
+                     bootstrap resamples of the repetitions. A variant that never crosses \
+                     says \"none in range\" with its cost over copy's at the largest size.",
                     pageflip_results::stats::BOOTSTRAP_RESAMPLES
                 ),
                 data,
@@ -476,13 +510,143 @@ fn crossovers(results: &Results) -> Vec<PlannedChart> {
             what: "Remap vs copy crossover".into(),
             caption: String::new(),
             data: Err(
-                "remap and copy were not both measured at two or more message sizes with the \
-                 same policy"
+                "copy and a remap variant were not both measured at two or more message sizes \
+                 with the same policy"
                     .into(),
             ),
         });
     }
     charts
+}
+
+/// The sizes the cost breakdown shows, where measured: one page, 16 pages, one huge page.
+pub const BREAKDOWN_SIZES: [u64; 3] = [4096, 65536, 2 << 20];
+
+/// The per-message cost breakdown: the representative stream case of every transport
+/// (receiver touching everything) at each of [`BREAKDOWN_SIZES`] measured, or at the most
+/// common stream size if none is.
+fn breakdown(results: &Results) -> PlannedChart {
+    let stream: Vec<&CaseResult> = results
+        .cases
+        .iter()
+        .filter(|c| {
+            c.params.workload == "stream"
+                && c.params.touch == pageflip_results::TOUCH_ALL
+                && c.params.batch <= 1
+        })
+        .collect();
+    let mut sizes: Vec<u64> = BREAKDOWN_SIZES
+        .into_iter()
+        .filter(|s| stream.iter().any(|c| c.params.size == *s))
+        .collect();
+    if sizes.is_empty() {
+        sizes.extend(mode(stream.iter().map(|c| c.params.size)));
+    }
+    let exit_ns = results
+        .floor
+        .metrics
+        .get(pageflip_results::floor::EXIT_NS)
+        .filter(|m| m.summary.n > 0 && m.summary.mean.is_finite())
+        .map(|m| m.summary.mean);
+    let mean = |c: &CaseResult, name: &str| metric(c, name).map(|m| m.summary.mean);
+    let mut rows = Vec::new();
+    for &size in &sizes {
+        let at_size: Vec<&CaseResult> = stream
+            .iter()
+            .filter(|c| c.params.size == size)
+            .copied()
+            .collect();
+        for c in representatives(&at_size) {
+            rows.push(BreakdownRow {
+                label: transport_label(&c.params),
+                size,
+                remaps: c.params.transport_config.remaps(),
+                time_ns: mean(c, metric::TIME_PER_MSG_NS),
+                exits: mean(c, metric::USERSPACE_EXITS_PER_MSG),
+                exit_ns,
+                move_ns: mean(c, metric::MOVE_NS_PER_MSG),
+                map_ops: mean(c, metric::MAP_OPS_PER_MSG),
+                flushes: mean(c, metric::REMOTE_TLB_FLUSHES_PER_MSG),
+                faults: mean(c, metric::FAULTS_PER_MSG),
+            });
+        }
+    }
+    let at = sizes
+        .iter()
+        .map(|&s| units::bytes(s as f64))
+        .collect::<Vec<_>>()
+        .join(", ");
+    PlannedChart {
+        stem: "cost-breakdown".into(),
+        what: format!("Where the time per message goes, stream at {at}"),
+        caption: "Each bar is a transport's mean transfer time per message (time_per_msg_ns), \
+                  split into: exits (userspace exits per message times the floor's bare \
+                  exit), host mapping (the VMM's move time, move_ns_per_msg, of a remap \
+                  variant), copy (the same for copy) and the rest (the guests' own work, \
+                  the receiver's faults and the TLB flushes' re-walks, not timed apart). \
+                  Beside each bar: host mapping operations, remote TLB flush requests and \
+                  page faults per message; \"n/a\" where the results do not have them, never 0."
+            .into(),
+        data: if rows.iter().any(|r| r.time_ns.is_some()) {
+            Ok(ChartData::Breakdown(rows))
+        } else {
+            Err("no stream case has time_per_msg_ns".into())
+        },
+    }
+}
+
+/// The chain chart, only when the results hold `chain` cases: time per message against K
+/// (the case's VMs), one line per transport, policy and touch.
+fn chain(results: &Results) -> Option<PlannedChart> {
+    let cases: Vec<&CaseResult> = results
+        .cases
+        .iter()
+        .filter(|c| c.params.workload == "chain")
+        .collect();
+    if cases.is_empty() {
+        return None;
+    }
+    let mut series: Vec<SummarySeries> = Vec::new();
+    for c in &cases {
+        let label = transport_label(&c.params);
+        if series.iter().any(|s| s.label == label) {
+            continue;
+        }
+        // Every K of this line at its most common size.
+        let line: Vec<&CaseResult> = cases
+            .iter()
+            .filter(|d| transport_label(&d.params) == label)
+            .copied()
+            .collect();
+        let size = mode(line.iter().map(|d| d.params.size));
+        let line: Vec<&CaseResult> = line
+            .into_iter()
+            .filter(|d| Some(d.params.size) == size)
+            .collect();
+        series.push(SummarySeries {
+            label,
+            points: summary_points(&line, metric::TIME_PER_MSG_NS, |p| p.vms as f64),
+        });
+    }
+    series.retain(|s| !s.points.is_empty());
+    let size = mode(cases.iter().map(|c| c.params.size));
+    Some(PlannedChart {
+        stem: "chain".into(),
+        what: format!(
+            "Forwarding chain: time per message vs K VMs{}",
+            size.map_or(String::new(), |s| format!(" at {}", units::bytes(s as f64)))
+        ),
+        caption: "The chain workload: K VMs in a line, the first sends, each middle VM reads \
+                  the header and forwards the message, the last checks it. Mean transfer time \
+                  per message (time_per_msg_ns) against K, 95% CI shaded, one line per \
+                  transport."
+            .into(),
+        data: if series.is_empty() {
+            Err("no chain case has time_per_msg_ns".into())
+        } else {
+            Ok(ChartData::Chain(series))
+        },
+    })
 }
 
 fn batch_sweep(results: &Results) -> PlannedChart {

@@ -8,13 +8,15 @@ use super::*;
 use pageflip_results::{metric, Results};
 
 /// The charts the sample gives, all drawn.
-const SAMPLE_CHARTS: [&str; 8] = [
+const SAMPLE_CHARTS: [&str; 10] = [
     "latency-vs-size",
     "throughput-vs-size",
     "exits-per-message",
     "tlb-flushes-per-message",
     "crossover-stream-immediate",
     "crossover-pingpong-immediate",
+    "cost-breakdown",
+    "chain",
     "batch-sweep",
     "latency-cdf-pingpong",
 ];
@@ -128,27 +130,46 @@ fn a_crossover_is_reported_with_its_interval() {
     let dir = tempfile::tempdir().unwrap();
     generate_into(&sample::results(80_000.0), dir.path(), false);
     let md = read(&dir.path().join("summary.md"));
-    // Remap: 80 000 + 0.5 s; copy: 20 000 + 3 s: equal at 24 000 bytes, between the measured
-    // 16 and 64 KiB.
-    let line = md
+    // Remap: 80 000 + 0.5 s; copy: 60 000 + 3 s: equal at 8 000 bytes, between the measured
+    // 4 and 16 KiB. remap-per-page never catches up; remap-huge is cheaper wherever it runs.
+    let line: String = md
         .lines()
-        .find(|l| l.contains("Remap vs copy, stream (immediate)"))
-        .unwrap();
-    assert!(line.contains("crossover at"), "{line}");
+        .filter(|l| l.starts_with("- Remap variants vs copy, stream (immediate)"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(line.lines().count(), 3, "{line}");
     assert!(
-        line.contains("remap is cheaper than copy above it"),
+        line.contains("remap: crossover at")
+            && line.contains("remap is cheaper than copy above it"),
         "{line}"
     );
     assert!(line.contains("95% CI"), "{line}");
+    assert!(
+        line.contains(
+            "remap-per-page: none in range: copy is cheaper than remap-per-page at every \
+             measured size (64 B to 8 MiB); remap-per-page costs"
+        ),
+        "{line}"
+    );
+    assert!(
+        line.contains(
+            "remap-huge: none in range: remap-huge is cheaper than copy at every measured size \
+             (2 MiB to 8 MiB); remap-huge costs 0.0"
+        ),
+        "{line}"
+    );
 }
 
 #[test]
 fn no_crossover_is_said_plainly() {
     let dir = tempfile::tempdir().unwrap();
-    let site = generate_into(&sample::results(1_000_000.0), dir.path(), false);
+    let site = generate_into(&sample::results(30_000_000.0), dir.path(), false);
     let md = read(&dir.path().join("summary.md"));
     assert!(
-        md.contains("no crossover: copy is cheaper at every measured size (64 B to 64 KiB)"),
+        md.contains(
+            "remap: none in range: copy is cheaper than remap at every measured size (64 B to \
+             8 MiB); remap costs"
+        ),
         "{md}"
     );
     // The chart is still drawn (both lines), saying so in a note.
@@ -158,7 +179,7 @@ fn no_crossover_is_said_plainly() {
         .find(|c| c.stem == "crossover-stream-immediate")
         .unwrap();
     let svg = read(&chart.files.as_ref().unwrap().svg);
-    assert!(svg.contains("copy is cheaper at every measured size"));
+    assert!(svg.contains("remap: none in range:"), "{svg}");
 }
 
 #[test]
@@ -225,7 +246,7 @@ fn nan_and_absent_metrics_are_left_out_not_zero() {
                     series.iter().all(|s| !s.label.starts_with("shmem")),
                     "{series:?}"
                 );
-                assert_eq!(series.len(), 4);
+                assert_eq!(series.len(), 6);
             }
             Ok(ChartData::ThroughputVsSize(series)) => {
                 assert!(series.iter().all(|s| !s.label.starts_with("shmem")));
@@ -284,4 +305,122 @@ fn the_counts_chart_leaves_out_counters_nobody_has() {
     // Deferred cases are represented by their most common batch (ties: the larger).
     let labels: Vec<&str> = groups.iter().map(|g| g.label.as_str()).collect();
     assert!(labels.contains(&"remap deferred B=32"), "{labels:?}");
+}
+
+#[test]
+fn the_crossover_chart_draws_copy_against_each_remap_variant() {
+    let r = sample::results(80_000.0);
+    let chart = plan(&r)
+        .into_iter()
+        .find(|c| c.stem == "crossover-stream-immediate")
+        .unwrap();
+    let Ok(ChartData::Crossover { copy, variants, .. }) = chart.data else {
+        panic!("{chart:?}")
+    };
+    assert_eq!(copy.label, "copy immediate");
+    let names: Vec<&str> = variants
+        .iter()
+        .map(|v| v.crossover.variant.as_str())
+        .collect();
+    assert_eq!(names, ["remap", "remap-per-page", "remap-huge"]);
+    use crate::crossover::CrossoverOutcome as O;
+    assert!(matches!(variants[0].crossover.outcome, O::At { .. }));
+    assert_eq!(variants[1].crossover.outcome, O::CopyAlwaysCheaper);
+    assert_eq!(variants[2].crossover.outcome, O::RemapAlwaysCheaper);
+    // remap-huge runs at 2 and 8 MiB only: its crossover is over those.
+    assert_eq!(variants[2].crossover.sizes, [2 << 20, 8 << 20]);
+    let ratio = variants[1].crossover.ratio_at_largest.unwrap();
+    assert!(ratio > 1.0, "{ratio}");
+    assert!(variants[1]
+        .crossover
+        .short()
+        .starts_with("none in range: 12"));
+}
+
+#[test]
+fn the_breakdown_shows_missing_parts_as_missing() {
+    let mut r = sample::results(80_000.0);
+    for c in r.cases.iter_mut().filter(|c| c.params.transport == "copy") {
+        c.metrics.remove(metric::MOVE_NS_PER_MSG);
+    }
+    let chart = plan(&r)
+        .into_iter()
+        .find(|c| c.stem == "cost-breakdown")
+        .unwrap();
+    assert_eq!(
+        chart.what,
+        "Where the time per message goes, stream at 4 KiB, 64 KiB, 2 MiB"
+    );
+    let Ok(ChartData::Breakdown(rows)) = chart.data else {
+        panic!("{chart:?}")
+    };
+    // Six transports at 4 and 64 KiB (remap-huge at 2 MiB only), the four over the queues
+    // at 2 MiB (virtio and shmem stop at 64 KiB); no touch or deferred case.
+    assert_eq!(rows.len(), 2 * 6 + 4, "{rows:#?}");
+    for row in &rows {
+        let remap = row.label.starts_with("remap");
+        assert_eq!(row.remaps, remap, "{row:?}");
+        assert_eq!(row.map_ops.is_some(), remap, "{row:?}");
+        assert_eq!(row.move_ns.is_some(), remap, "{row:?}");
+        assert_eq!(
+            row.faults.is_none(),
+            row.label.starts_with("virtio-userspace"),
+            "{row:?}"
+        );
+        assert!(row.time_ns.is_some() && row.exit_ns.is_some(), "{row:?}");
+    }
+}
+
+#[test]
+fn the_chain_chart_appears_only_with_chain_cases() {
+    let r = sample::results(80_000.0);
+    let chart = plan(&r).into_iter().find(|c| c.stem == "chain").unwrap();
+    assert_eq!(
+        chart.what,
+        "Forwarding chain: time per message vs K VMs at 64 KiB"
+    );
+    let Ok(ChartData::Chain(series)) = chart.data else {
+        panic!("{chart:?}")
+    };
+    assert_eq!(series.len(), 5);
+    for s in &series {
+        let ks: Vec<f64> = s.points.iter().map(|p| p.0).collect();
+        assert_eq!(ks, [2.0, 3.0, 4.0, 6.0, 8.0], "{}", s.label);
+    }
+    let mut r = r;
+    r.cases.retain(|c| c.params.workload != "chain");
+    assert!(plan(&r).iter().all(|c| c.stem != "chain"));
+    let dir = tempfile::tempdir().unwrap();
+    let site = generate_into(&r, dir.path(), false);
+    assert!(site.charts.iter().all(|c| c.stem != "chain"));
+    assert!(!read(&dir.path().join("summary.md")).contains("chain"));
+}
+
+#[test]
+fn touch_cases_have_their_own_ids_and_lines() {
+    let r = sample::results(80_000.0);
+    assert!(r
+        .case("stream/remap/immediate/2097152B/b1/2vm/touch-header")
+        .is_some());
+    assert!(r.case("stream/remap/immediate/2097152B/b1/2vm").is_some());
+    let ids: std::collections::BTreeSet<&str> = r.cases.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), r.cases.len());
+    // A touch case (one size) draws no line of its own over sizes.
+    for chart in plan(&r) {
+        if let Ok(ChartData::ThroughputVsSize(series)) = chart.data {
+            assert!(series.iter().all(|s| !s.label.contains("touch")));
+        }
+    }
+}
+
+/// Writes the sample report into `$PAGEFLIP_SAMPLE_REPORT` (a directory), to look at its
+/// charts: `PAGEFLIP_SAMPLE_REPORT=/tmp/sample cargo test -p pageflip-report -- --ignored
+/// write_the_sample_report`.
+#[test]
+#[ignore = "writes files outside a temporary directory; run by hand"]
+fn write_the_sample_report() {
+    let dir = std::env::var_os("PAGEFLIP_SAMPLE_REPORT").expect("PAGEFLIP_SAMPLE_REPORT");
+    let results = sample::results(80_000.0);
+    generate_into(&results, Path::new(&dir), true);
+    std::fs::write(Path::new(&dir).join("results.json"), results.to_json()).unwrap();
 }

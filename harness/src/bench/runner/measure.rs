@@ -164,12 +164,34 @@ pub fn repetition(
         per_msg(phase("remote_tlb_flush_requests")),
         no_stats,
     );
-    let pages: u64 = result
-        .transport
-        .as_ref()
-        .map_or(0, |t| t.vms.iter().map(|v| v.pages_remapped).sum());
-    if pages > 0 {
-        let per_page = |v: Option<f64>| v.map(|v| v / pages as f64);
+    // The VMM's own counts of its moves. Like the per-page flush metrics, they mean nothing
+    // where the VMM moves nothing itself: map operations exist for remap variants only, the
+    // move time for remap IPC (remaps or copies); the other transports have neither, absent
+    // rather than 0. A VMM that reports no transport counts makes them unavailable.
+    let transport = result.transport.as_ref();
+    let no_report = "the VMM reported no transport counts (result.transport)";
+    let transport_total = |f: fn(&pageflip_interface::TransportVmReport) -> u64| {
+        transport.map(|t| t.vms.iter().map(f).sum::<u64>() as f64)
+    };
+    if spec.transport.remaps() {
+        put(
+            &mut r,
+            m::MAP_OPS_PER_MSG,
+            per_msg(transport_total(|v| v.map_ops)),
+            no_report,
+        );
+    }
+    if spec.transport.has_ipc() {
+        put(
+            &mut r,
+            m::MOVE_NS_PER_MSG,
+            per_msg(transport_total(|v| v.move_ns)),
+            no_report,
+        );
+    }
+    let pages = transport_total(|v| v.pages_remapped).unwrap_or(0.0);
+    if pages > 0.0 {
+        let per_page = |v: Option<f64>| v.map(|v| v / pages);
         put(
             &mut r,
             m::TLB_FLUSHES_PER_PAGE,
@@ -397,6 +419,116 @@ pub fn cdf(ns: &[u64]) -> Vec<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::matrix::Profile;
+    use pageflip_interface::{
+        HostInfo, RunOutcome, Stats, Summary, TransportReport, TransportVmReport, VmResult,
+        VmStatus, VmmIdentity,
+    };
+
+    /// A run of two VMs without stats or samples, whose VMM reported `transport`.
+    fn result(transport: Option<TransportReport>) -> RunResult {
+        RunResult {
+            version: 1,
+            vmm: VmmIdentity {
+                name: "v".into(),
+                version: "1".into(),
+            },
+            host: HostInfo {
+                kvm_flavour: "kvm_pvm".into(),
+                kernel: "k".into(),
+                cpu_model: "c".into(),
+                tsc_khz: None,
+            },
+            outcome: RunOutcome::Completed,
+            wall_us: 1,
+            vms: (0..2)
+                .map(|i| VmResult {
+                    id: i,
+                    name: format!("vm{i}"),
+                    status: VmStatus::Done { exit_code: 0 },
+                    death: None,
+                    console: String::new(),
+                    records: Vec::new(),
+                    summary: Summary::default(),
+                    samples: Vec::new(),
+                    doorbells: 0,
+                    guest_errors: Vec::new(),
+                    boot_us: None,
+                    first_record_us: None,
+                    stats: Stats::default(),
+                })
+                .collect(),
+            transport,
+        }
+    }
+
+    /// The quick profile's stream case of `t` at `size`.
+    fn spec(t: &TransportConfig, size: u64) -> CaseSpec {
+        Profile::Quick
+            .matrix()
+            .expand()
+            .unwrap()
+            .into_iter()
+            .find(|c| c.workload == "stream" && &c.transport == t && c.size == size)
+            .unwrap()
+    }
+
+    #[test]
+    fn map_ops_per_msg_sums_the_vms_and_exists_for_remap_variants_only() {
+        // The sender's VM made every map operation; the receiver's counts are added.
+        let report = |kind: &str| TransportReport {
+            kind: kind.into(),
+            vms: vec![
+                TransportVmReport {
+                    map_ops: 90,
+                    move_ns: 3_000_000,
+                    pages_remapped: 512 * 30,
+                    ..Default::default()
+                },
+                TransportVmReport {
+                    map_ops: 6,
+                    move_ns: 200_000,
+                    ..Default::default()
+                },
+            ],
+            ownership: None,
+        };
+        for t in [TransportConfig::Remap, TransportConfig::RemapHuge] {
+            let spec = spec(&t, 2 << 20);
+            let n = spec.messages() as f64;
+            let r = repetition(
+                &spec,
+                &result(Some(report("remap"))),
+                None,
+                1,
+                &PerfCounts::default(),
+            );
+            assert_eq!(r.values[m::MAP_OPS_PER_MSG], 96.0 / n, "{}", t.name());
+            assert_eq!(r.values[m::MOVE_NS_PER_MSG], 3_200_000.0 / n);
+        }
+        // Copy moves without mapping: a move time, no map operations (absent, not 0).
+        let copy = spec(&TransportConfig::Copy, 4096);
+        let r = repetition(
+            &copy,
+            &result(Some(report("copy"))),
+            None,
+            1,
+            &PerfCounts::default(),
+        );
+        assert!(!r.values.contains_key(m::MAP_OPS_PER_MSG));
+        assert!(!r.unavailable.contains_key(m::MAP_OPS_PER_MSG));
+        assert!(r.values.contains_key(m::MOVE_NS_PER_MSG));
+        // Shared memory: neither.
+        let shmem = spec(&TransportConfig::Shmem, 4096);
+        let r = repetition(&shmem, &result(None), None, 1, &PerfCounts::default());
+        assert!(!r.values.contains_key(m::MAP_OPS_PER_MSG));
+        assert!(!r.values.contains_key(m::MOVE_NS_PER_MSG));
+        // A remap run whose VMM reported no counts: unavailable, with why.
+        let remap = spec(&TransportConfig::RemapPerPage, 4096);
+        let r = repetition(&remap, &result(None), None, 1, &PerfCounts::default());
+        assert!(!r.values.contains_key(m::MAP_OPS_PER_MSG));
+        assert!(r.unavailable[m::MAP_OPS_PER_MSG].contains("no transport counts"));
+    }
 
     #[test]
     fn percentiles_of_known_samples() {

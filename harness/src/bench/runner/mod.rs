@@ -307,6 +307,7 @@ fn case_params(spec: &CaseSpec) -> CaseParams {
         vms: spec.vms,
         messages: spec.messages(),
         depth: spec.depth,
+        touch: spec.touch.name().into(),
     }
 }
 
@@ -424,7 +425,7 @@ pub fn unit_of(name: &str) -> (&'static str, bool) {
         m::BYTES => ("bytes", true),
         m::THROUGHPUT_MSGS => ("msg/s", true),
         m::THROUGHPUT_MIB => ("MiB/s", true),
-        m::HOST_CPU_NS_PER_MSG => ("ns/msg", false),
+        m::HOST_CPU_NS_PER_MSG | m::MOVE_NS_PER_MSG => ("ns/msg", false),
         n if n.ends_with("_over_exit") => ("ratio", false),
         n if n.ends_with("_ns") => ("ns", false),
         n if n.ends_with("_per_page") => ("per page", false),
@@ -556,6 +557,8 @@ mod tests {
         assert_eq!(unit_of(m::LATENCY_P50_OVER_EXIT), ("ratio", false));
         assert_eq!(unit_of("exits_by_kind.mmio_exits"), ("exits/msg", false));
         assert_eq!(unit_of(m::REMOTE_TLB_FLUSHES_PER_PAGE), ("per page", false));
+        assert_eq!(unit_of(m::MOVE_NS_PER_MSG), ("ns/msg", false));
+        assert_eq!(unit_of(m::MAP_OPS_PER_MSG), ("per message", false));
     }
 
     #[test]
