@@ -15,7 +15,8 @@ use pageflip_interface::RunResult;
 
 use crate::bench::matrix::{CaseSpec, Matrix};
 use crate::bench::tracepoints::{self, TracepointCounts, Tracepoints};
-use crate::run::layout::Layout;
+use crate::run::hugepages::Reservation;
+use crate::run::layout::{Input, Layout};
 use crate::run::rig::{CleanRunError, Rig};
 use measure::{PerfCounts, Repetition};
 use pageflip_results::{
@@ -102,6 +103,27 @@ pub fn run(
             }
         })
         .collect();
+    // remap-huge cases need free huge pages: reserve them (root) for the whole run.
+    let huge = cases
+        .iter()
+        .map(|spec| {
+            Input::Run(Layout::benchmark(
+                spec.transport.clone(),
+                spec.workload,
+                &spec.params(),
+                spec.vms,
+            ))
+            .huge_pages()
+        })
+        .max()
+        .filter(|&n| n > 0);
+    let _huge = huge.and_then(|n| match Reservation::at_least(n) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            progress(&format!("warning: {e}; the remap-huge cases will fail"));
+            None
+        }
+    });
     let mut floor_reps = Vec::new();
     let mut results: Option<Results> = None;
     let mut interrupted = false;
