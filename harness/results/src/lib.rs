@@ -284,6 +284,9 @@ pub mod metric {
     pub const MOVE_NS_PER_MSG: &str = "move_ns_per_msg";
     /// Page faults KVM fixed per message (`pf_fixed`).
     pub const FAULTS_PER_MSG: &str = "faults_per_msg";
+    /// Page faults KVM fixed per message in the VMs that received messages (`pf_fixed` of
+    /// every VM whose guest reported a receive): what touching a landed payload costs.
+    pub const RECEIVER_FAULTS_PER_MSG: &str = "receiver_faults_per_msg";
     /// Instructions KVM emulated per message (`insn_emulation`).
     pub const EMULATED_PER_MSG: &str = "emulated_per_msg";
     /// Host CPU time (user + system) of the VMM process per message, ns.

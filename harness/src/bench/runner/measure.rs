@@ -211,6 +211,24 @@ pub fn repetition(
         per_msg(phase("pf_fixed")),
         no_stats,
     );
+    let receivers: Vec<&StatsDelta> = result
+        .vms
+        .iter()
+        .zip(&measured)
+        .filter(|(v, _)| v.samples.get(w::S_RECEIVED).is_some_and(|&k| k > 0))
+        .map(|(_, d)| *d)
+        .collect();
+    put(
+        &mut r,
+        m::RECEIVER_FAULTS_PER_MSG,
+        per_msg(
+            (!measured.is_empty())
+                .then(|| sum(&receivers, "pf_fixed"))
+                .flatten()
+                .map(|v| v as f64),
+        ),
+        no_stats,
+    );
     put(
         &mut r,
         m::EMULATED_PER_MSG,
