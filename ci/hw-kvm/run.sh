@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The hardware-KVM lane: the full conform suite on kvm_amd (SVM + nested paging), on a machine
 # that has no hardware virtualization. QEMU emulates an AMD EPYC with SVM and NPT in software
-# (TCG), boots Debian's own kernel (the current linux-image-amd64, downloaded and unpacked, not
-# installed), loads kvm_amd from it and runs `conform --format tap` in an initramfs
+# (TCG), boots Debian 13's kernel (6.12: the current linux-image-amd64 of trixie, fetched with a
+# private apt configuration, unpacked, not installed), loads kvm_amd from it, records the kernel
+# and KVM_CAP_PRE_FAULT_MEMORY (236) and runs `conform --format tap` in an initramfs
 # (ci/hw-kvm/init), then `bench run --matrix ci/smoke-matrix.json` with perf's tracepoints on
 # (kvm:kvm_exit fires on kvm_amd, by hardware exit reason, where kvm_pvm never fires it). The
 # TAP report, the benchmark's results and both exit codes come back on a second serial port.
@@ -14,7 +15,15 @@
 # Environment:
 #   HWKVM_TIMEOUT  seconds the VM may run before the lane fails (default 900)
 #   HWKVM_MEM      the VM's memory in MiB (default 2048)
-#   HWKVM_CACHE    where unpacked kernel packages are kept and reused (default <target>/hw-kvm/cache)
+#   HWKVM_SUITE    the Debian suite whose kernel boots (default trixie: 6.12; bookworm: the 6.1
+#                  kernel the lane booted before)
+#   HWKVM_MIRROR   the Debian archive to fetch it from (default: the machine's, else
+#                  http://deb.debian.org/debian)
+#   HWKVM_SECURITY_MIRROR  the archive of the suite's security updates, where the newest
+#                  kernel is (default: the machine's, else http://deb.debian.org/debian-security;
+#                  none: the suite's point release only)
+#   HWKVM_CACHE    where the suite's package lists and unpacked kernel are kept and reused
+#                  (default <target>/hw-kvm/cache)
 #   HWKVM_CASE_TIMEOUT  conform's per-case --timeout in seconds (default 600: the emulator runs
 #                  the guests several times slower than the test hosts; 60 s is conform's default)
 #   HWKVM_FILTER   by hand only: space-separated conform --filter patterns (default: the full suite)
@@ -39,6 +48,9 @@ timeout_s=${HWKVM_TIMEOUT:-900}
 mem_mib=${HWKVM_MEM:-2048}
 case_timeout_s=${HWKVM_CASE_TIMEOUT:-600}
 filters=${HWKVM_FILTER:-}
+suite=${HWKVM_SUITE:-trixie}
+mirror=${HWKVM_MIRROR:-}
+security=${HWKVM_SECURITY_MIRROR:-}
 target=${CARGO_TARGET_DIR:-target}
 case $target in /*) ;; *) target=$root/$target ;; esac
 out=$target/hw-kvm
@@ -51,7 +63,7 @@ die() {
   exit 2
 }
 
-usage() { sed -n '8,24s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '11,33s/^# \{0,1\}//p' "$0"; }
 conform=
 case $# in
   0) ;;
@@ -77,6 +89,11 @@ fi
 [[ $mem_mib =~ ^[1-9][0-9]*$ ]] || die "HWKVM_MEM=$mem_mib: give the VM's memory in MiB"
 [[ $case_timeout_s =~ ^[1-9][0-9]*$ ]] || die "HWKVM_CASE_TIMEOUT=$case_timeout_s: give a whole number of seconds"
 [[ $filters =~ ^[a-z0-9\ -]*$ ]] || die "HWKVM_FILTER=$filters: give case-name patterns ([a-z0-9-]) separated by spaces"
+[[ $suite =~ ^[a-z]+$ ]] || die "HWKVM_SUITE=$suite: give a Debian suite's code name (trixie, bookworm)"
+[[ $mirror =~ ^(https?://[^\ ]+)?$ ]] || die "HWKVM_MIRROR=$mirror: give the URL of a Debian archive (http://deb.debian.org/debian)"
+mirror=${mirror%/}
+[[ $security =~ ^(https?://[^\ ]+|none)?$ ]] || die "HWKVM_SECURITY_MIRROR=$security: give the URL of Debian's security archive (http://deb.debian.org/debian-security), or none"
+security=${security%/}
 
 # --- tools, from Debian's packages ---------------------------------------------------------------
 
@@ -110,43 +127,103 @@ command -v gzip >/dev/null || need+=(gzip)
 command -v base64 >/dev/null || need+=(coreutils)
 command -v awk >/dev/null || need+=(mawk)
 command -v python3 >/dev/null || need+=(python3)
+# kvm-caps (ci/hw-kvm/kvm-caps.c) is linked static: a C compiler and libc.a.
+if ! command -v cc >/dev/null; then
+  need+=(gcc libc6-dev)
+elif [[ $(cc -print-file-name=libc.a) != /* ]]; then
+  need+=(libc6-dev)
+fi
 [ ${#need[@]} -eq 0 ] || install "${need[@]}"
 static_busybox || die "/bin/busybox is not a static binary: install busybox-static (apt-get install busybox-static)"
 
-# --- the kernel: Debian's current linux-image-amd64, unpacked into the cache ---------------------
+# --- the kernel: linux-image-amd64 of Debian $suite, unpacked into the cache ---------------------
+#
+# The kernel comes from the suite's own package lists, kept under the cache with a private apt
+# configuration (never the machine's /etc/apt): the lane boots the same kernel on a Debian 12,
+# a Debian 13 or an Ubuntu machine, and the machine's package state is left alone.
+
+scache=$cache/$suite
+aptdir=$scache/apt
+apt_opts=(-o "Dir::Etc::sourcelist=$aptdir/sources.list" -o Dir::Etc::sourceparts=-
+  -o "Dir::State::Lists=$aptdir/lists" -o "Dir::Cache=$aptdir/cache"
+  -o Acquire::Languages=none -o Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false)
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+[ -f "$keyring" ] || install debian-archive-keyring
+[ -f "$keyring" ] || die "$keyring is missing after installing debian-archive-keyring"
+# The Debian archives this machine already uses (a local mirror or proxy stays in use), else
+# Debian's CDN: the suite itself and its security updates, where Debian's current kernel is
+# between point releases.
+machine_archive() {
+  { cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true; } |
+    sed -n "s/^URIs: *\([^ ]*\/$1\)\/\{0,1\}\$/\1/p; s/^deb \(\[[^]]*\] \)\{0,1\}\([^ ]*\/$1\)\/\{0,1\} .*/\2/p" |
+    head -n1
+}
+[ -n "$mirror" ] || mirror=$(machine_archive debian)
+mirror=${mirror:-http://deb.debian.org/debian}
+[ -n "$security" ] || security=$(machine_archive debian-security)
+security=${security:-http://deb.debian.org/debian-security}
+mkdir -p "$aptdir"/lists/partial "$aptdir"/cache/archives/partial
+{
+  echo "deb [arch=amd64 signed-by=$keyring] $mirror $suite main"
+  [ "$security" = none ] || echo "deb [arch=amd64 signed-by=$keyring] $security $suite-security main"
+} >"$aptdir/sources.list.new"
+if ! cmp -s "$aptdir/sources.list.new" "$aptdir/sources.list"; then
+  # Another mirror or suite: the lists of the old one are of no use.
+  mv "$aptdir/sources.list.new" "$aptdir/sources.list"
+  rm -f "$aptdir"/lists/*_* "$aptdir"/cache/*.bin "$aptdir/updated"
+else
+  rm -f "$aptdir/sources.list.new"
+fi
+
+suite_updated=false
+suite_update() {
+  $suite_updated && return 0
+  local from="$suite from $mirror"
+  [ "$security" = none ] || from+=" and $suite-security from $security"
+  say "apt-get update of $from (private lists in $aptdir)"
+  apt-get "${apt_opts[@]}" update -qq || return 1
+  touch "$aptdir/updated"
+  suite_updated=true
+}
+have_lists() { [ -f "$aptdir/updated" ] && [ -n "$(find "$aptdir/lists" -maxdepth 1 -name '*_Packages*' -print -quit)" ]; }
+if ! have_lists; then
+  suite_update || die "apt-get update of Debian $suite from $mirror failed (above): check the network (HWKVM_MIRROR picks another mirror)"
+elif [ -n "$(find "$aptdir/updated" -mmin +1440)" ]; then
+  # A point release replaces the suite's kernel: look once a day; offline, the lists at hand do.
+  suite_update || say "note: apt-get update of $suite failed; going on with the package lists of $(date -r "$aptdir/updated" +%F)"
+fi
 
 kernel_package() {
-  # The metapackage depends on the current kernel package, e.g. linux-image-6.1.0-56-amd64.
-  apt-cache depends linux-image-amd64 2>/dev/null |
+  # The metapackage depends on the current kernel package, e.g. linux-image-6.12.118+deb13-amd64.
+  apt-cache "${apt_opts[@]}" depends linux-image-amd64 2>/dev/null |
     sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n1
 }
-kpkg=$(kernel_package)
-if [ -z "$kpkg" ]; then
-  apt_update
+kpkg_version() { apt-cache "${apt_opts[@]}" show --no-all-versions "$kpkg" 2>/dev/null | sed -n 's/^Version: //p' | head -n1; }
+resolve_kernel() {
   kpkg=$(kernel_package)
+  kvers=
+  [ -z "$kpkg" ] || kvers=$(kpkg_version)
+  kdir=$scache/${kpkg}_$kvers
+}
+resolve_kernel
+if [ -z "$kvers" ] && suite_update; then
+  resolve_kernel
 fi
-[ -n "$kpkg" ] || die "cannot resolve linux-image-amd64 to a kernel package (apt-cache depends linux-image-amd64 names none): check /etc/apt/sources.list"
-kpkg_version() { apt-cache show --no-all-versions "$kpkg" 2>/dev/null | sed -n 's/^Version: //p' | head -n1; }
-kvers=$(kpkg_version)
-[ -n "$kvers" ] || die "apt-cache knows no version of $kpkg"
-kdir=$cache/${kpkg}_$kvers
+[ -n "$kpkg" ] || die "cannot resolve linux-image-amd64 of Debian $suite to a kernel package (HWKVM_SUITE=$suite; the lists in $aptdir name none)"
+[ -n "$kvers" ] || die "apt-cache knows no version of $kpkg in Debian $suite"
 
 if [ ! -f "$kdir/.unpacked" ]; then
-  mkdir -p "$cache"
-  tmp=$(mktemp -d "$cache/.download.XXXXXX")
-  say "downloading $kpkg $kvers (apt-get download)"
-  if ! (cd "$tmp" && apt-get download -qq "$kpkg=$kvers") 2>"$tmp/apt.err"; then
+  tmp=$(mktemp -d "$scache/.download.XXXXXX")
+  say "downloading $kpkg $kvers from Debian $suite (apt-get download)"
+  if ! (cd "$tmp" && apt-get "${apt_opts[@]}" download -qq "$kpkg=$kvers") 2>"$tmp/apt.err"; then
     # Stale package lists name a version the mirror no longer has: update and resolve again.
-    if ! $apt_updated; then
-      apt_update
-      kpkg=$(kernel_package)
-      kvers=$(kpkg_version)
-      kdir=$cache/${kpkg}_$kvers
+    if ! $suite_updated && suite_update; then
+      resolve_kernel
     fi
-    if [ ! -f "$kdir/.unpacked" ] && ! (cd "$tmp" && apt-get download -qq "$kpkg=$kvers") 2>"$tmp/apt.err"; then
+    if [ ! -f "$kdir/.unpacked" ] && ! (cd "$tmp" && apt-get "${apt_opts[@]}" download -qq "$kpkg=$kvers") 2>"$tmp/apt.err"; then
       cat "$tmp/apt.err" >&2
       rm -rf "$tmp"
-      die "apt-get download $kpkg=$kvers failed (above): check the network and /etc/apt/sources.list"
+      die "apt-get download $kpkg=$kvers from Debian $suite failed (above): check the network (HWKVM_MIRROR picks another mirror)"
     fi
   fi
   if [ ! -f "$kdir/.unpacked" ]; then
@@ -157,15 +234,20 @@ if [ ! -f "$kdir/.unpacked" ]; then
     mv "$tmp/root" "$kdir"
   fi
   rm -rf "$tmp"
-  # Older kernels in the cache are of no more use (~400 MB each).
-  for old in "$cache"/linux-image-*; do
-    [ "$old" = "$kdir" ] || rm -rf "$old"
+  # Older kernels of the suite are of no more use (~120 MB unpacked for trixie, ~400 MB for
+  # bookworm), nor those the lane kept directly in the cache before it took a suite.
+  for old in "$scache"/linux-image-* "$cache"/linux-image-*; do
+    [ ! -e "$old" ] || [ "$old" = "$kdir" ] || rm -rf "$old"
   done
 else
-  say "kernel: $kpkg $kvers (cached in $kdir)"
+  say "kernel: $kpkg $kvers of Debian $suite (cached in $kdir)"
 fi
-kver=$(ls "$kdir/lib/modules")
-[ "$(echo "$kver" | wc -l)" = 1 ] || die "$kdir/lib/modules holds more than one kernel: remove $kdir and run again"
+# Debian 13's packages put the modules under usr/lib (merged /usr), Debian 12's under lib.
+kmods=$kdir/usr/lib/modules
+[ -d "$kmods" ] || kmods=$kdir/lib/modules
+[ -d "$kmods" ] || die "$kpkg has no lib/modules or usr/lib/modules: remove $kdir and run again"
+kver=$(ls "$kmods")
+[ "$(echo "$kver" | wc -l)" = 1 ] || die "$kmods holds more than one kernel: remove $kdir and run again"
 vmlinuz=$kdir/boot/vmlinuz-$kver
 [ -f "$vmlinuz" ] || die "$kpkg has no boot/vmlinuz-$kver: remove $kdir and run again"
 
@@ -216,7 +298,8 @@ for bin in "$conform" $bench; do
   fi
 done
 [ -z "$bench" ] || cp "$root/ci/smoke-matrix.json" "$ird/smoke-matrix.json"
-moddir=$kdir/lib/modules/$kver/kernel
+cc -O2 -static -o "$ird/kvm-caps" "$here/kvm-caps.c" || die "cannot build $here/kvm-caps.c (cc -O2 -static)"
+moddir=$kmods/$kver/kernel
 for m in "${modules[@]}"; do
   ko=$(find "$moddir" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" | head -n1)
   [ -n "$ko" ] || die "kernel $kver has no module $m (.ko, .ko.xz or .ko.zst under $moddir)"
@@ -285,6 +368,16 @@ if [ -z "$rc" ]; then
   fail_vm "the VM ended without conform's exit marker (qemu exit $qemu_rc): it did not boot, the kernel panicked or conform did not finish"
 fi
 
+# The kernel the VM ran and what its kvm_amd offers on /dev/kvm (kvm-caps, in the VM's init).
+guest_kernel=$(sed -n 's/^PAGEFLIP-HWKVM-KERNEL=//p' "$data" | head -n1)
+caps=$(sed -n 's/^PAGEFLIP-HWKVM-CAPS=//p' "$data" | head -n1)
+cap() { echo " $caps " | sed -n "s/.* $1=\(-\{0,1\}[0-9][0-9]*\) .*/\1/p"; }
+pre_fault=$(cap 236)
+guest_memfd=$(cap 234)
+[ "$guest_kernel" = "$kver" ] || fail_vm "the VM ran kernel '${guest_kernel:-unknown}', not $kver of $kpkg"
+[ -n "$pre_fault" ] && [ -n "$guest_memfd" ] || fail_vm "the VM reported no KVM capabilities (kvm-caps: '${caps:-nothing}')"
+say "the VM ran Linux $guest_kernel ($kpkg $kvers, Debian $suite); kvm_amd on /dev/kvm: KVM_CAP_PRE_FAULT_MEMORY (236) = $pre_fault, KVM_CAP_GUEST_MEMFD (234) = $guest_memfd"
+
 # The report.
 awk '/^PAGEFLIP-HWKVM-TAP-END /{exit} f{print} /^PAGEFLIP-HWKVM-TAP-BEGIN$/{f=1}' "$data" >"$out/conform.tap"
 want_lines=$(sed -n 's/^PAGEFLIP-HWKVM-TAP-END lines=\([0-9]*\)$/\1/p' "$data")
@@ -338,4 +431,9 @@ if [ -n "$bench" ]; then
     { echo "hw-kvm: FAILED: the benchmark's results on kvm_amd do not hold (above)" >&2; exit 1; }
   bench_note="bench run of the smoke matrix checked"
 fi
-say "PASS: $oks of $plan conform cases on kvm_amd (SVM + NPT under QEMU TCG), $bench_note, $kpkg; ${boot_start} s to prepare, ${vm_s} s in the VM, ${lane_s} s in all"
+# Debian 13's 6.12 offers KVM_PRE_FAULT_MEMORY (Linux 6.10): a kernel without it is not the one
+# this lane is for (only HWKVM_SUITE=bookworm, 6.1, goes without).
+if [ "$suite" != bookworm ] && [ "$pre_fault" != 1 ]; then
+  die "conform passed, but Linux $guest_kernel of Debian $suite reports KVM_CAP_PRE_FAULT_MEMORY (236) = $pre_fault on kvm_amd, not 1"
+fi
+say "PASS: $oks of $plan conform cases on kvm_amd (SVM + NPT under QEMU TCG), $bench_note, Linux $guest_kernel ($kpkg, Debian $suite), KVM_CAP_PRE_FAULT_MEMORY (236) = $pre_fault; ${boot_start} s to prepare, ${vm_s} s in the VM, ${lane_s} s in all"
