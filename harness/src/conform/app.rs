@@ -77,6 +77,9 @@ pub enum AppError {
     /// The suite cannot run.
     #[error(transparent)]
     Suite(#[from] SuiteError),
+    /// Huge pages for the remap-huge cases could not be reserved (under CI).
+    #[error(transparent)]
+    HugePages(#[from] crate::run::hugepages::ReserveError),
     /// Writing the list failed.
     #[error("cannot write the case list")]
     List(#[source] io::Error),
@@ -84,7 +87,7 @@ pub enum AppError {
 
 /// Runs one invocation with these options.
 pub fn run(options: &Options) -> Result<Finished, AppError> {
-    let selected = select(cases::all(), &options.filter, &options.skip)?;
+    let mut selected = select(cases::all(), &options.filter, &options.skip)?;
     let mut out = open_output(options.output.as_deref())?;
     if options.list {
         out.write_all(list(&selected).as_bytes())
@@ -103,6 +106,8 @@ pub fn run(options: &Options) -> Result<Finished, AppError> {
     let images = ImageSet::write(&images_dir)?;
     bad_elf::write_all(&images)?;
     // remap-huge cases need free huge pages; reserve them (root) for the suite's duration.
+    // Where that fails the cases are skipped with what to run, except under CI, where a
+    // skipped case would hide a broken lane.
     let huge = selected
         .iter()
         .map(|c| c.input.huge_pages())
@@ -112,8 +117,13 @@ pub fn run(options: &Options) -> Result<Finished, AppError> {
         0 => None,
         n => match Reservation::at_least(n) {
             Ok(r) => Some(r),
+            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+                return Err(AppError::HugePages(e))
+            }
             Err(e) => {
-                eprintln!("warning: {e}; the remap-huge cases will fail");
+                for c in selected.iter_mut().filter(|c| c.input.huge_pages() > 0) {
+                    c.skip = Some(e.to_string().into());
+                }
                 None
             }
         },
@@ -186,6 +196,7 @@ pub fn list(cases: &[Case]) -> String {
         .map(|c| {
             let skip = c
                 .skip
+                .as_ref()
                 .map(|why| format!(" [skipped: {why}]"))
                 .unwrap_or_default();
             format!("{:width$}  {}{skip}\n", c.name, c.description)

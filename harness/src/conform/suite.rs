@@ -73,7 +73,7 @@ pub fn run_case(case: &Case, rig: &Rig<'_>) -> Result<CaseReport, SuiteError> {
         vmm: None,
         host: None,
     };
-    if let Some(why) = case.skip {
+    if let Some(why) = &case.skip {
         report.verdict = CaseVerdict::Skip(why.to_string());
         return Ok(report);
     }

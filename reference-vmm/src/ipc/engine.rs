@@ -531,6 +531,9 @@ impl IpcEngine {
         } else {
             u64::from(d.len).div_ceil(PAGE_SIZE)
         };
+        if !copies && !self.pool_holds(inner, src, pages) {
+            return IpcStatus::QueueFull;
+        }
         let landing = match self.take_landing(inner, dst, need) {
             Ok(l) => l,
             Err(s) => return s,
@@ -584,6 +587,18 @@ impl IpcEngine {
             }
         }
         inner.vms[src].report.bytes_copied += u64::from(len);
+    }
+
+    /// Whether the pool has `pages` free frames for a move, applying the batch first (which
+    /// returns its quarantined frames) if it is short: checked before anything is taken, so
+    /// a move is never left half done. The pool holds twice the largest message, so this
+    /// fails only if frames were lost.
+    fn pool_holds(&self, inner: &mut Inner, src: usize, pages: u64) -> bool {
+        let free = |inner: &Inner| inner.frames.as_ref().map_or(0, |f| f.free_frames());
+        if free(inner) < pages {
+            self.flush(inner, src);
+        }
+        free(inner) >= pages
     }
 
     /// Plans the move of the message's pages and adds its host operations to the batch.

@@ -77,7 +77,8 @@ struct Pending {
 #[derive(Debug)]
 pub struct PreFaulter {
     vms: Vec<Mutex<Pending>>,
-    /// Why pre-faulting stopped (an ioctl failed), if it did.
+    /// The first ioctl failure, if any (later extents are still tried: a failure may be
+    /// particular to one range).
     failed: Mutex<Option<String>>,
 }
 

@@ -3,6 +3,7 @@
 //! area; the helpers that build cases live in [`build`].
 
 use pageflip_interface::TransportConfig;
+use std::borrow::Cow;
 
 use crate::conform::expect::Expect;
 use crate::run::images::Image;
@@ -31,7 +32,7 @@ pub struct Case {
     /// What the VMM must do with it.
     pub expect: Expect,
     /// If set, the case is not run and is reported as skipped for this reason.
-    pub skip: Option<&'static str>,
+    pub skip: Option<Cow<'static, str>>,
 }
 
 impl Case {

@@ -494,7 +494,8 @@ fn at_scale() -> Vec<Case> {
         ),
         Case {
             skip: (!offers_pre_fault).then_some(
-                "the host lacks KVM_CAP_PRE_FAULT_MEMORY (capability 236: kvm_pvm, kernels before 6.10)",
+                "the host lacks KVM_CAP_PRE_FAULT_MEMORY (capability 236: kvm_pvm, kernels before 6.10)"
+                    .into(),
             ),
             ..run(
                 "ipc-pre-fault-remap",
@@ -507,7 +508,7 @@ fn at_scale() -> Vec<Case> {
             )
         },
         Case {
-            skip: offers_pre_fault.then_some("the host offers KVM_CAP_PRE_FAULT_MEMORY"),
+            skip: offers_pre_fault.then_some("the host offers KVM_CAP_PRE_FAULT_MEMORY".into()),
             ..run(
                 "ipc-pre-fault-unavailable",
                 "remap with pre_fault on a host without KVM_PRE_FAULT_MEMORY: reported unavailable, everything delivered",
@@ -518,6 +519,30 @@ fn at_scale() -> Vec<Case> {
                 checks(pre_fault_unavailable, "pre-fault unavailable"),
             )
         },
+        run(
+            "ipc-delivery-remap-huge",
+            "remap-huge: deferred 2 MiB messages (B = 4): every byte intact, FIFO, gap-free, nothing lost",
+            on(TransportConfig::RemapHuge, wl(200, two_mib, 4, w::RECV_POLL, w::CHECK_FULL)),
+            [both(2), vec![custom("transport counts", workload_counts)]].concat(),
+        ),
+        run(
+            "ipc-fanin-remap-huge",
+            "remap-huge: three senders of 2 MiB messages, one receiver: right ids, audit clean",
+            ipc_layout(
+                &TransportConfig::RemapHuge,
+                stream_in(&light(40, two_mib, 1), 4, pageflip_workloads::FANIN, SCALE_MIB),
+            ),
+            [both(4), vec![custom("transport counts", workload_counts)]].concat(),
+        ),
+        run(
+            "ipc-forward-remap-huge",
+            "remap-huge: a received 2 MiB message forwarded to a third VM arrives intact with the forwarder's id",
+            ipc_layout(
+                &TransportConfig::RemapHuge,
+                stream_in(&[ipc_security::MODE_REMAP, two_mib], 3, pageflip_workloads::IPC_FORWARD, SCALE_MIB),
+            ),
+            [both(3), vec![custom("ownership audit", audit_clean)]].concat(),
+        ),
         run(
             "ipc-huge-remap-huge",
             "remap-huge: 2 MiB messages arrive intact in 3 host operations, bounded flushes, at most one receiver fault per 2 MiB",
