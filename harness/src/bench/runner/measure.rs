@@ -510,6 +510,7 @@ mod tests {
                 },
             ],
             ownership: None,
+            pre_fault: None,
         };
         for t in [TransportConfig::Remap, TransportConfig::RemapHuge] {
             let spec = spec(&t, 2 << 20);
