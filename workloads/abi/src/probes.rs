@@ -115,6 +115,10 @@ pub mod ipc_records {
     pub const TRANSPORT_VIRTIO: &str = "virtio";
     /// Message of a PASS [`TRANSPORT`]: the shared-memory rings.
     pub const TRANSPORT_SHMEM: &str = "shmem";
+    /// `chain`'s middle VMs: every one of the `count` messages arrived from the previous VM
+    /// with its header (first 64 bytes) intact, in order, once each, and was delivered to the
+    /// next VM; PASS with the count, FAIL with the first check that failed.
+    pub const FORWARDED: &str = "forwarded";
     /// Any IPC guest: the run parameters are valid (FAIL says which is not).
     pub const PARAMS: &str = "params";
     /// Any IPC guest: guest memory is large enough for its buffers (FAIL says how much).
