@@ -8,6 +8,7 @@ use pageflip_interface::{NotifyMode, RecordStatus, RunConfig, RunResult, Transpo
 use crate::conform::cases::build::{
     both, custom, ipc_layout, link_params, record, run, stream, stream_in, workload_counts,
 };
+use crate::conform::cases::remap_ipc::vm_map_ops_exact;
 use crate::conform::cases::Case;
 use crate::conform::expect::Check;
 
@@ -15,14 +16,17 @@ use crate::conform::expect::Check;
 const COUNT: u64 = 3000;
 /// Size of the small-message cases' messages.
 const SIZE: u64 = 1024;
-/// Messages of the 2 MiB case.
-const HUGE_COUNT: u64 = 50;
+/// Messages of the 2 MiB case: more than 97, so that every hop meets the mutant
+/// `drop-every-nth` (it drops each destination's 97th delivery).
+const HUGE_COUNT: u64 = 100;
 /// Guest memory of the 2 MiB case (as `ipc-huge-remap-huge`'s).
 const HUGE_MIB: u64 = 64;
 
 /// Every hop delivered `count` messages, as the VMM counts them: VM0 sent `count`, each
 /// middle VM received and sent `count`, the last VM received `count` (in all (K-1) * count
-/// sent and received); and the run's audit is clean ([`workload_counts`]).
+/// sent and received); the run's audit is clean ([`workload_counts`]); and each VM's
+/// messages cost the exact host mapping operations of one-extent messages
+/// ([`vm_map_ops_exact`]: a forwarded landing area moves as one extent too).
 pub fn chain_counts(config: &RunConfig, result: &RunResult) -> Result<(), String> {
     workload_counts(config, result)?;
     let t = result.transport.as_ref().expect("checked");
@@ -37,6 +41,7 @@ pub fn chain_counts(config: &RunConfig, result: &RunResult) -> Result<(), String
                 v.sent, v.received
             ));
         }
+        vm_map_ops_exact(&config.transport, v).map_err(|e| format!("VM{vm}: {e}"))?;
     }
     Ok(())
 }
