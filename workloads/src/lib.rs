@@ -35,6 +35,9 @@ pub const STREAM: &str = "stream";
 pub const PINGPONG: &str = "pingpong";
 /// `fanin`: remap IPC, VMs 1..n-1 each send `count` messages to VM0.
 pub const FANIN: &str = "fanin";
+/// `chain`: K VMs in a line; VM0 sends `count` messages, each middle VM checks their headers
+/// and forwards them, the last VM checks them all.
+pub const CHAIN: &str = "chain";
 /// `ipc_security`: after a remap send the sender cannot see what the receiver writes.
 pub const IPC_SECURITY: &str = "ipc_security";
 /// `ipc_semantics`: exact exits of immediate, deferred, urgent and unrelated-exit drains.
@@ -126,6 +129,7 @@ mod tests {
             STREAM,
             PINGPONG,
             FANIN,
+            CHAIN,
             IPC_SECURITY,
             IPC_SEMANTICS,
             IPC_HOSTILE,

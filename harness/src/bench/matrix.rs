@@ -14,11 +14,11 @@ use std::path::Path;
 
 use pageflip_abi::probes::ipc_workloads as w;
 use pageflip_interface::TransportConfig;
-use pageflip_workloads::{FANIN, PINGPONG, STREAM};
+use pageflip_workloads::{CHAIN, FANIN, PINGPONG, STREAM};
 use serde::{Deserialize, Serialize};
 
 /// The workloads the runner knows (guest images of the same names).
-pub const WORKLOADS: &[&str] = &[STREAM, PINGPONG, FANIN];
+pub const WORKLOADS: &[&str] = &[STREAM, PINGPONG, FANIN, CHAIN];
 
 /// A whole matrix: how to repeat, and groups of dimensions whose cross products are run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -115,14 +115,18 @@ pub mod ipc_records {
     pub const TRANSPORT_VIRTIO: &str = "virtio";
     /// Message of a PASS [`TRANSPORT`]: the shared-memory rings.
     pub const TRANSPORT_SHMEM: &str = "shmem";
+    /// `chain`'s middle VMs: every one of the `count` messages arrived from the previous VM
+    /// with its header (first 64 bytes) intact, in order, once each, and was delivered to the
+    /// next VM; PASS with the count, FAIL with the first check that failed.
+    pub const FORWARDED: &str = "forwarded";
     /// Any IPC guest: the run parameters are valid (FAIL says which is not).
     pub const PARAMS: &str = "params";
     /// Any IPC guest: guest memory is large enough for its buffers (FAIL says how much).
     pub const MEMORY_SIZE: &str = "memory-size";
 }
 
-/// The workloads `stream`, `pingpong` and `fanin`: one parameter layout, one sample layout,
-/// over every transport.
+/// The workloads `stream`, `pingpong`, `fanin` and `chain`: one parameter layout, one sample
+/// layout, over every transport.
 ///
 /// The guest picks the transport from [`crate::BootInfo::transport`]: the remap-IPC queues
 /// ([`crate::TRANSPORT_QUEUES`], or [`crate::TRANSPORT_NONE`] with the IPC header's magic
@@ -145,22 +149,41 @@ pub mod ipc_records {
 ///
 /// Roles by VM id: `stream`: VM0 sends `count` messages to VM1; `pingpong`: VM0 sends
 /// message r to VM1, VM1 answers with a message of the same size, `count` rounds; `fanin`:
-/// VMs 1..n-1 each send `count` messages to VM0. Other VMs exit at once with code 0. Give
-/// every VM the same parameters.
+/// VMs 1..n-1 each send `count` messages to VM0; `chain` (K = the run's VMs, 3 to 8; 2 runs
+/// as `stream`): VM0 sends `count` messages to VM1, each middle VM i (0 < i < K-1) receives
+/// them from VM i-1, reads and checks only their first 64 bytes (whatever
+/// [`TOUCH`](ipc_workloads::TOUCH) says)
+/// and forwards each to VM i+1 as it is, and VM K-1 checks them as
+/// [`CHECK`](ipc_workloads::CHECK) and [`TOUCH`](ipc_workloads::TOUCH) say. Other VMs exit at once with code 0. Give every VM the same parameters.
+///
+/// A chain's payloads keep VM0's pattern (pattern source 0 at every hop), while each entry's
+/// source is the VM that forwarded it: VM K-1's `fifo-per-sender`, `gap-free` and `ids` see
+/// one sender, VM K-2. A middle VM forwards without copying in the guest: over the remap-IPC
+/// queues it sends the received landing extents as the message (remap variants: their frames
+/// move on; copy: the VMM copies them) and posts them again once the send completed ok; over
+/// virtio it sends a tx chain whose payload descriptor points at the rx buffer's payload and
+/// recycles the rx buffer when the chain completes; over shmem it copies the slot's payload
+/// into its slot of the next ring. It records PASS `forwarded`
+/// ([`ipc_records::FORWARDED`]) with the count, or FAIL with the first check that failed
+/// (the receiver's checks of the headers, or the forwards' delivery), instead of the
+/// receiver's checks and `all-delivered`. Messages moved per run: (K-1) * `count`.
 ///
 /// Every VM with a role records PASS `params` (the values it runs with), or FAIL `params`,
 /// `ipc-transport` or `memory-size` and exits 1. Every receiver records the checks of
 /// [`ipc_records`] (`delivery-integrity`, `fifo-per-sender`, `gap-free`,
-/// `no-duplicates`, `ids`, `landing-pages`, `count`), every sender `all-delivered`.
+/// `no-duplicates`, `ids`, `landing-pages`, `count`), every sender `all-delivered` (a
+/// chain's middle VMs: `forwarded` instead).
 ///
 /// Each VM marks a measured phase around its transfer loop. The receivers post their landing
 /// pages, then all VMs meet at a start barrier: a VM that receives first (the receiver of
-/// `stream` and `fanin`, VM1 of `pingpong`) begins its phase *before* that barrier, a VM that
+/// `stream` and `fanin`, VM1 of `pingpong`, every VM but VM0 of `chain`) begins its phase
+/// *before* that barrier, a VM that
 /// sends first begins it *after*, so that every delivery into a VM (and the TLB flushes it
 /// causes) falls inside that VM's phase; a receiver's phase therefore also holds the
 /// barrier's exit (a polling receiver shows `mmio_exits` = 2: the barrier and the PHASE end
 /// write). A sender's phase ends once every message was delivered (after a final flush), a
-/// receiver's once every expected message arrived. A second barrier follows the phase, after
+/// receiver's once every expected message arrived, a chain's middle VM's once it has
+/// forwarded every message and every forward was delivered. A second barrier follows the phase, after
 /// which the receivers check that nothing more arrives.
 pub mod ipc_workloads {
     /// `params[COUNT]`: messages per sender (`stream`, `fanin`) or rounds (`pingpong`);
@@ -276,8 +299,10 @@ pub mod ipc_workloads {
     /// Samples before the per-message ones.
     pub const S_HEADER: usize = 8;
     /// Most per-message samples (those of the first messages or rounds). They are: the
-    /// receiver's inter-arrival TSC ticks in `stream` and `fanin` (the first from the start
-    /// barrier), VM0's round-trip TSC ticks in `pingpong`; none for the other roles.
+    /// receiver's inter-arrival TSC ticks in `stream` and `fanin` and the last VM's in
+    /// `chain` (the first from the start barrier), VM0's round-trip TSC ticks in `pingpong`;
+    /// none for the other roles (a chain's middle VMs report the header only: its
+    /// [`S_LOOP_TSC`], [`S_SENT`] = forwards delivered, [`S_RECEIVED`]).
     pub const PER_MESSAGE_MAX: usize = 65536;
 }
 

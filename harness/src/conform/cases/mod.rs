@@ -10,6 +10,7 @@ use crate::run::images::Image;
 use crate::run::layout::Input;
 
 pub mod build;
+pub mod chain;
 pub mod config;
 pub mod foundation;
 pub mod remap_ipc;
@@ -57,6 +58,7 @@ pub fn all() -> Vec<Case> {
     cases.extend(remap_ipc::all());
     cases.extend(virtio::all());
     cases.extend(shmem::all());
+    cases.extend(chain::all());
     cases
 }
 

@@ -4,7 +4,7 @@
 //! apply. `conform --mutants` runs exactly these.
 
 use pageflip_abi::probes::{ipc_hostile, ipc_security, ipc_semantics, ipc_workloads as w};
-use pageflip_interface::{RecordStatus, RunConfig, RunResult, TransportConfig};
+use pageflip_interface::{RecordStatus, RunConfig, RunResult, TransportConfig, TransportVmReport};
 
 use crate::conform::cases::build::{
     audit_clean, both, custom, ipc_layout, measured, record, run, stream, stream_in,
@@ -168,8 +168,16 @@ fn per_message(result: &RunResult, vm: usize, counter: &str, messages: u64) -> R
 /// copy none.
 pub fn map_ops_exact(config: &RunConfig, result: &RunResult) -> Result<(), String> {
     workload_counts(config, result)?;
-    let t = &result.transport.as_ref().expect("checked").vms[0];
-    let want = match config.transport {
+    vm_map_ops_exact(
+        &config.transport,
+        &result.transport.as_ref().expect("checked").vms[0],
+    )
+}
+
+/// [`map_ops_exact`] of one VM's outgoing messages (each of one extent), from its transport
+/// report `t`.
+pub fn vm_map_ops_exact(transport: &TransportConfig, t: &TransportVmReport) -> Result<(), String> {
+    let want = match transport {
         TransportConfig::Remap | TransportConfig::RemapHuge => 3 * t.sent,
         TransportConfig::RemapPerPage => 3 * t.pages_remapped,
         _ => 0,

@@ -50,6 +50,8 @@ pub struct StreamReceiver {
     landing: Tally,
     landing_pass: &'static str,
     landing_want: &'static str,
+    /// The source whose pattern every payload must hold (`None`: the entry's source).
+    pattern_src: Option<u32>,
 }
 
 /// No message seen yet (in `StreamReceiver::last`).
@@ -95,7 +97,36 @@ impl StreamReceiver {
             landing: Tally::new(),
             landing_pass: "every entry landed in the next posted areas",
             landing_want: "posted",
+            pattern_src: None,
         }
+    }
+
+    /// Checks every payload against the pattern of VM `src` instead of the entry's source:
+    /// in a chain the entry's source is the forwarder, the pattern the first sender's.
+    pub fn set_pattern_src(&mut self, src: u32) {
+        self.pattern_src = Some(src);
+    }
+
+    /// Reads the payloads as `touch` says from now on (a forwarder reads only the header).
+    pub fn set_touch(&mut self, touch: Touch) {
+        self.touch = touch;
+    }
+
+    /// The first check that failed so far, in the order [`StreamReceiver::record`] records
+    /// them (`count` excluded): its name, failures and the first failure's description.
+    pub fn first_failure(&self) -> Option<(&'static str, u64, &str)> {
+        use crate::abi::probes::ipc_records as n;
+        [
+            (n::DELIVERY_INTEGRITY, &self.integrity),
+            (n::FIFO_PER_SENDER, &self.fifo),
+            (n::GAP_FREE, &self.gap),
+            (n::NO_DUPLICATES, &self.dup),
+            (n::IDS, &self.ids),
+            (n::LANDING_PAGES, &self.landing),
+        ]
+        .into_iter()
+        .find(|(_, t)| t.failures() != 0)
+        .map(|(name, t)| (name, t.failures(), t.first()))
     }
 
     /// Describes the `landing-pages` check of another transport than remap/copy: `pass` is
@@ -191,9 +222,10 @@ impl StreamReceiver {
             ));
         } else {
             let len = u64::from(e.len);
+            let psrc = self.pattern_src.unwrap_or(src);
             let verified = match self.touch {
-                Touch::All => verify_payload(extents, len, src, seq, self.coverage),
-                Touch::Header => verify_header(extents, len, src, seq, self.coverage),
+                Touch::All => verify_payload(extents, len, psrc, seq, self.coverage),
+                Touch::Header => verify_header(extents, len, psrc, seq, self.coverage),
                 Touch::None => Ok(()),
             };
             if let Err(m) = verified {

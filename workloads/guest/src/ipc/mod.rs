@@ -656,8 +656,14 @@ impl Ipc {
     /// took: this runtime's receivers post areas of the message's size, which a message
     /// fills whole), skipping any that are not in free memory; returns how many were posted.
     pub fn repost(&mut self, entry: &RecvEntry) -> u32 {
+        self.repost_extents(entry.landing())
+    }
+
+    /// Posts `extents` again, one area each, skipping any that are not in free memory;
+    /// returns how many were posted ([`Ipc::repost`]).
+    pub fn repost_extents(&mut self, extents: &[Extent]) -> u32 {
         let mut posted = 0;
-        for e in entry.landing() {
+        for e in extents {
             if is_free_range(e.gpa, u64::from(e.pages)) && self.post(e.gpa, e.pages) {
                 posted += 1;
             }

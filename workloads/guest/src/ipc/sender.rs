@@ -4,7 +4,7 @@
 
 use core::fmt::{self, Write};
 
-use pageflip_abi::ipc::{IpcStatus, SendDesc, FLAG_URGENT, MAX_MSG_PAGES, SEND_RING_LEN};
+use pageflip_abi::ipc::{Extent, IpcStatus, SendDesc, FLAG_URGENT, MAX_MSG_PAGES, SEND_RING_LEN};
 use pageflip_abi::PAGE_SIZE;
 
 use super::{BufferLayout, Ipc, SendSlot};
@@ -78,6 +78,10 @@ pub struct StreamSender {
     free: u64,
     backoff_us: u64,
     stats: SendStats,
+    /// A forwarder ([`StreamSender::forwarder`]): buffer i is `forwarded[i]`, landing extents
+    /// of this VM posted again once their message is finished.
+    forwarding: bool,
+    forwarded: [Extents; SEND_BUFFERS],
 }
 
 impl StreamSender {
@@ -128,7 +132,32 @@ impl StreamSender {
             free: u64::MAX >> (64 - layout.count),
             backoff_us: BACKOFF_MIN_US,
             stats: SendStats::default(),
+            forwarding: false,
+            forwarded: [Extents::empty(); SEND_BUFFERS],
         }
+    }
+
+    /// A sender from this VM (`src`) to `dst` of `len`-byte messages that owns no buffers: it
+    /// sends received messages on as they are ([`StreamSender::forward`]: their landing
+    /// extents, zero-copy in the guest), up to [`SEND_BUFFERS`] in flight, and posts each
+    /// message's extents again once it is finished (delivered, or refused for good). Urgent
+    /// flags and the idle timeout as in [`StreamSender::new`].
+    pub fn forwarder(
+        src: u32,
+        dst: u32,
+        len: u32,
+        urgent_every: u64,
+        idle_ms: u64,
+    ) -> StreamSender {
+        let mut s = StreamSender::detached();
+        s.src = src;
+        s.dst = dst;
+        s.len = len;
+        s.layout.pages = crate::payload::pages_for(u64::from(len));
+        s.urgent_every = urgent_every;
+        s.idle_ms = idle_ms;
+        s.forwarding = true;
+        s
     }
 
     /// A sender that has no buffers and no destination: every message it is asked to send
@@ -165,6 +194,8 @@ impl StreamSender {
                 first_failure: None,
                 timed_out: false,
             },
+            forwarding: false,
+            forwarded: [Extents::empty(); SEND_BUFFERS],
         }
     }
 
@@ -180,6 +211,9 @@ impl StreamSender {
 
     /// The extents of buffer `buf`.
     fn extents(&self, buf: u8) -> Extents {
+        if self.forwarding {
+            return self.forwarded[usize::from(buf)];
+        }
         Extents::contiguous(
             self.layout.area(self.buf_base, u64::from(buf)),
             self.layout.pages,
@@ -190,13 +224,22 @@ impl StreamSender {
         &mut self.queue[(self.head + i) % SEND_BUFFERS]
     }
 
+    /// Frees buffer `buf` of a finished message; a forwarder posts its landing extents
+    /// again (remap: fresh zeroed pages by now; copy or refused: the message's, discarded).
+    fn release(&mut self, ipc: &mut Ipc, buf: u8) {
+        self.free |= 1 << buf;
+        if self.forwarding {
+            ipc.repost_extents(self.forwarded[usize::from(buf)].as_slice());
+        }
+    }
+
     fn has_resend(&self) -> bool {
         (0..self.count).any(|i| self.queue[(self.head + i) % SEND_BUFFERS].state == State::Resend)
     }
 
     /// Looks at the consumed descriptors: delivered messages free their buffer, refused
     /// ones are marked for resending.
-    fn reap(&mut self, ipc: &Ipc) {
+    fn reap(&mut self, ipc: &mut Ipc) {
         let mut earlier_refused = false;
         for i in 0..self.count {
             let e = *self.entry(i);
@@ -210,7 +253,7 @@ impl StreamSender {
                     let raw = ipc.status_raw(e.slot);
                     if raw == IpcStatus::Ok as u32 {
                         self.entry(i).state = State::Done;
-                        self.free |= 1 << e.buf;
+                        self.release(ipc, e.buf);
                         self.stats.delivered += 1;
                         self.backoff_us = BACKOFF_MIN_US;
                         if earlier_refused {
@@ -222,7 +265,7 @@ impl StreamSender {
                         earlier_refused = true;
                     } else {
                         self.entry(i).state = State::Done;
-                        self.free |= 1 << e.buf;
+                        self.release(ipc, e.buf);
                         self.stats.failed += 1;
                         if self.stats.first_failure.is_none() {
                             self.stats.first_failure = Some((e.seq, raw));
@@ -293,6 +336,39 @@ impl StreamSender {
     /// is free, fills the buffer with the message's pattern and sends it ([`Ipc::send`]:
     /// immediate or deferred as the batch size says). `false` if it gave up (idle timeout).
     pub fn send(&mut self, ipc: &mut Ipc, seq: u64) -> bool {
+        let Some(buf) = self.take_buffer(ipc) else {
+            return false;
+        };
+        let extents = self.extents(buf);
+        fill_payload(
+            extents.as_slice(),
+            u64::from(self.len),
+            self.src,
+            seq,
+            self.coverage,
+        );
+        self.place_new(ipc, buf, seq, &extents);
+        true
+    }
+
+    /// A forwarder's send ([`StreamSender::forwarder`]): waits as [`StreamSender::send`]
+    /// does, then sends message `seq` as the landing `extents` it arrived in, untouched.
+    /// `false` if it gave up (idle timeout; the extents are posted again).
+    pub fn forward(&mut self, ipc: &mut Ipc, seq: u64, extents: &[Extent]) -> bool {
+        assert!(self.forwarding, "forward needs a StreamSender::forwarder");
+        let Some(buf) = self.take_buffer(ipc) else {
+            ipc.repost_extents(extents);
+            return false;
+        };
+        let extents = Extents::from_slice(extents);
+        self.forwarded[usize::from(buf)] = extents;
+        self.place_new(ipc, buf, seq, &extents);
+        true
+    }
+
+    /// Waits (pumping) until no refused message is left and a buffer is free, and takes the
+    /// buffer. `None` if it gave up (idle timeout).
+    fn take_buffer(&mut self, ipc: &mut Ipc) -> Option<u8> {
         let mut deadline = Deadline::after_ms(self.idle_ms);
         let mut delivered = self.stats.delivered;
         loop {
@@ -309,19 +385,17 @@ impl StreamSender {
                 deadline = Deadline::after_ms(self.idle_ms);
             } else if deadline.expired() {
                 self.stats.timed_out = true;
-                return false;
+                return None;
             }
         }
         let buf = self.free.trailing_zeros() as u8;
         self.free &= !(1 << buf);
-        let extents = self.extents(buf);
-        fill_payload(
-            extents.as_slice(),
-            u64::from(self.len),
-            self.src,
-            seq,
-            self.coverage,
-        );
+        Some(buf)
+    }
+
+    /// Sends message `seq` in buffer `buf` (at `extents`), urgent if its turn, and keeps it
+    /// in flight.
+    fn place_new(&mut self, ipc: &mut Ipc, buf: u8, seq: u64, extents: &Extents) {
         let flags = if self.urgent_every != 0 && (seq + 1) % self.urgent_every == 0 {
             FLAG_URGENT
         } else {
@@ -338,7 +412,6 @@ impl StreamSender {
         };
         self.count += 1;
         self.stats.started += 1;
-        true
     }
 
     /// Flushes the ring and resends refused messages until every message started has been

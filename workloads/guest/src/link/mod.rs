@@ -1,10 +1,11 @@
 //! Links: one VM's messaging over whichever transport the run has, for the workloads
-//! `stream`, `pingpong` and `fanin` ([`crate::workload`]).
+//! `stream`, `pingpong`, `fanin` and `chain` ([`crate::workload`]).
 //!
 //! A [`Link`] sends numbered messages of one size to the VM's one destination (with
 //! backpressure: it waits, and gives up only after the idle timeout), and receives messages,
-//! which [`Link::deliver`] checks with a [`StreamReceiver`] and releases. Three transports
-//! implement it:
+//! which [`Link::deliver`] checks with a [`StreamReceiver`] and releases, or which
+//! [`Link::forward`] sends on to the destination as they are (`chain`'s middle VMs).
+//! Three transports implement it:
 //!
 //! - [`queues::Queues`]: the remap-IPC queues (remap or copy): this VM's [`Ipc`] and a
 //!   [`StreamSender`];
@@ -118,8 +119,33 @@ pub trait Link {
     /// calls).
     fn blocks(&self) -> bool;
 
-    /// Checks `msg` with `r` and releases it.
-    fn deliver(&mut self, r: &mut StreamReceiver, msg: Self::Msg) -> Verdict;
+    /// Checks `msg` with `r` (its landing place too) without releasing it. Call it once per
+    /// message, right after it was received.
+    fn check(&mut self, r: &mut StreamReceiver, msg: &Self::Msg) -> Verdict;
+
+    /// Checks `msg` with `r` ([`Link::check`]) and releases it.
+    #[inline]
+    fn deliver(&mut self, r: &mut StreamReceiver, msg: Self::Msg) -> Verdict {
+        let verdict = self.check(r, &msg);
+        self.release(msg);
+        verdict
+    }
+
+    /// Sets up forwarding received messages to VM `dst` ([`Link::forward`]; memory, if any,
+    /// from `arena`). Called at most once, instead of [`Link::open_sender`]. By default the
+    /// sender's set-up.
+    fn open_forwarder(&mut self, dst: u32, arena: &mut Arena) -> Result<(), OutOfMemory> {
+        self.open_sender(dst, arena)
+    }
+
+    /// Sends the received `msg` on to the forwarder's destination as it is (its sequence
+    /// number, length and payload; the transport sets the source to this VM), waiting while
+    /// the transport has no room, and releases it once it was moved on (remap/copy: sends the
+    /// landing extents themselves and posts them again once the send completed ok; virtio:
+    /// a tx chain over the rx buffer's payload, the buffer recycled when the chain
+    /// completes; shmem: copies the slot's payload into the next ring's slot). `false` (and
+    /// `msg` released) if it gave up (idle timeout).
+    fn forward(&mut self, msg: Self::Msg) -> bool;
 
     /// Releases `msg` unchecked (its buffer or slot can take another message).
     fn release(&mut self, msg: Self::Msg);

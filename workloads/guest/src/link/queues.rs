@@ -139,10 +139,35 @@ impl Link for Queues {
         self.mode == RecvMode::Block
     }
 
+    /// Checks the entry against the areas this VM posted ([`Ipc::last_landing`]).
+    #[inline]
+    fn check(&mut self, r: &mut StreamReceiver, msg: &RecvEntry) -> Verdict {
+        r.handle_entry(msg, self.ipc.last_landing())
+    }
+
     /// [`StreamReceiver::handle`]: checks the entry and posts its landing areas again.
     #[inline]
     fn deliver(&mut self, r: &mut StreamReceiver, msg: RecvEntry) -> Verdict {
         r.handle(&mut self.ipc, &msg)
+    }
+
+    /// A [`StreamSender::forwarder`]: no buffers of its own.
+    fn open_forwarder(&mut self, dst: u32, _arena: &mut Arena) -> Result<(), OutOfMemory> {
+        self.sender = StreamSender::forwarder(
+            self.ipc.vm_id(),
+            dst,
+            self.size,
+            self.urgent_every,
+            self.idle_ms,
+        );
+        Ok(())
+    }
+
+    /// Sends the entry's landing extents as the message ([`StreamSender::forward`]); they
+    /// are posted again once the send completed.
+    #[inline]
+    fn forward(&mut self, msg: RecvEntry) -> bool {
+        self.sender.forward(&mut self.ipc, msg.seq, msg.landing())
     }
 
     fn release(&mut self, msg: RecvEntry) {

@@ -191,6 +191,43 @@ impl Shmem {
         }
     }
 
+    /// Publishes message `seq` into the next slot of the ring (me, dst): waits for room (the
+    /// idle timeout), calls `fill` with the slot's payload pages, writes the header and
+    /// advances `head`. `false` if there is no sender or it gave up.
+    fn publish(&mut self, seq: u64, fill: impl FnOnce(Extent)) -> bool {
+        if !self.sending() {
+            return false;
+        }
+        if self.head.wrapping_sub(read_tail(self.me, self.dst)) >= RING_SLOTS
+            && !self.wait_for_room()
+        {
+            return false;
+        }
+        // The consumer is done with the slot (it advanced `tail` past it, read above) before
+        // it is overwritten.
+        fence(Ordering::Acquire);
+        fill(slot_extent(self.me, self.dst, self.head, self.npages));
+        let h = slot_header_gpa(self.me, self.dst, self.head) as *mut SlotHeader;
+        // SAFETY: the header of a free slot of this VM's producer ring in the shared region
+        // (mapped read-write, no Rust object); the consumer reads it only after `head` passes
+        // it.
+        unsafe {
+            ptr::write_volatile(addr_of_mut!((*h).seq), seq);
+            ptr::write_volatile(addr_of_mut!((*h).src), self.me);
+            ptr::write_volatile(addr_of_mut!((*h).dst), self.dst);
+            ptr::write_volatile(addr_of_mut!((*h).len), self.len);
+            ptr::write_volatile(addr_of_mut!((*h).flags), 0);
+        }
+        // The payload and the header are written before the consumer can see the new head.
+        fence(Ordering::Release);
+        self.head = self.head.wrapping_add(1);
+        // SAFETY: `head` of this VM's producer ring (as in `read_head`); only this VM writes
+        // it.
+        unsafe { ptr::write_volatile(addr_of_mut!((*control(self.me, self.dst)).head), self.head) };
+        self.started += 1;
+        true
+    }
+
     /// Whether the message is in the slot where its header says it must be: the next slot
     /// of the ring from its source to its destination.
     fn landing(&self, m: &ShmemMsg) -> Landing {
@@ -294,43 +331,8 @@ impl Link for Shmem {
     }
 
     fn send(&mut self, seq: u64) -> bool {
-        if !self.sending() {
-            return false;
-        }
-        if self.head.wrapping_sub(read_tail(self.me, self.dst)) >= RING_SLOTS
-            && !self.wait_for_room()
-        {
-            return false;
-        }
-        // The consumer is done with the slot (it advanced `tail` past it, read above) before
-        // it is overwritten.
-        fence(Ordering::Acquire);
-        fill_payload(
-            &[slot_extent(self.me, self.dst, self.head, self.npages)],
-            u64::from(self.len),
-            self.me,
-            seq,
-            self.coverage,
-        );
-        let h = slot_header_gpa(self.me, self.dst, self.head) as *mut SlotHeader;
-        // SAFETY: the header of a free slot of this VM's producer ring in the shared region
-        // (mapped read-write, no Rust object); the consumer reads it only after `head` passes
-        // it.
-        unsafe {
-            ptr::write_volatile(addr_of_mut!((*h).seq), seq);
-            ptr::write_volatile(addr_of_mut!((*h).src), self.me);
-            ptr::write_volatile(addr_of_mut!((*h).dst), self.dst);
-            ptr::write_volatile(addr_of_mut!((*h).len), self.len);
-            ptr::write_volatile(addr_of_mut!((*h).flags), 0);
-        }
-        // The payload and the header are written before the consumer can see the new head.
-        fence(Ordering::Release);
-        self.head = self.head.wrapping_add(1);
-        // SAFETY: `head` of this VM's producer ring (as in `read_head`); only this VM writes
-        // it.
-        unsafe { ptr::write_volatile(addr_of_mut!((*control(self.me, self.dst)).head), self.head) };
-        self.started += 1;
-        true
+        let (len, me, coverage) = (u64::from(self.len), self.me, self.coverage);
+        self.publish(seq, |slot| fill_payload(&[slot], len, me, seq, coverage))
     }
 
     #[inline]
@@ -375,11 +377,34 @@ impl Link for Shmem {
         false
     }
 
-    /// Checks the message in place, then releases its slot.
-    fn deliver(&mut self, r: &mut StreamReceiver, msg: ShmemMsg) -> Verdict {
-        let verdict = r.handle_entry(&msg.entry, self.landing(&msg));
+    /// Checks the message in place.
+    fn check(&mut self, r: &mut StreamReceiver, msg: &ShmemMsg) -> Verdict {
+        r.handle_entry(&msg.entry, self.landing(msg))
+    }
+
+    /// Copies the slot's payload (the message's bytes, at most the run's size) into the next
+    /// slot of the ring (me, dst) with the message's sequence number, then releases the slot.
+    fn forward(&mut self, msg: ShmemMsg) -> bool {
+        let e = &msg.entry;
+        let from = e.extents[0];
+        let bytes = u64::from(e.len.min(self.len)).min(u64::from(from.pages) * PAGE_SIZE);
+        let ok = self.publish(e.seq, |to| {
+            // SAFETY: `bytes` lie in `from`, the received slot's first pages (at most a slot:
+            // `take`) in the ring (src, me), and in `to`, the run's size's pages (at least
+            // `bytes`) of a free slot of the ring (me, dst):
+            // both in the shared region, mapped, no Rust object, and different rings, so
+            // they do not overlap. The producer of `from` leaves it alone until this VM
+            // releases it (below); the consumer of `to` reads it only after `head` passes it.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    from.gpa as *const u8,
+                    to.gpa as *mut u8,
+                    bytes.min(u64::from(to.pages) * PAGE_SIZE) as usize,
+                )
+            }
+        });
         self.release(msg);
-        verdict
+        ok
     }
 
     fn release(&mut self, msg: ShmemMsg) {

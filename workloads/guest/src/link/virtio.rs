@@ -248,13 +248,36 @@ impl Link for Virtio {
         false
     }
 
-    /// Checks the message in its rx buffer, then gives the buffer back to the device.
-    fn deliver(&mut self, r: &mut StreamReceiver, msg: RxMsg) -> Verdict {
-        let e = Self::entry(&msg);
-        let landing = self.landing(&msg, &e);
-        let verdict = r.handle_entry(&e, landing);
-        self.dev.recycle(&msg);
-        verdict
+    /// Checks the message in its rx buffer.
+    fn check(&mut self, r: &mut StreamReceiver, msg: &RxMsg) -> Verdict {
+        let e = Self::entry(msg);
+        let landing = self.landing(msg, &e);
+        r.handle_entry(&e, landing)
+    }
+
+    /// Zero-copy ([`DgramDevice::forward`]): a tx chain over the rx buffer's payload, the
+    /// buffer kept until the chain completes (then recycled by the reaping). Waits for a
+    /// free tx buffer as [`Link::send`] does.
+    fn forward(&mut self, msg: RxMsg) -> bool {
+        let len = Self::entry(&msg).len;
+        let mut deadline: Option<Deadline> = None;
+        loop {
+            if self.dev.forward(self.dst, len, &msg) {
+                self.started += 1;
+                return true;
+            }
+            if self.dev.tx_reap() != 0 {
+                deadline = None;
+            } else {
+                let d = *deadline.get_or_insert_with(|| Deadline::after_ms(self.idle_ms));
+                if d.expired() {
+                    self.timed_out = true;
+                    self.dev.recycle(&msg);
+                    return false;
+                }
+                core::hint::spin_loop();
+            }
+        }
     }
 
     fn release(&mut self, msg: RxMsg) {

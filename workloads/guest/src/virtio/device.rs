@@ -122,11 +122,17 @@ pub struct DgramDevice {
     /// Rx buffers the device holds.
     rx_busy: u128,
     tx_seq: [u64; MAX_DEPTH as usize],
+    /// The rx buffer whose payload tx buffer i's chain sends ([`DgramDevice::forward`]),
+    /// recycled when the chain completes; [`NO_RX`]: the chain sends its own payload.
+    tx_rx: [u16; MAX_DEPTH as usize],
     /// Cleared by [`DgramDevice::reset`].
     live: bool,
     needs_reset_seen: Cell<bool>,
     stats: DriverStats,
 }
+
+/// No rx buffer (in `DgramDevice::tx_rx`).
+const NO_RX: u16 = u16::MAX;
 
 /// Memory [`DgramDevice::init`] takes for `depth` buffers of `payload_pages` pages and
 /// queues of `size` entries: (bytes of the two queues, bytes of the buffers).
@@ -228,6 +234,7 @@ impl DgramDevice {
             tx_busy: 0,
             rx_busy: 0,
             tx_seq: [0; MAX_DEPTH as usize],
+            tx_rx: [NO_RX; MAX_DEPTH as usize],
             live: true,
             needs_reset_seen: Cell::new(false),
             stats: DriverStats::default(),
@@ -329,6 +336,40 @@ impl DgramDevice {
         flags: u32,
         fill: impl FnOnce(&[Extent]),
     ) -> bool {
+        let Some(i) = self.tx_take(len) else {
+            return false;
+        };
+        let payload = self.tx_payload_gpa(i);
+        let npages = u64::from(len).div_ceil(PAGE_SIZE);
+        fill(&[extent(payload, npages as u32)]);
+        self.tx_publish(i, dst, seq, len, flags, payload, NO_RX);
+        true
+    }
+
+    /// Sends the payload of the received `msg` on to `dst` without copying it: a tx chain
+    /// whose payload descriptor points at the rx buffer's payload (`len` bytes, the header's
+    /// {seq, flags} kept, src = this VM). The rx buffer stays with the driver until the
+    /// chain completes ([`DgramDevice::tx_reap`]), then goes back to the device as
+    /// [`DgramDevice::recycle`] would: after `true`, do not recycle `msg`. `false` if no tx
+    /// buffer is free or the device was reset (the buffer is still the caller's).
+    ///
+    /// Panics if `len` is above the `max_payload` given to init or the payload's pages.
+    pub fn forward(&mut self, dst: u32, len: u32, msg: &RxMsg) -> bool {
+        assert!(
+            u64::from(len) <= u64::from(msg.npages) * PAGE_SIZE,
+            "a {len}-byte message does not fit the {} pages received",
+            msg.npages
+        );
+        let Some(i) = self.tx_take(len) else {
+            return false;
+        };
+        let h = msg.header;
+        self.tx_publish(i, dst, h.seq, len, h.flags, msg.pages[0], msg.id);
+        true
+    }
+
+    /// A free tx buffer for a `len`-byte message (`None`: none free, or reset).
+    fn tx_take(&self, len: u32) -> Option<u32> {
         assert!(
             len <= self.max_payload,
             "a {len}-byte message is above the driver's max payload {}",
@@ -336,9 +377,25 @@ impl DgramDevice {
         );
         let free = !self.tx_busy & ((1u128 << self.depth) - 1);
         if free == 0 || !self.live {
-            return false;
+            return None;
         }
-        let i = free.trailing_zeros();
+        Some(free.trailing_zeros())
+    }
+
+    /// Writes tx buffer `i`'s header and the chain (header, `len` bytes at `payload`,
+    /// status), publishes it and notifies the device if it asked for it; `rx` is the rx
+    /// buffer to recycle when it completes ([`NO_RX`]: none).
+    #[allow(clippy::too_many_arguments)]
+    fn tx_publish(
+        &mut self,
+        i: u32,
+        dst: u32,
+        seq: u64,
+        len: u32,
+        flags: u32,
+        payload: u64,
+        rx: u16,
+    ) {
         let header_gpa = self.tx_header_gpa(i);
         let header = DgramHeader {
             seq,
@@ -349,14 +406,11 @@ impl DgramDevice {
         };
         // SAFETY: the tx meta page is free memory this driver owns; slot i is 32 bytes at an
         // 8-byte aligned offset, and the device does not access it: the buffer is not in a
-        // chain the device holds (tx_busy bit clear).
+        // chain the device holds (tx_busy bit clear, `tx_take`).
         unsafe {
             ptr::write_volatile(header_gpa as *mut DgramHeader, header);
             ptr::write_volatile((header_gpa + STATUS_OFFSET) as *mut u32, STATUS_NOT_WRITTEN);
         }
-        let payload = self.tx_payload_gpa(i);
-        let npages = u64::from(len).div_ceil(PAGE_SIZE);
-        fill(&[extent(payload, npages as u32)]);
         compiler_fence(Ordering::SeqCst);
 
         let head = i * TX_CHAIN_DESCS;
@@ -390,9 +444,9 @@ impl DgramDevice {
         self.tx.write_desc(head + 2, status_desc);
         self.tx_busy |= 1 << i;
         self.tx_seq[i as usize] = seq;
+        self.tx_rx[i as usize] = rx;
         self.tx.publish(head as u16);
         self.tx.kick(&self.t);
-        true
     }
 
     /// Accounts for a used tx element: `None` if it completed one of the driver's chains,
@@ -403,6 +457,12 @@ impl DgramDevice {
             return Some(u);
         }
         self.tx_busy &= !(1 << i);
+        let rx = core::mem::replace(&mut self.tx_rx[i as usize], NO_RX);
+        if rx != NO_RX {
+            // The device is done reading the forwarded payload: its rx buffer can take
+            // another message.
+            self.recycle_id(rx);
+        }
         let status = if u.len >= 4 {
             // SAFETY: the status word of tx buffer i in the meta page (free memory this
             // driver owns); the device is done with the chain (it is used).
@@ -487,10 +547,15 @@ impl DgramDevice {
     /// Panics if the buffer is not one the driver holds (recycled twice, or not from
     /// [`DgramDevice::recv`]).
     pub fn recycle(&mut self, msg: &RxMsg) {
+        self.recycle_id(msg.id);
+    }
+
+    /// [`DgramDevice::recycle`] of the rx buffer with descriptor id `id`.
+    fn recycle_id(&mut self, id: u16) {
         if !self.live {
             return;
         }
-        let i = u32::from(msg.id);
+        let i = u32::from(id);
         assert!(
             i < self.depth && self.rx_busy & (1 << i) == 0,
             "rx buffer {i} is not held by the driver"
@@ -500,7 +565,7 @@ impl DgramDevice {
         // aligned); the driver holds the buffer (its rx_busy bit is clear).
         unsafe { ptr::write_volatile(header_gpa as *mut DgramHeader, DgramHeader::default()) };
         self.rx_busy |= 1 << i;
-        self.rx.publish(msg.id);
+        self.rx.publish(id);
         self.rx.kick(&self.t);
     }
 

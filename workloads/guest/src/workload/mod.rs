@@ -1,4 +1,4 @@
-//! What the workloads `stream`, `pingpong` and `fanin` share, over any transport of
+//! What the workloads `stream`, `pingpong`, `fanin` and `chain` share, over any transport of
 //! [`crate::link`] (parameters: [`crate::params`]; ABI: [`pageflip_abi::probes::ipc_workloads`]).
 //!
 //! [`run`] is the entry point: it reads the [`Params`], brings up the run's transport as a
@@ -9,8 +9,10 @@
 //! - `vm.rs`: [`Workload`], one VM of a workload (its link, memory, receiver set-up, measured
 //!   phase and samples);
 //! - `one_way.rs`: the sending and receiving sides of `stream` and `fanin`
-//!   ([`Workload::send_all`], [`Workload::receive_all`]); `pingpong`'s rounds are its own
-//!   (`src/bin/pingpong.rs`).
+//!   ([`Workload::send_all`], [`Workload::receive_all`]), which are also `chain`'s first
+//!   and last VMs;
+//! - `chain.rs`: `chain`'s middle VMs ([`Workload::forward_all`]); `pingpong`'s rounds are
+//!   its own (`src/bin/pingpong.rs`).
 
 use pageflip_abi::probes::ipc_records::{MEMORY_SIZE, TRANSPORT};
 use pageflip_abi::probes::ipc_workloads::PER_MESSAGE_MAX;
@@ -25,6 +27,7 @@ use crate::link::{Link, Queues, Shmem, Virtio};
 use crate::params::Params;
 use crate::results::fail;
 
+mod chain;
 mod one_way;
 mod vm;
 

@@ -68,6 +68,18 @@ impl<L: Link> Workload<L> {
         }
     }
 
+    /// Sets up forwarding to `dst` ([`Link::open_forwarder`]); `false` after FAIL
+    /// `memory-size`.
+    pub fn open_forwarder(&mut self, dst: u32) -> bool {
+        match self.link.open_forwarder(dst, &mut self.arena) {
+            Ok(()) => true,
+            Err(e) => {
+                self.out_of_memory(e);
+                false
+            }
+        }
+    }
+
     /// A receiver of `count` messages from each VM in `senders` (a bit mask), the link set
     /// up to receive from them ([`Link::open_receiver`]: remap/copy posts up to
     /// [`pageflip_abi::ipc::POST_RING_LEN`] landing areas), or FAIL `memory-size`.
