@@ -11,6 +11,7 @@ use crate::run::layout::Input;
 pub mod build;
 pub mod config;
 pub mod foundation;
+pub mod landing;
 pub mod remap_ipc;
 pub mod shmem;
 pub mod virtio;
@@ -54,6 +55,7 @@ pub fn all() -> Vec<Case> {
     let mut cases = foundation::all();
     cases.extend(config::all());
     cases.extend(remap_ipc::all());
+    cases.extend(landing::all());
     cases.extend(virtio::all());
     cases.extend(shmem::all());
     cases
