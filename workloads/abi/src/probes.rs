@@ -498,8 +498,10 @@ pub mod ipc_hostile {
 ///    [`expected_post_refused`](ipc_landing::expected_post_refused), and nothing else arrived.
 ///
 /// VM0 records `<step>-send` for steps 1 to 6 (every send of the step had its status), the
-/// huge ones of step 7, and [`REFUSED_COUNT`](ipc_landing::REFUSED_COUNT) (the header's
-/// `refused` equals the descriptors it saw refused).
+/// huge ones of step 7, [`SENDER_PAGES`](ipc_landing::SENDER_PAGES) (after step 1 its gapped
+/// extents read all zero on the remap variants, and still hold the payload with copy) and
+/// [`REFUSED_COUNT`](ipc_landing::REFUSED_COUNT) (the header's `refused` equals the
+/// descriptors it saw refused).
 pub mod ipc_landing {
     use crate::ipc::IpcStatus;
 
@@ -550,8 +552,11 @@ pub mod ipc_landing {
     pub const NOT_HUGE_SEND: &str = "not-huge-send";
     /// VM0: the header's `refused` equals the descriptors VM0 saw refused.
     pub const REFUSED_COUNT: &str = "refused-count";
+    /// VM0, after step 1: its sent pages read zero (remap variants) or still hold the
+    /// payload (copy).
+    pub const SENDER_PAGES: &str = "sender-pages-after-send";
 
-    /// VM1's records, in order.
+    /// VM1's records.
     pub const RECEIVER_RECORDS: [&str; 9] = [
         GAPPED_EXTENTS,
         MULTI_LANDING,
@@ -563,8 +568,8 @@ pub mod ipc_landing {
         HUGE_LANDS,
         POST_REFUSED_COUNT,
     ];
-    /// VM0's records, in order.
-    pub const SENDER_RECORDS: [&str; 9] = [
+    /// VM0's records.
+    pub const SENDER_RECORDS: [&str; 10] = [
         "gapped-extents-send",
         "multi-landing-send",
         "post-statuses-send",
@@ -574,6 +579,7 @@ pub mod ipc_landing {
         NOT_HUGE_SEND,
         "huge-lands-send",
         REFUSED_COUNT,
+        SENDER_PAGES,
     ];
 
     /// Whether record `name` (of either VM) is a SKIP on `variant`: the huge steps off
@@ -896,7 +902,7 @@ mod tests {
 
     #[test]
     fn landing_records_are_distinct_and_skips_are_per_variant() {
-        let mut all = [""; 18];
+        let mut all = [""; 19];
         all[..9].copy_from_slice(&ipc_landing::RECEIVER_RECORDS);
         all[9..].copy_from_slice(&ipc_landing::SENDER_RECORDS);
         for (i, name) in all.iter().enumerate() {

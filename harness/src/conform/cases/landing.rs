@@ -74,8 +74,8 @@ pub fn landing_records(config: &RunConfig, result: &RunResult) -> Result<(), Str
 
 /// The VMM's report agrees with the probe: a clean audit, exactly the refused descriptors of
 /// [`spec::expected_refused`] (and VM0 saw as many), [`spec::MESSAGES`] delivered from VM0 to
-/// VM1 and nothing the other way, and VM1's header counted
-/// [`spec::expected_post_refused`] skipped entries.
+/// VM1 and nothing the other way, VM1's header counted [`spec::expected_post_refused`]
+/// skipped entries, and the host mapping operations fit the transport ([`map_ops_fit`]).
 pub fn landing_counts(config: &RunConfig, result: &RunResult) -> Result<(), String> {
     audit_clean(config, result)?;
     let v = variant(config);
@@ -120,7 +120,28 @@ pub fn landing_counts(config: &RunConfig, result: &RunResult) -> Result<(), Stri
             "VM1's header counts {post_refused:?} skipped posted entries, expected {want_posts}"
         ));
     }
-    Ok(())
+    map_ops_fit(&config.transport, vm0.map_ops, vm0.pages_remapped)
+}
+
+/// Host mapping operations of VM0's `pages` remapped pages: `remap` and `remap-huge` move
+/// contiguous runs, each with one operation (the probe's messages are runs of hundreds of
+/// pages, so fewer operations than pages); `remap-per-page` makes exactly 3 per page; copy
+/// none.
+pub fn map_ops_fit(transport: &TransportConfig, ops: u64, pages: u64) -> Result<(), String> {
+    let fits = match transport {
+        TransportConfig::Remap | TransportConfig::RemapHuge => pages > 0 && ops < pages,
+        TransportConfig::RemapPerPage => pages > 0 && ops == 3 * pages,
+        _ => ops == 0,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "{ops} host mapping operations for {pages} pages remapped on {}: remap and \
+             remap-huge move runs with one operation each, remap-per-page 3 per page, copy none",
+            transport.name()
+        ))
+    }
 }
 
 /// The landing cases: one per queues transport.
@@ -204,5 +225,21 @@ mod tests {
             wanted(spec::VARIANT_REMAP_HUGE, spec::HUGE_LANDS),
             RecordStatus::Pass
         );
+    }
+
+    #[test]
+    fn map_ops_tell_runs_from_pages() {
+        let remap = TransportConfig::Remap;
+        assert!(map_ops_fit(&remap, 39, 2068).is_ok());
+        assert!(
+            map_ops_fit(&remap, 3 * 2068, 2068).is_err(),
+            "split per page"
+        );
+        assert!(map_ops_fit(&remap, 0, 0).is_err(), "nothing remapped");
+        let per_page = TransportConfig::RemapPerPage;
+        assert!(map_ops_fit(&per_page, 6204, 2068).is_ok());
+        assert!(map_ops_fit(&per_page, 39, 2068).is_err());
+        assert!(map_ops_fit(&TransportConfig::Copy, 0, 0).is_ok());
+        assert!(map_ops_fit(&TransportConfig::Copy, 3, 0).is_err());
     }
 }

@@ -16,14 +16,17 @@ use pageflip_guest::abi::ipc::{Extent, IpcStatus, HUGE_PAGE_SIZE, MAX_MSG_PAGES}
 use pageflip_guest::abi::probes::ipc_landing::{
     self as spec, BAD_POSTS, GAPPED_EXTENTS, HUGE_LANDS, LANDING_QUEUE_FULL, LANDING_TOO_SMALL,
     MULTI_LANDING, NOT_HUGE_POST, NOT_HUGE_SEND, POST_BUSY, POST_REFUSED_COUNT, POST_STATUSES,
-    REFUSED_COUNT, SENDER_RECORDS, S_POST_REFUSED, S_REFUSED, S_VMM_REFUSED, VARIANT,
+    REFUSED_COUNT, SENDER_PAGES, SENDER_RECORDS, S_POST_REFUSED, S_REFUSED, S_VMM_REFUSED, VARIANT,
+    VARIANT_COPY,
 };
 use pageflip_guest::abi::probes::ipc_records::{MEMORY_SIZE, PARAMS};
 use pageflip_guest::abi::{IMAGE_BASE, PAGE_SIZE, STACK_BOTTOM};
 use pageflip_guest::arena::{is_free_range, Arena};
 use pageflip_guest::ipc::{init_ipc, receive, Ipc, StatusName};
 use pageflip_guest::params::RecvMode;
-use pageflip_guest::payload::{extent, fill_payload, verify_payload, Coverage, Extents, Mismatch};
+use pageflip_guest::payload::{
+    extent, fill_payload, page_is_zero, verify_payload, Coverage, Extents, Mismatch,
+};
 use pageflip_guest::tsc::Deadline;
 use pageflip_guest::{barrier, boot_info, fail, pass_with, sample, skip};
 
@@ -287,6 +290,7 @@ fn sender(ipc: &mut Ipc, plan: Plan) -> u64 {
     let len = msg_len(gapped.pages());
     tx.send(&mut step, gapped.as_slice(), len, SEQ_GAPPED, ok);
     step.record(SENDER_RECORDS[0]);
+    sender_pages(plan, gapped.as_slice(), len);
     barrier();
 
     // 2: an 8 MiB message in 4 extents of 512 pages.
@@ -413,6 +417,38 @@ fn sender(ipc: &mut Ipc, plan: Plan) -> u64 {
         sample(v);
     }
     0
+}
+
+/// Records [`SENDER_PAGES`]: after the send of `len` bytes in `extents`, every page of them
+/// reads zero on the remap variants (the frames moved; fresh zeroed ones replace them), and
+/// still holds the payload with copy.
+fn sender_pages(plan: Plan, extents: &[Extent], len: u32) {
+    if plan.variant == VARIANT_COPY {
+        let r = verify_payload(extents, u64::from(len), 0, SEQ_GAPPED, Coverage::Full);
+        match r {
+            Ok(()) => pass_with(SENDER_PAGES, "copy: the sent pages keep the payload"),
+            Err(m) => fail(
+                SENDER_PAGES,
+                format_args!("copy: byte {} of the sent message changed", m.offset),
+            ),
+        }
+        return;
+    }
+    for e in extents {
+        for k in 0..u64::from(e.pages) {
+            let gpa = e.gpa + k * PAGE_SIZE;
+            if let Err((off, word)) = page_is_zero(gpa) {
+                fail(
+                    SENDER_PAGES,
+                    format_args!(
+                        "remap: the sent page {gpa:#x} still reads {word:#x} at offset {off}"
+                    ),
+                );
+                return;
+            }
+        }
+    }
+    pass_with(SENDER_PAGES, "remap: every sent page reads zero");
 }
 
 // ----- VM1 -----
