@@ -46,6 +46,9 @@ pub const IPC_SEMANTICS: &str = "ipc_semantics";
 pub const IPC_HOSTILE: &str = "ipc_hostile";
 /// `ipc_forward`: a received page forwarded to a third VM arrives intact.
 pub const IPC_FORWARD: &str = "ipc_forward";
+/// `ipc_landing`: messages land in the posted entries as the ABI says (gapped extents,
+/// several entries, partial use), and every skipped entry gets its status.
+pub const IPC_LANDING: &str = "ipc_landing";
 
 /// `virtio_init`: the virtio datagram device's initialisation, step by step, and its refusal
 /// of bad feature sets, queue sizes and early notifications.
@@ -134,6 +137,7 @@ mod tests {
             IPC_SEMANTICS,
             IPC_HOSTILE,
             IPC_FORWARD,
+            IPC_LANDING,
             VIRTIO_INIT,
             VIRTIO_HOSTILE,
         ];

@@ -478,6 +478,195 @@ pub mod ipc_hostile {
     pub const S_QUEUE_FULL: usize = 2;
 }
 
+/// The `ipc_landing` probe (2 VMs, the same params for both): how a message lands in the
+/// receiver's posted entries (`docs/remap-ipc.md`, "Landing"), and the status of every posted
+/// entry the VMM skips. VM0 sends, one immediate send at a time (batch 1); VM1 posts and
+/// checks; barriers separate the steps. `u` is the unit of the variant: 1 page, or 512 pages
+/// (2 MiB) on `remap-huge`, where every extent sent or posted must be whole huge pages. Every
+/// message but the 4 KiB one is `pages * 4096 - 100` bytes (so copy needs all its pages too).
+///
+/// VM1 records, in this order:
+/// 1. [`GAPPED_EXTENTS`](ipc_landing::GAPPED_EXTENTS): a message whose extents are not
+///    adjacent in VM0 (`[S, 1]`, `[S + 2, 2]`, `[S + 6, 5]` pages; on `remap-huge`
+///    `[S, 1u]`, `[S + 2u, 1u]`, `[S + 4u, 2u]`) lands in two entries posted back to back
+///    (`[L, 3]`, `[L + 3, 5]`; huge `[L, 1u]`, `[L + 1u, 3u]`): the entry lists exactly those
+///    two, and every byte is VM0's pattern. Its pieces are adjacent in VM1's memory but not in
+///    the frames that move, so a VMM that merges host mappings by GPA alone maps the wrong
+///    frames (the `coalesce-across-gap` mutant).
+/// 2. [`MULTI_LANDING`](ipc_landing::MULTI_LANDING): an 8 MiB message (2048 pages, 4 extents
+///    of 512) lands across three entries of different sizes, the last used in part (1000,
+///    1000, 100 pages: the entry lists 1000, 1000, 48; huge 512, 1024, 1024: 512, 1024, 512);
+///    all three are retired with status ok; every byte checked.
+/// 3. [`POST_STATUSES`](ipc_landing::POST_STATUSES): VM1 posts the entries of
+///    [`BAD_POSTS`](ipc_landing::BAD_POSTS) (each breaks one rule; those that break two show
+///    which check comes first), then a good entry `[A, 1u]`, then `[A, 2u]` (overlaps it:
+///    overlap), then a good `[A + 2u, 1u]`; a `2u` message lands in `[A, 1u]`, `[A + 2u, 1u]`;
+///    every entry has its status, the header's `post_refused` grew by 6, `post_tail` passed
+///    them all.
+/// 4. [`POST_BUSY`](ipc_landing::POST_BUSY): VM1 posts `[B, 1u]`, a message lands there and is
+///    left unconsumed; VM1 posts `[B, 1u]` again (busy) and `[B + 1u, 1u]`; a second message
+///    skips the busy entry and lands in the next one; the first message is still intact.
+/// 5. [`LANDING_TOO_SMALL`](ipc_landing::LANDING_TOO_SMALL) (not `remap-huge`, where 8 whole
+///    huge pages always hold a message: SKIP): 8 one-page entries posted, a 9-page message
+///    gets landing_too_small and consumes nothing (statuses pending, `post_tail` unchanged);
+///    a 1-page message then lands in the first entry.
+/// 6. [`LANDING_QUEUE_FULL`](ipc_landing::LANDING_QUEUE_FULL): with `n` entries of `1u` posted
+///    (the 7 left by step 5; on `remap-huge` 3 fresh ones), a message of `n + 1` units gets
+///    queue_full (the post ring runs out first) and consumes nothing; one of `n` units then
+///    takes them all, in order.
+/// 7. `remap-huge` only (SKIP elsewhere): [`NOT_HUGE_POST`](ipc_landing::NOT_HUGE_POST): VM1
+///    posts 512 pages at a GPA 4 KiB past a 2 MiB boundary and 100 pages at a 2 MiB boundary
+///    (both not_huge), then `[H, 512]`; VM0's 4 KiB message gets not_huge
+///    ([`NOT_HUGE_SEND`](ipc_landing::NOT_HUGE_SEND), on VM0), its 2 MiB message lands in
+///    `[H, 512]` ([`HUGE_LANDS`](ipc_landing::HUGE_LANDS)).
+/// 8. [`POST_REFUSED_COUNT`](ipc_landing::POST_REFUSED_COUNT): the header's `post_refused` is
+///    [`expected_post_refused`](ipc_landing::expected_post_refused), and nothing else arrived.
+///
+/// VM0 records `<step>-send` for steps 1 to 6 (every send of the step had its status), the
+/// huge ones of step 7, [`SENDER_PAGES`](ipc_landing::SENDER_PAGES) (after step 1 its gapped
+/// extents read all zero on the remap variants, and still hold the payload with copy) and
+/// [`REFUSED_COUNT`](ipc_landing::REFUSED_COUNT) (the header's `refused` equals the
+/// descriptors it saw refused).
+pub mod ipc_landing {
+    use crate::ipc::IpcStatus;
+
+    /// `params[VARIANT]` (both VMs): the run's transport, which the guest cannot tell apart
+    /// otherwise ([`VARIANT_REMAP`] ...).
+    pub const VARIANT: usize = 0;
+    /// Transport `remap`.
+    pub const VARIANT_REMAP: u64 = 1;
+    /// Transport `remap-per-page`.
+    pub const VARIANT_REMAP_PER_PAGE: u64 = 2;
+    /// Transport `copy`.
+    pub const VARIANT_COPY: u64 = 3;
+    /// Transport `remap-huge`: every extent in units of 512 pages; the huge steps run.
+    pub const VARIANT_REMAP_HUGE: u64 = 4;
+
+    /// Whether `variant` is a known one.
+    pub const fn valid(variant: u64) -> bool {
+        matches!(
+            variant,
+            VARIANT_REMAP | VARIANT_REMAP_PER_PAGE | VARIANT_COPY | VARIANT_REMAP_HUGE
+        )
+    }
+
+    /// Whether `variant` is `remap-huge`.
+    pub const fn huge(variant: u64) -> bool {
+        variant == VARIANT_REMAP_HUGE
+    }
+
+    /// VM1, step 1.
+    pub const GAPPED_EXTENTS: &str = "gapped-extents";
+    /// VM1, step 2.
+    pub const MULTI_LANDING: &str = "multi-landing";
+    /// VM1, step 3.
+    pub const POST_STATUSES: &str = "post-statuses";
+    /// VM1, step 4.
+    pub const POST_BUSY: &str = "post-busy";
+    /// VM1, step 5 (SKIP on `remap-huge`).
+    pub const LANDING_TOO_SMALL: &str = "landing-too-small";
+    /// VM1, step 6.
+    pub const LANDING_QUEUE_FULL: &str = "landing-queue-full";
+    /// VM1, step 7 (SKIP unless `remap-huge`).
+    pub const NOT_HUGE_POST: &str = "not-huge-post";
+    /// VM1, step 7 (SKIP unless `remap-huge`).
+    pub const HUGE_LANDS: &str = "huge-lands";
+    /// VM1, step 8.
+    pub const POST_REFUSED_COUNT: &str = "post-refused-count";
+    /// VM0, step 7 (SKIP unless `remap-huge`): the 4 KiB message got not_huge.
+    pub const NOT_HUGE_SEND: &str = "not-huge-send";
+    /// VM0: the header's `refused` equals the descriptors VM0 saw refused.
+    pub const REFUSED_COUNT: &str = "refused-count";
+    /// VM0, after step 1: its sent pages read zero (remap variants) or still hold the
+    /// payload (copy).
+    pub const SENDER_PAGES: &str = "sender-pages-after-send";
+
+    /// VM1's records.
+    pub const RECEIVER_RECORDS: [&str; 9] = [
+        GAPPED_EXTENTS,
+        MULTI_LANDING,
+        POST_STATUSES,
+        POST_BUSY,
+        LANDING_TOO_SMALL,
+        LANDING_QUEUE_FULL,
+        NOT_HUGE_POST,
+        HUGE_LANDS,
+        POST_REFUSED_COUNT,
+    ];
+    /// VM0's records.
+    pub const SENDER_RECORDS: [&str; 10] = [
+        "gapped-extents-send",
+        "multi-landing-send",
+        "post-statuses-send",
+        "post-busy-send",
+        "landing-too-small-send",
+        "landing-queue-full-send",
+        NOT_HUGE_SEND,
+        "huge-lands-send",
+        REFUSED_COUNT,
+        SENDER_PAGES,
+    ];
+
+    /// Whether record `name` (of either VM) is a SKIP on `variant`: the huge steps off
+    /// `remap-huge`, landing-too-small on it.
+    pub fn skipped(variant: u64, name: &str) -> bool {
+        let huge_only = [NOT_HUGE_POST, HUGE_LANDS, NOT_HUGE_SEND, "huge-lands-send"];
+        let not_huge = [LANDING_TOO_SMALL, "landing-too-small-send"];
+        if huge(variant) {
+            not_huge.contains(&name)
+        } else {
+            huge_only.contains(&name)
+        }
+    }
+
+    /// The bad entries VM1 posts in step 3, in order: what each is, and its status. `G` is a
+    /// page of VM1's free memory, `M` its memory size.
+    pub const BAD_POSTS: [(&str, IpcStatus); 5] = [
+        ("0 pages at G", IpcStatus::BadAddress),
+        ("1 page at G + 8 (unaligned)", IpcStatus::BadAddress),
+        ("2 pages at M - 4096 (past memory)", IpcStatus::BadAddress),
+        (
+            "2 pages at 0x1f_f000 (into the reserved range)",
+            IpcStatus::NotOwned,
+        ),
+        (
+            "0 pages at 0x10_0000 (reserved too: bad_address comes first)",
+            IpcStatus::BadAddress,
+        ),
+    ];
+
+    /// Messages delivered (VM0's `sent`, VM1's `received`) on every variant.
+    pub const MESSAGES: u64 = 7;
+
+    /// VM0's descriptors the VMM refuses on `variant`, by status, in a fixed order.
+    pub const fn expected_refused(variant: u64) -> [(IpcStatus, u64); 2] {
+        if huge(variant) {
+            [(IpcStatus::QueueFull, 1), (IpcStatus::NotHuge, 1)]
+        } else {
+            [(IpcStatus::LandingTooSmall, 1), (IpcStatus::QueueFull, 1)]
+        }
+    }
+
+    /// VM1's posted entries the VMM skips on `variant` (the header's `post_refused`): the
+    /// bad ones and the overlap of step 3, the busy one of step 4, and the two not-huge
+    /// ones of step 7.
+    pub const fn expected_post_refused(variant: u64) -> u64 {
+        let common = BAD_POSTS.len() as u64 + 1 + 1;
+        if huge(variant) {
+            common + 2
+        } else {
+            common
+        }
+    }
+
+    /// Sample index (VM0): descriptors VM0 saw refused.
+    pub const S_REFUSED: usize = 0;
+    /// Sample index (VM0): the header's `refused` at the end.
+    pub const S_VMM_REFUSED: usize = 1;
+    /// Sample index (VM1): the header's `post_refused` at the end.
+    pub const S_POST_REFUSED: usize = 0;
+}
+
 /// The `ipc_forward` probe (3 VMs): VM0 sends a message to VM1, VM1 forwards the received
 /// pages unchanged (its landing extents as they are, same length and seq) to VM2.
 ///
@@ -725,6 +914,7 @@ pub mod virtio_hostile {
 #[cfg(test)]
 mod tests {
     use super::ipc_hostile::{expected, CASES};
+    use super::ipc_landing;
 
     #[test]
     fn hostile_cases_have_distinct_names_and_their_statuses() {
@@ -733,5 +923,27 @@ mod tests {
             assert_eq!(expected(name), Some(status));
         }
         assert_eq!(expected("duplicate-page"), None);
+    }
+
+    #[test]
+    fn landing_records_are_distinct_and_skips_are_per_variant() {
+        let mut all = [""; 19];
+        all[..9].copy_from_slice(&ipc_landing::RECEIVER_RECORDS);
+        all[9..].copy_from_slice(&ipc_landing::SENDER_RECORDS);
+        for (i, name) in all.iter().enumerate() {
+            assert!(!all[..i].contains(name), "{name} twice");
+        }
+        let huge = ipc_landing::VARIANT_REMAP_HUGE;
+        let remap = ipc_landing::VARIANT_REMAP;
+        for name in &all {
+            assert!(
+                !(ipc_landing::skipped(huge, name) && ipc_landing::skipped(remap, name)),
+                "{name} is skipped everywhere"
+            );
+        }
+        assert!(ipc_landing::skipped(huge, ipc_landing::LANDING_TOO_SMALL));
+        assert!(ipc_landing::skipped(remap, ipc_landing::HUGE_LANDS));
+        assert_eq!(ipc_landing::expected_post_refused(remap), 7);
+        assert_eq!(ipc_landing::expected_post_refused(huge), 9);
     }
 }

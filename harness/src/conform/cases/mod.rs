@@ -13,6 +13,7 @@ pub mod build;
 pub mod chain;
 pub mod config;
 pub mod foundation;
+pub mod landing;
 pub mod remap_ipc;
 pub mod shmem;
 pub mod virtio;
@@ -56,6 +57,7 @@ pub fn all() -> Vec<Case> {
     let mut cases = foundation::all();
     cases.extend(config::all());
     cases.extend(remap_ipc::all());
+    cases.extend(landing::all());
     cases.extend(virtio::all());
     cases.extend(shmem::all());
     cases.extend(chain::all());

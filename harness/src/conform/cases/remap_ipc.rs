@@ -1,7 +1,8 @@
 //! The remap-IPC conformance cases (`docs/remap-ipc.md`): delivery, identification,
 //! ownership transfer, immediate and deferred exit semantics, TLB flushes, hostile
 //! descriptors and backpressure, each with the remap and the copy data movement where both
-//! apply. `conform --mutants` runs exactly these.
+//! apply. `conform --mutants` runs these with the landing cases (`landing.rs`) and the other
+//! transports' cases.
 
 use pageflip_abi::probes::{ipc_hostile, ipc_security, ipc_semantics, ipc_workloads as w};
 use pageflip_interface::{RecordStatus, RunConfig, RunResult, TransportConfig, TransportVmReport};

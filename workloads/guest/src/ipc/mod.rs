@@ -619,6 +619,32 @@ impl Ipc {
         POST_RING_LEN.saturating_sub(self.post_head.wrapping_sub(self.post_seen))
     }
 
+    /// The guest's `post_head`: the index the next posted entry gets.
+    pub fn post_head(&self) -> u32 {
+        self.post_head
+    }
+
+    /// The VMM's `post_tail`: posted entries it has taken (used, or skipped with a status).
+    pub fn post_tail(&self) -> u32 {
+        header_get!(post_tail)
+    }
+
+    /// The raw status word of the posted entry `index` ([`IpcStatus::Pending`] until the VMM
+    /// takes it). Panics unless `index` is one of the last [`POST_RING_LEN`] entries posted.
+    pub fn post_status(&self, index: u32) -> u32 {
+        let age = self.post_head.wrapping_sub(index);
+        assert!(
+            (1..=POST_RING_LEN).contains(&age),
+            "post {index} is not among the last {POST_RING_LEN} posted (post_head {})",
+            self.post_head
+        );
+        let p = post_slot_ptr(index);
+        compiler_fence(Ordering::SeqCst);
+        // SAFETY: `p` is a post-ring slot (guest memory, no Rust object); the status is a
+        // u32, valid for any bytes.
+        unsafe { ptr::read_volatile(addr_of!((*p).status)) }
+    }
+
     /// Posted areas not yet used, as far as this VM has seen.
     pub fn posted(&self) -> u32 {
         self.post_head.wrapping_sub(self.post_seen)
@@ -635,6 +661,14 @@ impl Ipc {
             is_free_range(gpa, u64::from(pages)),
             "{gpa:#x} + {pages} pages is not in free memory: it cannot be posted"
         );
+        self.post_raw(gpa, pages)
+    }
+
+    /// Posts the entry `[gpa, pages]` as is, its status [`IpcStatus::Pending`]; `false` (and
+    /// nothing posted) if the post ring is full. Unlike [`Ipc::post`] nothing is checked:
+    /// hostile probes use this to post entries that break the rules (the VMM must skip them
+    /// with a status, and never writes to them).
+    pub fn post_raw(&mut self, gpa: u64, pages: u32) -> bool {
         if self.post_room() == 0 {
             return false;
         }
