@@ -310,7 +310,7 @@ mod tests {
         let column = text.lines().next().unwrap().find("  one VM").unwrap();
         for (line, case) in text.lines().zip(&all) {
             assert!(line.starts_with(case.name));
-            assert_eq!(&line[column + 2..], case.description, "{line}");
+            assert!(line[column + 2..].starts_with(case.description), "{line}");
         }
     }
 }

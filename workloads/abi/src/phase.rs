@@ -17,5 +17,11 @@ pub const WORKLOAD_VM_MAX_BOOKKEEPING_EXITS: u64 = PHASE_END_EXITS + START_BARRI
 /// MMIO exits, summed over the `vms` VMs of a workload run, that are the measured phases'
 /// own: every VM's end write and the first receiver's start barrier.
 pub const fn workload_bookkeeping_exits(vms: u64) -> u64 {
-    vms * PHASE_END_EXITS + START_BARRIER_EXITS
+    bookkeeping_exits(vms, 1)
+}
+
+/// [`workload_bookkeeping_exits`] of a run in which `before_barrier` VMs begin their phases
+/// before the start barrier (`chain`: every VM but VM0, `vms - 1`; the other workloads: 1).
+pub const fn bookkeeping_exits(vms: u64, before_barrier: u64) -> u64 {
+    vms * PHASE_END_EXITS + before_barrier * START_BARRIER_EXITS
 }

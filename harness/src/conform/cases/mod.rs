@@ -351,4 +351,43 @@ mod tests {
         r.vms[0].samples.clear();
         assert!(hostile_errors_listed(&config, &r).is_err());
     }
+
+    #[test]
+    fn chain_counts_checks_every_hop_and_its_host_operations() {
+        use pageflip_interface::{TransportReport, TransportVmReport};
+        let count = 10;
+        let config = Layout::of(
+            (0..3)
+                .map(|_| VmSpec::guest(pageflip_workloads::CHAIN, 80, &[count]))
+                .collect(),
+        )
+        .with_transport(TransportConfig::Copy)
+        .config(&ImageSet::at(Path::new("/i")));
+        let hop = |sent, received| TransportVmReport {
+            sent,
+            received,
+            ..TransportVmReport::default()
+        };
+        let mut r = hello_result(&config, |_| Vec::new());
+        r.transport = Some(TransportReport {
+            kind: "copy".into(),
+            vms: vec![hop(count, 0), hop(count, count), hop(0, count)],
+            ownership: None,
+        });
+        assert_eq!(chain::chain_counts(&config, &r), Ok(()));
+        // The totals still add up, but the first hop moved one message too many.
+        let t = r.transport.as_mut().unwrap();
+        t.vms[0].sent += 1;
+        t.vms[1].sent -= 1;
+        assert!(chain::chain_counts(&config, &r)
+            .unwrap_err()
+            .starts_with("VM0: the VMM counts 11 sent"));
+        let t = r.transport.as_mut().unwrap();
+        t.vms[0].sent -= 1;
+        t.vms[1].sent += 1;
+        t.vms[1].map_ops = 3;
+        assert!(chain::chain_counts(&config, &r)
+            .unwrap_err()
+            .starts_with("VM1: the VMM made 3 host mapping operations"));
+    }
 }
