@@ -104,13 +104,20 @@ fn smoke_matrix_results_are_complete_and_counts_agree() {
             "virtio-ioeventfd" => assert_eq!(user, 0.0, "{}: userspace exits", c.id),
             _ => {}
         }
-        if c.params.transport == "remap" {
-            // One remote flush request on the sender per page moved, at least.
-            assert!(
-                c.metrics[m::REMOTE_TLB_FLUSHES_PER_PAGE].summary.min >= 1.0,
-                "{}",
-                c.id
-            );
+        let per_page = || c.metrics[m::REMOTE_TLB_FLUSHES_PER_PAGE].summary.min;
+        match c.params.transport.as_str() {
+            // One remote flush request on the sender per page moved (KVM skips a page the
+            // sender's tables did not hold: rarely).
+            "remap-per-page" => assert!(per_page() >= 0.9, "{}", c.id),
+            // By extents, a one-page immediate message is one move: one request at least.
+            "remap" if c.params.batch == 1 && c.params.size == 4096 => {
+                assert!(per_page() >= 1.0, "{}", c.id)
+            }
+            // A 2 MiB extent costs a few requests, not one per page.
+            "remap" | "remap-huge" if c.params.size == 2 << 20 => {
+                assert!(per_page() < 0.05, "{}: {}", c.id, per_page())
+            }
+            _ => {}
         }
         if c.params.transport == "copy" || c.params.transport == "shmem" {
             assert!(

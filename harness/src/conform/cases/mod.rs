@@ -373,6 +373,7 @@ mod tests {
             kind: "copy".into(),
             vms: vec![hop(count, 0), hop(count, count), hop(0, count)],
             ownership: None,
+            pre_fault: None,
         });
         assert_eq!(chain::chain_counts(&config, &r), Ok(()));
         // The totals still add up, but the first hop moved one message too many.
