@@ -56,15 +56,11 @@ impl Link for Queues {
 
     /// The sender's buffers ([`StreamSender::layout`]), zeroed (so present).
     fn open_sender(&mut self, dst: u32, arena: &mut Arena) -> Result<(), OutOfMemory> {
-        let layout = StreamSender::layout(u64::from(self.size));
-        let pages = layout.total_pages();
-        let base = arena
-            .alloc_aligned(pages, layout.align)
-            .ok_or(OutOfMemory {
-                what: "the send buffers",
-                pages,
-            })?;
-        zero_pages(base, pages);
+        let base = zeroed_area(
+            &StreamSender::layout(u64::from(self.size)),
+            arena,
+            "the send buffers",
+        )?;
         self.sender = StreamSender::new(
             self.ipc.vm_id(),
             dst,
@@ -81,14 +77,7 @@ impl Link for Queues {
     /// [`POST_RING_LEN`] slots (zeroed): one entry of the message's pages each.
     fn open_receiver(&mut self, _senders: u32, arena: &mut Arena) -> Result<(), OutOfMemory> {
         let layout = BufferLayout::new(u64::from(self.size), u64::from(POST_RING_LEN));
-        let pages = layout.total_pages();
-        let base = arena
-            .alloc_aligned(pages, layout.align)
-            .ok_or(OutOfMemory {
-                what: "the landing areas",
-                pages,
-            })?;
-        zero_pages(base, pages);
+        let base = zeroed_area(&layout, arena, "the landing areas")?;
         self.ipc.post_from(&mut layout.pool(base));
         Ok(())
     }
@@ -193,4 +182,19 @@ impl Link for Queues {
             suppressed: 0,
         }
     }
+}
+
+/// The memory of `layout` from `arena`, aligned as it says and zeroed (so present); `what`
+/// names it in the error.
+fn zeroed_area(
+    layout: &BufferLayout,
+    arena: &mut Arena,
+    what: &'static str,
+) -> Result<u64, OutOfMemory> {
+    let pages = layout.total_pages();
+    let base = arena
+        .alloc_aligned(pages, layout.align)
+        .ok_or(OutOfMemory { what, pages })?;
+    zero_pages(base, pages);
+    Ok(base)
 }

@@ -56,6 +56,28 @@ pub struct Virtio {
 }
 
 impl Virtio {
+    /// Calls `put(device, destination)` until it takes a tx buffer (true), reaping completed
+    /// chains between tries; false once nothing completed for the idle timeout.
+    fn until_tx(&mut self, mut put: impl FnMut(&mut DgramDevice, u32) -> bool) -> bool {
+        let mut deadline: Option<Deadline> = None;
+        loop {
+            if put(&mut self.dev, self.dst) {
+                self.started += 1;
+                return true;
+            }
+            if self.dev.tx_reap() != 0 {
+                deadline = None;
+            } else {
+                let d = *deadline.get_or_insert_with(|| Deadline::after_ms(self.idle_ms));
+                if d.expired() {
+                    self.timed_out = true;
+                    return false;
+                }
+                core::hint::spin_loop();
+            }
+        }
+    }
+
     /// Brings the device up for `params` (`EVENT_IDX`, `DEPTH`, messages of `params.size`
     /// bytes), the driver's memory from `arena`.
     pub fn new(params: &Params, arena: &mut Arena) -> Result<Virtio, InitError> {
@@ -181,26 +203,11 @@ impl Link for Virtio {
     /// Waits for a free tx buffer (reaping completed chains), then sends.
     fn send(&mut self, seq: u64) -> bool {
         let (src, len, coverage) = (self.me, self.len, self.coverage);
-        let mut deadline: Option<Deadline> = None;
-        loop {
-            let sent = self.dev.send(self.dst, seq, len, 0, |extents| {
+        self.until_tx(|dev, dst| {
+            dev.send(dst, seq, len, 0, |extents| {
                 fill_payload(extents, u64::from(len), src, seq, coverage)
-            });
-            if sent {
-                self.started += 1;
-                return true;
-            }
-            if self.dev.tx_reap() != 0 {
-                deadline = None;
-            } else {
-                let d = *deadline.get_or_insert_with(|| Deadline::after_ms(self.idle_ms));
-                if d.expired() {
-                    self.timed_out = true;
-                    return false;
-                }
-                core::hint::spin_loop();
-            }
-        }
+            })
+        })
     }
 
     #[inline]
@@ -260,24 +267,11 @@ impl Link for Virtio {
     /// free tx buffer as [`Link::send`] does.
     fn forward(&mut self, msg: RxMsg) -> bool {
         let len = Self::entry(&msg).len;
-        let mut deadline: Option<Deadline> = None;
-        loop {
-            if self.dev.forward(self.dst, len, &msg) {
-                self.started += 1;
-                return true;
-            }
-            if self.dev.tx_reap() != 0 {
-                deadline = None;
-            } else {
-                let d = *deadline.get_or_insert_with(|| Deadline::after_ms(self.idle_ms));
-                if d.expired() {
-                    self.timed_out = true;
-                    self.dev.recycle(&msg);
-                    return false;
-                }
-                core::hint::spin_loop();
-            }
+        let sent = self.until_tx(|dev, dst| dev.forward(dst, len, &msg));
+        if !sent {
+            self.dev.recycle(&msg);
         }
+        sent
     }
 
     fn release(&mut self, msg: RxMsg) {
