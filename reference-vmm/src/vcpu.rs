@@ -200,6 +200,7 @@ pub fn run(mut vm: Vm, ctx: VcpuContext) -> VmOutcome {
             }
         }
     };
+    transport.vcpu_ended(ctx.index);
     ctx.barrier.leave();
 
     let (status, death_message) = match ended {

@@ -101,15 +101,23 @@ impl PreFaulter {
         self.pending(vm).thread = Some(unsafe { libc::pthread_self() });
     }
 
-    /// Queues `extents` of VM `vm` and kicks its vCPU thread out of the guest.
+    /// Records that VM `vm`'s vCPU thread is ending: it is kicked no more (its `pthread_t`
+    /// becomes invalid once the runner joins it), and nothing more is queued for it.
+    pub fn unregister(&self, vm: usize) {
+        let mut p = self.pending(vm);
+        p.thread = None;
+        p.extents.clear();
+    }
+
+    /// Queues `extents` of VM `vm` and kicks its vCPU thread out of the guest (a VM whose
+    /// vCPU has ended gets nothing).
     pub fn queue(&self, vm: usize, extents: &[Extent]) {
         let mut p = self.pending(vm);
-        p.extents.extend_from_slice(extents);
         if let Some(t) = p.thread {
-            // SAFETY: `t` is the thread of a vCPU of this run, which lives until the run
-            // ends (the engine and this queue are dropped after the vCPU threads are
-            // joined); SIGRTMIN has a no-op handler, so the only effect is that KVM_RUN
-            // returns EINTR.
+            p.extents.extend_from_slice(extents);
+            // SAFETY: `t` is the thread of a running vCPU of this run: it is cleared (under
+            // this lock) before the thread leaves its loop, so the thread has not ended;
+            // SIGRTMIN has a no-op handler, so the only effect is that KVM_RUN returns EINTR.
             unsafe { libc::pthread_kill(t, SIGRTMIN()) };
         }
     }

@@ -139,6 +139,10 @@ impl Transport for IpcTransport {
         self.prefaulter.register(vm);
     }
 
+    fn vcpu_ended(&self, vm: usize) {
+        self.prefaulter.unregister(vm);
+    }
+
     fn before_entry(&self, vm: usize, vcpu: &kvm_ioctls::VcpuFd) {
         self.prefaulter.run(vm, vcpu);
     }

@@ -120,6 +120,9 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
     /// Called once by VM `vm`'s vCPU thread when it starts.
     fn vcpu_started(&self, _vm: usize) {}
 
+    /// Called once by VM `vm`'s vCPU thread when it leaves its loop, before it ends.
+    fn vcpu_ended(&self, _vm: usize) {}
+
     /// Called by VM `vm`'s vCPU thread before every entry into the guest, with its vCPU
     /// (remap IPC pre-faults the landing extents queued for it).
     fn before_entry(&self, _vm: usize, _vcpu: &kvm_ioctls::VcpuFd) {}
