@@ -242,6 +242,12 @@ impl Profile {
                         ..group(&[STREAM], &[4096], &[1], &[2])
                     },
                     group(&[FANIN], &[4096], &[1], &[3, 5]),
+                    // The forwarding chain: K = 2, 4, 8 VMs, the last one reading everything
+                    // or only the header.
+                    Group {
+                        touch: vec![Touch::All, Touch::Header],
+                        ..group(&[CHAIN], &[65536], &[1], &[2, 4, 8])
+                    },
                 ],
             },
             Profile::Full => {
@@ -717,6 +723,12 @@ mod tests {
                 .any(|c| c.transport == TransportConfig::Remap && c.size == 4096));
         }
         let nightly = Profile::Nightly.matrix().expand().unwrap();
+        for k in [2, 4, 8] {
+            assert!(
+                nightly.iter().any(|c| c.workload == CHAIN && c.vms == k),
+                "nightly has the chain at K = {k}"
+            );
+        }
         assert!(nightly
             .iter()
             .any(|c| c.transport == TransportConfig::RemapHuge
@@ -799,10 +811,10 @@ mod tests {
                 t.name()
             );
         }
-        // Elsewhere the receiver reads everything.
+        // Elsewhere (the chain aside) the receiver reads everything.
         assert!(cases
             .iter()
-            .filter(|c| c.size != HUGE_PAGE || c.workload != STREAM)
+            .filter(|c| (c.size != HUGE_PAGE || c.workload != STREAM) && c.workload != CHAIN)
             .all(|c| c.touch == Touch::All));
         let header = cases.iter().find(|c| c.touch == Touch::Header).unwrap();
         assert_eq!(header.params()[w::TOUCH], w::TOUCH_HEADER);
