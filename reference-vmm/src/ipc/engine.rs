@@ -19,7 +19,7 @@ use pageflip_abi::PAGE_SIZE;
 use pageflip_interface::{TransportReport, TransportVmReport};
 
 use super::checks::{check_desc, check_post, Limits};
-use super::frames::{FrameTable, MoveError};
+use super::frames::FrameTable;
 use super::host_ops::{HostOps, Merge};
 use super::prefault::PreFaulter;
 use crate::control::StopFlag;
@@ -604,7 +604,13 @@ impl IpcEngine {
     /// Plans the move of the message's pages and adds its host operations to the batch.
     fn remap(&self, inner: &mut Inner, src: usize, dst: usize, from: &[Extent], to: &[Extent]) {
         for (s, d, pages) in pieces(from, to) {
-            let planned = match self.plan_move(inner, src, s, dst, d, pages) {
+            // `pool_holds` made room for the whole message before any landing was taken, so
+            // this fails only if frames were lost (and then the audit says so).
+            let frames = inner
+                .frames
+                .as_mut()
+                .expect("remap runs have a frame table");
+            let planned = match frames.move_range(src, s, dst, d, pages) {
                 Ok(m) => m,
                 Err(e) => {
                     inner
@@ -632,34 +638,6 @@ impl IpcEngine {
         if self.fault == Some(Fault::LeakPage) && !inner.leaked {
             inner.leaked = true;
             inner.frames.as_mut().and_then(|f| f.leak());
-        }
-    }
-
-    /// Plans one piece's move; if the pool (quarantine aside) is short, applies the batch
-    /// first so that the frames it freed come back, then plans again.
-    fn plan_move(
-        &self,
-        inner: &mut Inner,
-        src: usize,
-        s: u64,
-        dst: usize,
-        d: u64,
-        pages: u32,
-    ) -> Result<super::frames::Move, MoveError> {
-        let frames = inner
-            .frames
-            .as_mut()
-            .expect("remap runs have a frame table");
-        match frames.move_range(src, s, dst, d, pages) {
-            Err(MoveError::PoolEmpty(_)) if !inner.ops.is_empty() => {
-                self.flush(inner, src);
-                let frames = inner
-                    .frames
-                    .as_mut()
-                    .expect("remap runs have a frame table");
-                frames.move_range(src, s, dst, d, pages)
-            }
-            r => r,
         }
     }
 
