@@ -92,7 +92,19 @@ impl TransportSetup for IpcSetup {
             .map(|v| (v.name.clone(), v.ram.clone()))
             .collect();
         let guest_rams = rams.iter().map(|(_, ram)| ram.clone()).collect();
-        let prefaulter = Arc::new(PreFaulter::new(run.vms.len()));
+        let pre_fault = if !self.pre_fault || !self.movement.remaps() {
+            PreFault::Off
+        } else if run.vms.iter().all(|v| v.pre_fault_available()) {
+            PreFault::On(Arc::new(PreFaulter::new(run.vms.len())))
+        } else {
+            PreFault::Unavailable
+        };
+        // The vCPU threads talk to the pre-faulter only when it is on: no lock on every
+        // entry of a run that does not pre-fault.
+        let prefaulter = match &pre_fault {
+            PreFault::On(p) => Some(p.clone()),
+            _ => None,
+        };
         let engine = IpcEngine::new(
             self.movement,
             rams,
@@ -101,13 +113,7 @@ impl TransportSetup for IpcSetup {
             self.injected.fault,
         )
         .with_slowdown(self.injected.slowdown)
-        .with_pre_fault(if !self.pre_fault || !self.movement.remaps() {
-            PreFault::Off
-        } else if run.vms.iter().all(|v| v.pre_fault_available()) {
-            PreFault::On(prefaulter.clone())
-        } else {
-            PreFault::Unavailable
-        });
+        .with_pre_fault(pre_fault);
         Ok(Arc::new(IpcTransport {
             prefaulter,
             readonly_header: self.readonly_header(),
@@ -121,7 +127,8 @@ impl TransportSetup for IpcSetup {
 #[derive(Debug)]
 pub struct IpcTransport {
     engine: IpcEngine,
-    prefaulter: Arc<PreFaulter>,
+    /// The engine's pre-faulter, if pre-faulting is on.
+    prefaulter: Option<Arc<PreFaulter>>,
     readonly_header: bool,
     rams: Vec<Arc<GuestRam>>,
 }
@@ -136,15 +143,21 @@ impl Transport for IpcTransport {
     }
 
     fn vcpu_started(&self, vm: usize) {
-        self.prefaulter.register(vm);
+        if let Some(p) = &self.prefaulter {
+            p.register(vm);
+        }
     }
 
     fn vcpu_ended(&self, vm: usize) {
-        self.prefaulter.unregister(vm);
+        if let Some(p) = &self.prefaulter {
+            p.unregister(vm);
+        }
     }
 
     fn before_entry(&self, vm: usize, vcpu: &kvm_ioctls::VcpuFd) {
-        self.prefaulter.run(vm, vcpu);
+        if let Some(p) = &self.prefaulter {
+            p.run(vm, vcpu);
+        }
     }
 
     fn blocks(&self, offset: u64) -> bool {
