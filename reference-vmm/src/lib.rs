@@ -10,6 +10,8 @@ pub mod cli;
 pub mod control;
 pub mod device;
 pub mod elf;
+#[cfg(test)]
+pub mod fuzz_seed;
 pub mod guest_errors;
 pub mod host;
 pub mod inject;
