@@ -283,7 +283,7 @@ impl Device {
                 ),
             ));
         }
-        if d.gpa % 8 != 0 || !self.ram.contains(d.gpa, d.count * 8) {
+        if !d.gpa.is_multiple_of(8) || !self.ram.contains(d.gpa, d.count * 8) {
             return Err((
                 Status::BadAddress,
                 format!(

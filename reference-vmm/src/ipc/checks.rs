@@ -19,7 +19,7 @@ pub struct Limits {
 /// The end of `pages` pages from `gpa` if that is a valid run of guest memory of `mem_size`
 /// bytes: pages at least 1, page-aligned, inside memory, no overflow.
 fn extent_end(gpa: u64, pages: u32, mem_size: u64) -> Option<u64> {
-    if pages == 0 || gpa % PAGE_SIZE != 0 {
+    if pages == 0 || !gpa.is_multiple_of(PAGE_SIZE) {
         return None;
     }
     let end = gpa.checked_add(u64::from(pages) * PAGE_SIZE)?;
@@ -28,7 +28,7 @@ fn extent_end(gpa: u64, pages: u32, mem_size: u64) -> Option<u64> {
 
 /// Whether a run is whole, aligned 2 MiB huge pages.
 fn is_huge(gpa: u64, pages: u32) -> bool {
-    gpa % (u64::from(HUGE_PAGES) * PAGE_SIZE) == 0 && pages % HUGE_PAGES == 0
+    gpa.is_multiple_of(u64::from(HUGE_PAGES) * PAGE_SIZE) && pages.is_multiple_of(HUGE_PAGES)
 }
 
 /// Whether `[a, a_end)` and `[b, b_end)` share a byte.

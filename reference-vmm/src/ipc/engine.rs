@@ -646,7 +646,7 @@ impl IpcEngine {
         v.deliveries += 1;
         let k = v.deliveries;
         match self.fault {
-            Some(Fault::DropEveryNth) if k % 97 == 0 => return,
+            Some(Fault::DropEveryNth) if k.is_multiple_of(97) => return,
             Some(Fault::ReorderTwo) if k == 5 => {
                 v.held = Some(entry);
                 return;

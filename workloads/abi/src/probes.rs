@@ -380,7 +380,7 @@ pub mod ipc_semantics {
         match test {
             TEST_IMMEDIATE => Some(n + 1),
             TEST_DEFERRED => {
-                if batch == 0 || n % batch != 0 {
+                if batch == 0 || !n.is_multiple_of(batch) {
                     None
                 } else {
                     Some(n / batch + 1)
@@ -397,7 +397,7 @@ pub mod ipc_semantics {
         match test {
             TEST_IMMEDIATE => Some(n),
             TEST_DEFERRED => {
-                if batch == 0 || n % batch != 0 {
+                if batch == 0 || !n.is_multiple_of(batch) {
                     None
                 } else {
                     Some(n / batch)
