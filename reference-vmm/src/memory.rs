@@ -132,6 +132,36 @@ impl GuestRam {
         &self.mem
     }
 
+    /// `[start, size)` of this memory mapped a second time (the same memfd pages, shared), as
+    /// a vm-memory view that has no address below `start`: a device given only this view
+    /// cannot reach below `start` whatever the guest writes into its descriptors meanwhile.
+    /// (Not for transports that remap this memory's pages: the view maps the memfd.)
+    pub fn view_from(&self, start: u64) -> Result<GuestMemoryMmap, MemoryError> {
+        use vm_memory::GuestMemoryRegion;
+        let region = self
+            .mem
+            .find_region(GuestAddress(0))
+            .ok_or_else(|| MemoryError::Map("guest memory has no region at 0".into()))?;
+        let file = region
+            .file_offset()
+            .ok_or_else(|| MemoryError::Map("guest memory is not a memfd mapping".into()))?;
+        if start >= self.size {
+            return Err(MemoryError::Map(format!(
+                "a view from {start:#x} of {:#x} bytes is empty",
+                self.size
+            )));
+        }
+        GuestMemoryMmap::from_ranges_with_files([(
+            GuestAddress(start),
+            (self.size - start) as usize,
+            Some(FileOffset::from_arc(
+                file.arc().clone(),
+                file.start() + start,
+            )),
+        )])
+        .map_err(|e| MemoryError::Map(e.to_string()))
+    }
+
     /// Size in bytes.
     pub fn size(&self) -> u64 {
         self.size

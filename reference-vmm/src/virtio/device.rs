@@ -6,15 +6,16 @@ use std::sync::Arc;
 use pageflip_abi::virtio::{
     DgramConfig, F_EVENT_IDX, MAX_PAYLOAD, RX_QUEUE, TX_QUEUE, VIRTQ_AVAIL_F_NO_INTERRUPT,
 };
+use pageflip_abi::IMAGE_BASE;
 use pageflip_interface::{TransportVmReport, VirtioVmReport};
 use virtio_queue::QueueT;
-use vm_memory::{Bytes, GuestAddress};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::regs::{AccessError, Regs};
 use crate::guest_errors::GuestErrorLog;
 use crate::inject::Fault;
 use crate::inject::Slowdown;
-use crate::memory::GuestRam;
+use crate::memory::{GuestRam, MemoryError};
 
 /// Guest-error status of a refused register access or notification.
 pub const REFUSED: &str = "refused";
@@ -32,6 +33,12 @@ pub struct VirtioDevice {
     pub name: String,
     /// The VM's memory.
     pub ram: Arc<GuestRam>,
+    /// The device's view of it: only the guest's own memory, `[IMAGE_BASE, mem_size)`, the
+    /// same pages mapped again. Every queue and buffer access of the device goes through
+    /// it, so the device can neither read nor write the VMM's reserved range below
+    /// `IMAGE_BASE` (GDT, page tables, boot info, control structures, stack), whatever the
+    /// guest writes into its rings (`docs/abi.md`, "Bad input").
+    pub view: Arc<GuestMemoryMmap>,
     /// Registers and queues.
     pub regs: Regs,
     /// The VM whose rx buffers the head of this device's tx queue waits for.
@@ -52,8 +59,8 @@ pub struct VirtioDevice {
 }
 
 impl VirtioDevice {
-    /// The device of VM `id` of `num_vms`, notified as `notify` says, with `accept_unoffered`
-    /// the `accept-unoffered-features` fault.
+    /// The device of VM `id` of `num_vms`, notified as `notify` says, with the injected
+    /// `fault`, if any; fails if its view of the memory cannot be mapped.
     pub fn new(
         id: u32,
         name: String,
@@ -61,17 +68,19 @@ impl VirtioDevice {
         num_vms: u32,
         notify: &str,
         fault: Option<Fault>,
-    ) -> VirtioDevice {
+    ) -> Result<VirtioDevice, MemoryError> {
         let config = DgramConfig {
             vm_id: id,
             num_vms,
             max_payload: MAX_PAYLOAD,
             reserved: 0,
         };
-        VirtioDevice {
+        let view = Arc::new(ram.view_from(IMAGE_BASE)?);
+        Ok(VirtioDevice {
             id,
             name,
             ram,
+            view,
             regs: Regs::new(config, fault),
             blocked_on: None,
             next_waiter: 0,
@@ -83,7 +92,12 @@ impl VirtioDevice {
             },
             errors: GuestErrorLog::default(),
             slowdown: None,
-        }
+        })
+    }
+
+    /// The VM's memory size (the device's view ends there).
+    pub fn mem_size(&self) -> u64 {
+        self.ram.size()
     }
 
     /// Records a guest error about `what` (`virtio:<what>`).
@@ -137,7 +151,7 @@ impl VirtioDevice {
             if !std::mem::take(&mut self.used_pending[q]) {
                 continue;
             }
-            let mem = self.ram.mem();
+            let mem = &*self.view;
             let queue = &mut self.regs.queues[q];
             let decision = if queue.event_idx_enabled() {
                 queue.needs_notification(mem).map_err(|e| e.to_string())

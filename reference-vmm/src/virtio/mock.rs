@@ -21,14 +21,15 @@ use crate::memory::GuestRam;
 pub const MEM: u64 = 8 << 20;
 /// Size of every queue.
 pub const QSIZE: u16 = 16;
-/// Where a [`Run::up`] device's rx queue lies.
-pub const RXQ_GPA: u64 = 0x1_0000;
+/// Where a [`Run::up`] device's rx queue lies (everything the driver hands the device lies
+/// at or above `IMAGE_BASE`, in the guest's own memory).
+pub const RXQ_GPA: u64 = 0x21_0000;
 /// Where a [`Run::up`] device's tx queue lies.
-pub const TXQ_GPA: u64 = 0x2_0000;
-/// Where [`send`] writes its messages (slot `i` at `BUF + i * 0x1_0000`).
-pub const BUF: u64 = 0x10_0000;
+pub const TXQ_GPA: u64 = 0x22_0000;
+/// Where [`send`] writes its messages (slot `i` at `BUF + i * 0x1_0000`, 16 slots).
+pub const BUF: u64 = 0x30_0000;
 /// A free area for rx buffers.
-pub const RXBUF: u64 = 0x40_0000;
+pub const RXBUF: u64 = 0x50_0000;
 /// The features a driver that wants EVENT_IDX accepts.
 pub const FEATURES: u64 = F_VERSION_1 | F_EVENT_IDX;
 
@@ -52,7 +53,7 @@ impl Run {
             .map(|(i, r)| (format!("vm{i}"), r.clone()))
             .collect();
         Run {
-            hub: VirtioHub::new(vms, NotifyMode::Userspace, fault),
+            hub: VirtioHub::new(vms, NotifyMode::Userspace, fault).unwrap(),
             rams,
         }
     }

@@ -12,6 +12,7 @@
 //!   backend thread (`ioeventfd` mode).
 
 pub mod backend;
+pub mod chain;
 pub mod device;
 #[cfg(feature = "test-utils")]
 pub mod mock;
@@ -29,7 +30,7 @@ use pageflip_interface::{GuestError, NotifyMode, TransportReport};
 
 use crate::inject::Fault;
 use crate::inject::Slowdown;
-use crate::memory::GuestRam;
+use crate::memory::{GuestRam, MemoryError};
 use device::VirtioDevice;
 use regs::Effect;
 
@@ -42,22 +43,23 @@ pub struct VirtioHub {
 
 impl VirtioHub {
     /// The devices of the VMs `vms` (name and memory, in run order), notified as `notify`
-    /// says; `fault` is the injected fault, if any.
+    /// says; `fault` is the injected fault, if any. Fails if a device's view of its VM's
+    /// memory cannot be mapped.
     pub fn new(
         vms: Vec<(String, Arc<GuestRam>)>,
         notify: NotifyMode,
         fault: Option<Fault>,
-    ) -> VirtioHub {
+    ) -> Result<VirtioHub, MemoryError> {
         let n = vms.len() as u32;
         let devices = vms
             .into_iter()
             .enumerate()
             .map(|(i, (name, ram))| VirtioDevice::new(i as u32, name, ram, n, notify.name(), fault))
-            .collect();
-        VirtioHub {
+            .collect::<Result<_, _>>()?;
+        Ok(VirtioHub {
             devices: Mutex::new(devices),
             fault,
-        }
+        })
     }
 
     /// The same devices with an injected slowdown (`--inject-slowdown-us`): the relay
@@ -99,8 +101,11 @@ impl VirtioHub {
         let n = data.len().min(4);
         v[..n].copy_from_slice(&data[..n]);
         let value = u32::from_le_bytes(v);
-        let ram = devs[vm].ram.clone();
-        match devs[vm].regs.write(offset, data.len(), value, ram.mem()) {
+        let (view, mem_size) = (devs[vm].view.clone(), devs[vm].mem_size());
+        match devs[vm]
+            .regs
+            .write(offset, data.len(), value, &view, mem_size)
+        {
             Ok(Effect::Notify(q)) => {
                 devs[vm].count_notifications(q, 1);
                 self.process(&mut devs, vm, q);

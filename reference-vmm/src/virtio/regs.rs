@@ -15,6 +15,7 @@ use pageflip_abi::virtio::{
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
+use super::chain::{check_range, RangeError};
 use crate::inject::Fault;
 
 /// Size of the configuration space ([`DgramConfig`]).
@@ -116,9 +117,21 @@ pub enum AccessError {
     /// A misaligned ring address.
     #[error("ring address {0:#x} is misaligned (descriptors 16, driver area 2, device area 4)")]
     Align(u64),
-    /// QueueReady=1 with rings outside guest memory: the queue stays not ready.
-    #[error("queue {0} is not valid: its rings are not inside guest memory; QueueReady stays 0")]
+    /// QueueReady=1 after a refused configuration write, or with rings virtio-queue finds
+    /// invalid: the queue stays not ready.
+    #[error("queue {0} is not valid (a configuration write was refused, or its rings are not in guest memory); QueueReady stays 0")]
     QueueInvalid(u32),
+    /// QueueReady=1 with a ring that is not in the guest's own memory `[IMAGE_BASE,
+    /// mem_size)`: the queue stays not ready.
+    #[error("queue {queue}: the {ring} {error}; QueueReady stays 0")]
+    RingRange {
+        /// The queue.
+        queue: u32,
+        /// Which ring: `descriptor table`, `driver area` or `device area`.
+        ring: &'static str,
+        /// How it lies.
+        error: RangeError,
+    },
     /// QueueReady with a value other than 0 or 1.
     #[error("QueueReady value {0} is not 0 or 1")]
     ReadyValue(u32),
@@ -162,6 +175,24 @@ pub struct Regs {
 
 fn new_queue() -> Queue {
     Queue::new(QUEUE_NUM_MAX as u16).expect("QUEUE_NUM_MAX is a valid queue size")
+}
+
+/// Checks that queue `sel`'s three rings (2.7: descriptor table 16 x size bytes, driver
+/// area 6 + 2 x size, device area 6 + 8 x size) lie in the guest's own memory, in that order.
+fn check_rings(q: &Queue, mem_size: u64, sel: u32) -> Result<(), AccessError> {
+    let n = u64::from(q.size());
+    for (ring, addr, len) in [
+        ("descriptor table", q.desc_table(), 16 * n),
+        ("driver area", q.avail_ring(), 6 + 2 * n),
+        ("device area", q.used_ring(), 6 + 8 * n),
+    ] {
+        check_range(mem_size, addr, len).map_err(|error| AccessError::RingRange {
+            queue: sel,
+            ring,
+            error,
+        })?;
+    }
+    Ok(())
 }
 
 fn set_low(v: u64, low: u32) -> u64 {
@@ -281,14 +312,16 @@ impl Regs {
         }
     }
 
-    /// A guest write of `value` (`size` bytes) at `offset` in the window; `mem` is the VM's
-    /// memory (to validate queues).
+    /// A guest write of `value` (`size` bytes) at `offset` in the window; `mem` is the
+    /// device's view of the VM's memory and `mem_size` the VM's memory size (to validate
+    /// queues).
     pub fn write(
         &mut self,
         offset: u64,
         size: usize,
         value: u32,
         mem: &GuestMemoryMmap,
+        mem_size: u64,
     ) -> Result<Effect, AccessError> {
         if size != 4 {
             return Err(AccessError::Size(size));
@@ -315,7 +348,7 @@ impl Regs {
             | REG_QUEUE_DRIVER_LOW
             | REG_QUEUE_DRIVER_HIGH
             | REG_QUEUE_DEVICE_LOW
-            | REG_QUEUE_DEVICE_HIGH => self.write_queue(offset, value, mem)?,
+            | REG_QUEUE_DEVICE_HIGH => self.write_queue(offset, value, mem, mem_size)?,
             REG_MAGIC_VALUE
             | REG_VERSION
             | REG_DEVICE_ID
@@ -397,6 +430,7 @@ impl Regs {
         offset: u64,
         value: u32,
         mem: &GuestMemoryMmap,
+        mem_size: u64,
     ) -> Result<(), AccessError> {
         let sel = self.queue_sel;
         let setup = self.status & STATUS_FEATURES_OK != 0 && self.status & STATUS_DRIVER_OK == 0;
@@ -411,20 +445,21 @@ impl Regs {
             return Err(AccessError::QueueState);
         }
         let refused = &mut self.config_refused[sel as usize];
-        let result = Self::configure(q, offset, value, mem, *refused, sel);
+        let result = Self::configure(q, offset, value, (mem, mem_size), *refused, sel);
         if result.is_err() && offset != REG_QUEUE_READY {
             *refused = true;
         }
         result
     }
 
-    /// Applies one configuration write to queue `q` (`sel`); `refused`: an earlier one was
-    /// refused, so QueueReady = 1 is too.
+    /// Applies one configuration write to queue `q` (`sel`), with `(mem, mem_size)` the
+    /// device's view and the VM's memory size; `refused`: an earlier one was refused, so
+    /// QueueReady = 1 is too.
     fn configure(
         q: &mut Queue,
         offset: u64,
         value: u32,
-        mem: &GuestMemoryMmap,
+        (mem, mem_size): (&GuestMemoryMmap, u64),
         refused: bool,
         sel: u32,
     ) -> Result<(), AccessError> {
@@ -440,6 +475,7 @@ impl Regs {
                 return Err(AccessError::QueueInvalid(sel));
             }
             REG_QUEUE_READY if value == 1 => {
+                check_rings(q, mem_size, sel)?;
                 q.set_ready(true);
                 if !q.is_valid(mem) {
                     q.set_ready(false);

@@ -1,7 +1,9 @@
 //! The relay: moves each message from a sender's tx queue into a buffer of the receiver's rx
 //! queue (a copy, as virtio-vsock does), completes the tx chain with a [`TxStatus`], and
-//! holds a sender back while its receiver has no rx buffer. All descriptor handling is
-//! virtio-queue's (`Queue`, `DescriptorChain`, `Reader`, `Writer`).
+//! holds a sender back while its receiver has no rx buffer. Every chain is first walked
+//! and checked by the device ([`chain::walk`]); the queues and the copies are
+//! virtio-queue's (`Queue`, `DescriptorChain`, `Reader`, `Writer`), over the device's view
+//! of guest memory (`VirtioDevice::view`).
 
 use std::io::{Read, Write};
 use std::ops::Deref;
@@ -11,6 +13,7 @@ use pageflip_abi::virtio::{DgramHeader, TxStatus, HEADER_SIZE, MAX_PAYLOAD, RX_Q
 use virtio_queue::{DescriptorChain, QueueOwnedT, QueueT, Reader, Writer};
 use vm_memory::{ByteValued, GuestMemory, GuestMemoryMmap};
 
+use super::chain::{self, Broken, Walked};
 use super::device::{VirtioDevice, DROPPED};
 use crate::inject::Fault;
 
@@ -19,44 +22,25 @@ const TX: usize = TX_QUEUE as usize;
 /// Every this many rx chains, the `drop-used-update` fault loses one.
 const DROP_EVERY: u64 = 1000;
 
-/// What a descriptor chain looks like, from walking it with virtio-queue.
-#[derive(Debug, PartialEq, Eq)]
-enum Shape {
-    /// Readable descriptors, then writable ones.
-    Ok {
-        /// Readable descriptors.
-        readable: usize,
-    },
-    /// A readable descriptor after a writable one.
-    Misordered,
-    /// The queue is broken: the head is outside the table, or the chain does not end
-    /// within the queue size (a loop, or a next index outside the table).
-    Broken(&'static str),
-}
-
-fn shape<M>(chain: &DescriptorChain<M>) -> Shape
+/// Walks chain `chain` of queue `q` of device `dev` ([`chain::walk`]) in `mem`.
+fn walk_chain<M>(
+    dev: &VirtioDevice,
+    q: usize,
+    mem: &GuestMemoryMmap,
+    chain: &DescriptorChain<M>,
+) -> Result<Walked, Broken>
 where
-    M: Deref + Clone,
+    M: Deref,
     M::Target: GuestMemory,
 {
-    let (mut readable, mut writable, mut misordered, mut last) = (0, 0, false, None);
-    for d in chain.clone() {
-        if d.is_write_only() {
-            writable += 1;
-        } else {
-            misordered |= writable > 0;
-            readable += 1;
-        }
-        last = Some(d);
-    }
-    match last {
-        None => Shape::Broken("the chain's head is outside the descriptor table"),
-        Some(d) if d.has_next() => Shape::Broken(
-            "the chain does not end within the queue size (a loop, or a next index outside the table)",
-        ),
-        _ if misordered => Shape::Misordered,
-        _ => Shape::Ok { readable },
-    }
+    let queue = &dev.regs.queues[q];
+    chain::walk(
+        mem,
+        queue.desc_table(),
+        queue.size(),
+        chain.head_index(),
+        dev.mem_size(),
+    )
 }
 
 /// Decodes a [`DgramHeader`] (the one codec: `ByteValued`; x86-64 hosts are little-endian,
@@ -98,8 +82,8 @@ pub fn process_tx(devs: &mut [VirtioDevice], s: usize, fault: Option<Fault>) {
 /// Processes VM `s`'s tx queue; with `rearm` false it leaves notifications off at the end
 /// (the ioeventfd backend's busy-poll window: it looks at the ring again itself).
 pub fn process_tx_with(devs: &mut [VirtioDevice], s: usize, fault: Option<Fault>, rearm: bool) {
-    let ram = devs[s].ram.clone();
-    let mem = ram.mem();
+    let view = devs[s].view.clone();
+    let mem = &*view;
     loop {
         if !devs[s].regs.running() || !devs[s].regs.queues[TX].ready() {
             return;
@@ -150,8 +134,8 @@ pub fn rx_added_with(devs: &mut [VirtioDevice], d: usize, fault: Option<Fault>, 
         .collect();
     if active.is_empty() {
         if devs[d].regs.running() && devs[d].regs.queues[RX].ready() {
-            let ram = devs[d].ram.clone();
-            if let Err(e) = devs[d].regs.queues[RX].disable_notification(ram.mem()) {
+            let view = devs[d].view.clone();
+            if let Err(e) = devs[d].regs.queues[RX].disable_notification(&*view) {
                 devs[d].needs_reset("rx", format!("writing the used ring: {e}"));
             }
         }
@@ -167,8 +151,8 @@ pub fn rx_added_with(devs: &mut [VirtioDevice], d: usize, fault: Option<Fault>, 
             if !devs[s].regs.running() || !devs[s].regs.queues[TX].ready() {
                 continue;
             }
-            let ram = devs[s].ram.clone();
-            match next_tx(devs, s, ram.mem(), fault) {
+            let view = devs[s].view.clone();
+            match next_tx(devs, s, &view, fault) {
                 Step::Next => again.push(s),
                 // Its ring is empty: finish as a notification would (re-arm, or go on if
                 // more arrived meanwhile).
@@ -206,32 +190,34 @@ fn next_tx(
         return Step::Empty;
     };
     let head = chain.head_index();
-    let shape = shape(&chain);
-    if let Shape::Broken(why) = shape {
-        devs[s].needs_reset("tx", format!("chain at descriptor {head}: {why}"));
-        return Step::Stop;
-    }
-    let status_writer = Writer::<()>::new(mem, chain.clone())
-        .ok()
-        .filter(|w| w.available_bytes() >= 4);
-    let Some(mut status_writer) = status_writer else {
+    let walked = match walk_chain(&devs[s], TX, mem, &chain) {
+        Ok(w) => w,
+        Err(why) => {
+            devs[s].needs_reset("tx", format!("chain at descriptor {head}: {why}"));
+            return Step::Stop;
+        }
+    };
+    // The status goes at the start of the chain's writable descriptors, as walked (the
+    // first 4 bytes; virtio 1.2 2.7.4.2: readable, then writable).
+    let status_ok = walked.writable_ok && walked.writable_bytes() >= 4;
+    if !status_ok {
+        let why = walked
+            .refusal
+            .map_or(String::new(), |r| format!(" (and {r})"));
         devs[s].guest_error(
             "tx",
             None,
             DROPPED,
             format!(
-                "chain at descriptor {head} has no writable status buffer of 4 bytes inside guest memory; dropped"
+                "chain at descriptor {head} has no device-writable status buffer of 4 bytes in the guest's memory{why}; dropped, used length 0"
             ),
         );
         *devs[s].virtio.tx_errors.entry(DROPPED.into()).or_default() += 1;
         return complete_tx(devs, s, mem, head, 0);
-    };
-    let delivery = match shape {
-        Shape::Ok { .. } => deliver(devs, s, mem, chain, fault),
-        _ => Delivery::Failed(
-            TxStatus::BadChain,
-            "a readable descriptor follows a writable one".into(),
-        ),
+    }
+    let delivery = match &walked.refusal {
+        None => deliver(devs, s, mem, chain, fault),
+        Some(why) => Delivery::Failed(TxStatus::BadChain, why.to_string()),
     };
     let status = match delivery {
         Delivery::Sent => TxStatus::Ok,
@@ -252,8 +238,9 @@ fn next_tx(
         Delivery::Held => return Step::Stop,
         Delivery::Retry => return Step::Next,
     };
-    // At least 4 writable bytes inside guest memory: this cannot fail.
-    let _ = status_writer.write_all(&(status as u32).to_le_bytes());
+    // At least 4 writable bytes in the guest's memory, all checked: this cannot fail.
+    let written = walked.write_start(mem, &(status as u32).to_le_bytes());
+    debug_assert!(written, "a checked status buffer took no status");
     complete_tx(devs, s, mem, head, 4)
 }
 
@@ -291,7 +278,7 @@ fn deliver(
         Err(e) => {
             return fail(
                 TxStatus::BadChain,
-                format!("a readable descriptor is outside guest memory: {e}"),
+                format!("a readable descriptor is outside the guest's memory: {e}"),
             )
         }
     };
@@ -329,8 +316,8 @@ fn deliver(
             format!("VM {d}'s device is not running or its rx queue not ready"),
         );
     }
-    let dram = devs[d].ram.clone();
-    let dmem = dram.mem();
+    let dview = devs[d].view.clone();
+    let dmem = &*dview;
     if others_waiting(devs, s, d) {
         // Fairness: queue behind the senders already held back for `d`.
         devs[s].regs.queues[TX].go_to_previous_position();
@@ -364,22 +351,26 @@ fn deliver(
             };
         };
         let rhead = rx.head_index();
-        let writer = match shape(&rx) {
-            Shape::Broken(why) => {
+        let writer = match walk_chain(&devs[d], RX, dmem, &rx) {
+            Err(why) => {
                 devs[d].needs_reset("rx", format!("chain at descriptor {rhead}: {why}"));
                 return fail(
                     TxStatus::DestinationDown,
                     format!("VM {d}'s rx queue broke"),
                 );
             }
-            Shape::Ok { readable: 0 } => Writer::<()>::new(dmem, rx)
+            Ok(Walked {
+                refusal: Some(why), ..
+            }) => Err(why.to_string()),
+            Ok(Walked { readable: 0, .. }) => Writer::<()>::new(dmem, rx)
                 .map_err(|e| format!("a descriptor is outside guest memory: {e}")),
-            _ => Err("an rx chain must be device-writable only".to_string()),
+            Ok(_) => Err("an rx chain must be device-writable only".to_string()),
         };
         let mut writer = match writer {
             Ok(w) => w,
             Err(why) => {
-                // The receiver's mistake: consume its buffer with nothing written, try the next.
+                // The receiver's mistake: consume its buffer with nothing written (used
+                // length 0), try the next.
                 devs[d].guest_error(
                     "rx",
                     None,

@@ -370,6 +370,7 @@ fn abi_constants_match_virtio_bindings() {
     assert_eq!(F_EVENT_IDX, 1 << r::VIRTIO_RING_F_EVENT_IDX);
     assert_eq!(u32::from(VIRTQ_DESC_F_NEXT), r::VRING_DESC_F_NEXT);
     assert_eq!(u32::from(VIRTQ_DESC_F_WRITE), r::VRING_DESC_F_WRITE);
+    assert_eq!(u32::from(VIRTQ_DESC_F_INDIRECT), r::VRING_DESC_F_INDIRECT);
     assert_eq!(
         u32::from(VIRTQ_AVAIL_F_NO_INTERRUPT),
         r::VRING_AVAIL_F_NO_INTERRUPT
@@ -463,4 +464,233 @@ fn a_slowdown_spins_inside_move_ns_and_changes_nothing_else() {
     assert_eq!(vm.sent, 1);
     // One spin inside the timed interval: at least its duration, by construction.
     assert!(vm.move_ns >= 3_000_000, "{}", vm.move_ns);
+}
+
+/// A 4-byte status buffer of the test's own (above `IMAGE_BASE`), pre-set to "not written".
+fn status_slot(t: &Run, i: u64) -> u64 {
+    let at = BUF + 0xf000 + 4 * i;
+    t.mem(0)
+        .write_obj(0xffff_ffffu32, GuestAddress(at))
+        .unwrap();
+    at
+}
+
+#[test]
+fn the_reserved_range_below_image_base_is_never_read_nor_written() {
+    use pageflip_abi::{BOOT_INFO_GPA, IMAGE_BASE};
+    let t = Run::new(2, None);
+    let (_rx0, mut tx0) = t.up(0, FEATURES);
+    let (mut rx1, _tx1) = t.up(1, FEATURES);
+    let canary = vec![0x5au8; 256];
+    for vm in 0..2 {
+        t.mem(vm)
+            .write_slice(&canary, GuestAddress(BOOT_INFO_GPA + 0xf00))
+            .unwrap();
+    }
+    t.mem(0)
+        .write_slice(&header(1, 0, 1, 8), GuestAddress(BUF))
+        .unwrap();
+    // A payload read from the page tables: bad-chain, nothing delivered.
+    let s0 = status_slot(&t, 0);
+    tx0.add(&[(BUF, HEADER_SIZE, false), (0x2000, 8, false), (s0, 4, true)]);
+    // A status descriptor in the boot-info page: nowhere to put a status, dropped.
+    tx0.add(&[
+        (BUF, HEADER_SIZE, false),
+        (BUF + 0x100, 8, false),
+        (BOOT_INFO_GPA + 0xf00, 4, true),
+    ]);
+    // A descriptor straddling IMAGE_BASE.
+    let s2 = status_slot(&t, 2);
+    tx0.add(&[(IMAGE_BASE - 8, HEADER_SIZE, false), (s2, 4, true)]);
+    t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+    assert_eq!(status_at(t.mem(0), s0), TxStatus::BadChain as u32);
+    assert_eq!(status_at(t.mem(0), s2), TxStatus::BadChain as u32);
+    assert_eq!(tx0.used_idx(), 3);
+    assert_eq!((tx0.used(0).1, tx0.used(1).1, tx0.used(2).1), (4, 0, 4));
+    assert_eq!(rx1.used_idx(), 0, "nothing delivered");
+    let rep = t.report(0);
+    assert_eq!(
+        (rep.tx_errors["bad-chain"], rep.tx_errors["dropped"]),
+        (2, 1)
+    );
+    // VM 1's first rx buffer lies in its boot-info page: skipped with used length 0, the
+    // message lands in the next one.
+    rx1.add(&[(BOOT_INFO_GPA + 0xf00, 128, true)]);
+    rx1.add(&[(RXBUF, 4096, true)]);
+    t.w(1, REG_QUEUE_NOTIFY, RX_QUEUE);
+    let ok = send(t.mem(0), &mut tx0, 3, 1, b"reserved");
+    t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+    assert_eq!(status_at(t.mem(0), ok), TxStatus::Ok as u32);
+    assert_eq!(rx1.used_idx(), 2);
+    assert_eq!(rx1.used(0), (0, 0), "the reserved buffer is skipped");
+    assert_eq!(rx1.used(1), (1, HEADER_SIZE + 8));
+    let e1 = t.errors(1);
+    assert_eq!(e1, vec![("virtio:rx".into(), "bad-chain".into())]);
+    for vm in 0..2 {
+        let mut got = vec![0u8; 256];
+        t.mem(vm)
+            .read_slice(&mut got, GuestAddress(BOOT_INFO_GPA + 0xf00))
+            .unwrap();
+        assert_eq!(got, canary, "VM {vm}'s boot-info page is unchanged");
+    }
+}
+
+#[test]
+fn rings_in_the_reserved_range_are_refused() {
+    use pageflip_abi::BOOT_INFO_GPA;
+    for ring in [
+        REG_QUEUE_DESC_LOW,
+        REG_QUEUE_DRIVER_LOW,
+        REG_QUEUE_DEVICE_LOW,
+    ] {
+        let t = Run::new(1, None);
+        t.negotiate(0, FEATURES);
+        let d = Driver::new(t.mem(0), RXQ_GPA);
+        t.w(0, REG_QUEUE_SEL, RX_QUEUE);
+        t.w(0, REG_QUEUE_NUM, u32::from(QSIZE));
+        for (lo, a) in [
+            (REG_QUEUE_DESC_LOW, d.desc),
+            (REG_QUEUE_DRIVER_LOW, d.avail),
+            (REG_QUEUE_DEVICE_LOW, d.used),
+        ] {
+            let a = if lo == ring { BOOT_INFO_GPA } else { a };
+            t.w(0, lo, a as u32);
+            t.w(0, lo + 4, (a >> 32) as u32);
+        }
+        t.w(0, REG_QUEUE_READY, 1);
+        assert_eq!(t.r(0, REG_QUEUE_READY), 0, "ring register {ring:#x}");
+        let e = t.hub.take_guest_errors(0);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].detail.contains("reserved range"), "{}", e[0].detail);
+    }
+}
+
+#[test]
+fn indirect_descriptors_are_refused_without_the_feature() {
+    let t = Run::new(2, None);
+    let (_rx0, mut tx0) = t.up(0, FEATURES);
+    let (mut rx1, _tx1) = t.up(1, FEATURES);
+    rx1.post_rx_buffers(4);
+    t.w(1, REG_QUEUE_NOTIFY, RX_QUEUE);
+    // An indirect table of header, payload and status, as a driver with the feature makes.
+    let table = BUF + 0x4000;
+    let st = status_slot(&t, 0);
+    t.mem(0)
+        .write_slice(&header(1, 0, 1, 8), GuestAddress(BUF))
+        .unwrap();
+    for (i, (addr, len, flags)) in [
+        (BUF, HEADER_SIZE, VIRTQ_DESC_F_NEXT),
+        (BUF + 0x100, 8, VIRTQ_DESC_F_NEXT),
+        (st, 4, VIRTQ_DESC_F_WRITE),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let d = SplitDescriptor::new(addr, len, flags, i as u16 + 1);
+        t.mem(0)
+            .write_obj(d, GuestAddress(table + 16 * i as u64))
+            .unwrap();
+    }
+    let head = tx0.add(&[(table, 48, false)]);
+    // add() gives no way to set INDIRECT: set it on the stored descriptor.
+    let at = GuestAddress(tx0.desc + 16 * u64::from(head) + 12);
+    t.mem(0).write_obj(VIRTQ_DESC_F_INDIRECT, at).unwrap();
+    // The same table behind a header and before a direct status descriptor.
+    let st2 = status_slot(&t, 1);
+    let h2 = tx0.add(&[
+        (BUF, HEADER_SIZE, false),
+        (table, 48, false),
+        (st2, 4, true),
+    ]);
+    let at = GuestAddress(tx0.desc + 16 * u64::from(h2 + 1) + 12);
+    t.mem(0)
+        .write_obj(VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_NEXT, at)
+        .unwrap();
+    t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+    assert_eq!(tx0.used_idx(), 2);
+    assert_eq!(
+        tx0.used(0),
+        (u32::from(head), 0),
+        "dropped: no direct status"
+    );
+    assert_eq!(
+        status_at(t.mem(0), st),
+        0xffff_ffff,
+        "the table is not read"
+    );
+    assert_eq!(tx0.used(1), (u32::from(h2), 4));
+    assert_eq!(status_at(t.mem(0), st2), TxStatus::BadChain as u32);
+    assert_eq!(rx1.used_idx(), 0, "nothing delivered");
+    assert_eq!(t.r(0, REG_STATUS) & STATUS_DEVICE_NEEDS_RESET, 0);
+    let e = t.hub.take_guest_errors(0);
+    assert!(
+        e.iter().all(|e| e.detail.contains("VIRTQ_DESC_F_INDIRECT")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn overlong_and_odd_descriptors_get_their_documented_status() {
+    let t = Run::new(2, None);
+    let (_rx0, mut tx0) = t.up(0, FEATURES);
+    let (mut rx1, _tx1) = t.up(1, FEATURES);
+    rx1.post_rx_buffers(4);
+    t.w(1, REG_QUEUE_NOTIFY, RX_QUEUE);
+    t.mem(0)
+        .write_slice(&header(1, 0, 1, 8), GuestAddress(BUF))
+        .unwrap();
+    // Length 0xffffffff after the header: longer than 2^32 - 1 bytes in all.
+    let s0 = status_slot(&t, 0);
+    tx0.add(&[
+        (BUF, HEADER_SIZE, false),
+        (BUF + 0x100, u32::MAX, false),
+        (s0, 4, true),
+    ]);
+    // Length 0xffffffff alone: past guest memory.
+    let s1 = status_slot(&t, 1);
+    tx0.add(&[(BUF + 0x100, u32::MAX, false), (s1, 4, true)]);
+    // Write-only: no header to read.
+    let s2 = status_slot(&t, 2);
+    tx0.add(&[(s2, 4, true)]);
+    // A zero-length descriptor pointing anywhere carries nothing: delivered.
+    let s3 = status_slot(&t, 3);
+    tx0.add(&[
+        (BUF, HEADER_SIZE, false),
+        (u64::MAX, 0, false),
+        (BUF + 0x100, 8, false),
+        (s3, 4, true),
+    ]);
+    t.w(0, REG_QUEUE_NOTIFY, TX_QUEUE);
+    assert_eq!(
+        t.r(0, REG_STATUS) & STATUS_DEVICE_NEEDS_RESET,
+        0,
+        "no reset"
+    );
+    assert_eq!(tx0.used_idx(), 4);
+    for s in [s0, s1, s2] {
+        assert_eq!(
+            status_at(t.mem(0), s),
+            TxStatus::BadChain as u32,
+            "{:?}",
+            t.hub.take_guest_errors(0)
+        );
+    }
+    assert_eq!(status_at(t.mem(0), s3), TxStatus::Ok as u32);
+    assert_eq!(rx1.used_idx(), 1, "only the good one");
+    let e = t.hub.take_guest_errors(0);
+    assert!(
+        e[0].detail.contains("longer than 2^32 - 1 bytes"),
+        "{}",
+        e[0].detail
+    );
+    assert!(
+        e[1].detail.contains("reaches past guest memory"),
+        "{}",
+        e[1].detail
+    );
+    assert!(
+        e[2].detail.contains("less than a 24-byte header"),
+        "{}",
+        e[2].detail
+    );
 }

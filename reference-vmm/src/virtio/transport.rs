@@ -47,6 +47,7 @@ impl TransportSetup for VirtioSetup {
                 self.notify,
                 self.injected.fault,
             )
+            .map_err(|e| StartError::Backend(format!("mapping the devices' memory: {e}")))?
             .with_slowdown(self.injected.slowdown),
         );
         let backend = match self.notify {

@@ -114,6 +114,9 @@ pub const QUEUE_NUM_MAX: u32 = 256;
 pub const VIRTQ_DESC_F_NEXT: u16 = 1;
 /// Descriptor flag WRITE: device-writable.
 pub const VIRTQ_DESC_F_WRITE: u16 = 2;
+/// Descriptor flag INDIRECT (2.7.5.3): the buffer is a table of descriptors. The device does
+/// not offer `VIRTIO_F_INDIRECT_DESC`: a chain with this flag is refused (bad-chain).
+pub const VIRTQ_DESC_F_INDIRECT: u16 = 4;
 /// Available-ring flag NO_INTERRUPT (without EVENT_IDX).
 pub const VIRTQ_AVAIL_F_NO_INTERRUPT: u16 = 1;
 /// Used-ring flag NO_NOTIFY (without EVENT_IDX).
@@ -171,7 +174,9 @@ pub enum TxStatus {
     TooBig = 3,
     /// The destination's device is not ready (not DRIVER_OK, or needs reset).
     DestinationDown = 4,
-    /// The chain is malformed (no header, a descriptor outside guest memory, readable after
+    /// The chain is malformed (no header; a descriptor outside the guest's memory
+    /// `[IMAGE_BASE, mem_size)`, whose address + length overflows, or with
+    /// `VIRTQ_DESC_F_INDIRECT`; lengths adding up to more than `u32::MAX`; readable after
     /// writable).
     BadChain = 5,
 }
