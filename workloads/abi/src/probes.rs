@@ -719,8 +719,11 @@ pub mod ipc_forward {
 ///   queue, not set up) and QueueNotify = [`NO_SUCH_QUEUE`](virtio_init::NO_SUCH_QUEUE):
 ///   `notify-unready-ignored` (the VM keeps running and the status still reads exactly
 ///   ACKNOWLEDGE | DRIVER | FEATURES_OK).
+/// - [`MODE_RING_RESERVED`](virtio_init::MODE_RING_RESERVED): the rx queue is set up with
+///   its device area at [`RING_RESERVED_GPA`](virtio_init::RING_RESERVED_GPA):
+///   `ring-reserved-refused` (QueueReady reads 0 after writing 1).
 ///
-/// After the rejection of modes 1 to 5 the driver sets FAILED (as a driver that gives up
+/// After the rejection of modes 1 to 6 the driver sets FAILED (as a driver that gives up
 /// does), then resets the device and initialises it fully ([`DEPTH`](virtio_init::DEPTH)
 /// messages in flight, EVENT_IDX): `recovers` (the whole initialisation succeeds and the
 /// status reads ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK).
@@ -739,8 +742,14 @@ pub mod virtio_init {
     pub const MODE_QUEUE_NUM_ABOVE_MAX: u64 = 4;
     /// Mode 5: notifications of queues that are not set up, before DRIVER_OK.
     pub const MODE_NOTIFY_UNREADY: u64 = 5;
+    /// Mode 6: the rx queue's device area (used ring) lies at [`RING_RESERVED_GPA`], below
+    /// `IMAGE_BASE`.
+    pub const MODE_RING_RESERVED: u64 = 6;
     /// Number of modes.
-    pub const MODES: u64 = 6;
+    pub const MODES: u64 = 7;
+
+    /// Where mode 6 puts the used ring: in the boot-info page, which is not the guest's.
+    pub const RING_RESERVED_GPA: u64 = crate::BOOT_INFO_GPA + 0x800;
 
     /// The feature bit mode 2 accepts (bit 0: not offered).
     pub const UNOFFERED_FEATURE_BIT: u32 = 0;
@@ -791,7 +800,9 @@ pub mod virtio_init {
     pub const QUEUE_NUM_REFUSED: &str = "queue-num-refused";
     /// Record (mode 5): the notifications changed nothing.
     pub const NOTIFY_UNREADY_IGNORED: &str = "notify-unready-ignored";
-    /// Record (modes 1 to 5): reset and full initialisation succeed afterwards.
+    /// Record (mode 6): QueueReady reads 0 after the setup with a ring below `IMAGE_BASE`.
+    pub const RING_RESERVED_REFUSED: &str = "ring-reserved-refused";
+    /// Record (modes 1 to 6): reset and full initialisation succeed afterwards.
     pub const RECOVERS: &str = "recovers";
 }
 
@@ -809,7 +820,13 @@ pub mod virtio_init {
 /// the device answered as [`expected`](virtio_hostile::expected) says (the message gives
 /// the status word, the used length and the status register). Case 4 makes two chains and
 /// records `device-response` (dst = VM0) and `device-response-unknown-dst` (dst
-/// [`UNKNOWN_DST`](virtio_hostile::UNKNOWN_DST)). VM0 then records
+/// [`UNKNOWN_DST`](virtio_hostile::UNKNOWN_DST)). Case 6 puts the header, payload and
+/// status descriptors in an indirect table named by the chain's only descriptor. Case 8
+/// also records `reserved-untouched` (the bytes at
+/// [`RESERVED_GPA`](virtio_hostile::RESERVED_GPA) are unchanged). Case 10 makes no bad
+/// chain: VM1, before the first barrier, points its first available rx buffer at
+/// `RESERVED_GPA`; after receiving it records `rx-skipped` (that buffer came back with used
+/// length 0, first) and `reserved-untouched`. VM0 then records
 /// `nothing-arrived-at-sender` (its own rx queue got nothing).
 ///
 /// Then VM0 resets and re-initialises the device if DEVICE_NEEDS_RESET is set or a chain was
@@ -841,8 +858,34 @@ pub mod virtio_hostile {
     pub const CASE_BAD_DST: u64 = 4;
     /// Case 5: no writable status descriptor (header and payload only).
     pub const CASE_NO_STATUS: u64 = 5;
+    /// Case 6: the chain is one descriptor with `VIRTQ_DESC_F_INDIRECT`, naming a table of
+    /// the header, payload and status descriptors (as a driver with `VIRTIO_F_INDIRECT_DESC`
+    /// makes it); the device does not offer that feature.
+    pub const CASE_INDIRECT: u64 = 6;
+    /// Case 7: the payload descriptor's length is `0xffffffff` (the chain's lengths add up
+    /// past `u32::MAX`).
+    pub const CASE_LEN_MAX: u64 = 7;
+    /// Case 8: the status descriptor lies at [`RESERVED_GPA`], in the boot-info page.
+    pub const CASE_STATUS_RESERVED: u64 = 8;
+    /// Case 9: the payload descriptor lies at [`RESERVED_READ_GPA`], in the page tables.
+    pub const CASE_PAYLOAD_RESERVED: u64 = 9;
+    /// Case 10: VM1 rewrites its first available rx buffer's descriptor to lie at
+    /// [`RESERVED_GPA`] ([`RX_RESERVED_LEN`] bytes) before VM0 sends the good message.
+    pub const CASE_RX_RESERVED: u64 = 10;
     /// Number of cases.
-    pub const CASES: u64 = 6;
+    pub const CASES: u64 = 11;
+
+    /// Where cases 8 and 10 point a device-writable descriptor: the tail of the boot-info
+    /// page, below `IMAGE_BASE` (the guest may read it, not write it).
+    pub const RESERVED_GPA: u64 = crate::BOOT_INFO_GPA + 0xf00;
+    /// Bytes at [`RESERVED_GPA`] the guest checks are unchanged afterwards (to the end of the
+    /// page).
+    pub const RESERVED_CHECKED: u64 = 0x100;
+    /// Where case 9 points a device-readable descriptor: the PML4.
+    pub const RESERVED_READ_GPA: u64 = 0x2000;
+    /// Length of case 10's rx descriptor (room for the good message).
+    pub const RX_RESERVED_LEN: u32 = HEADER + GOOD_LEN;
+    const HEADER: u32 = crate::virtio::HEADER_SIZE;
 
     /// Case 0's offset above guest memory.
     pub const BEYOND_MEMORY_OFFSET: u64 = 0x10000;
@@ -868,16 +911,20 @@ pub mod virtio_hostile {
     /// How long VM1 polls after the third barrier for messages that must not come.
     pub const QUIET_MS: u64 = 100;
 
-    /// What a correct device answers to a bad chain.
+    /// What a correct device answers to a bad chain (cases 0 to 9), or does with a bad rx
+    /// buffer (case 10).
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum Expected {
         /// The chain is used with used length 4 and this status in its status descriptor.
         Status(TxStatus),
         /// The device sets DEVICE_NEEDS_RESET (whatever it does with the chain).
         NeedsReset,
-        /// The chain is used with used length 0 (dropped: there is nowhere to put a status);
-        /// DEVICE_NEEDS_RESET stays clear.
+        /// The chain is used with used length 0 (dropped: there is nowhere to put a status)
+        /// and no status word written; DEVICE_NEEDS_RESET stays clear.
         Dropped,
+        /// VM1's bad rx buffer is used with used length 0 and nothing written; the good
+        /// message lands in its next buffer.
+        RxSkipped,
     }
 
     /// The documented answer to case `case` (`None` for an unknown case).
@@ -887,7 +934,9 @@ pub mod virtio_hostile {
             CASE_LOOP => Expected::NeedsReset,
             CASE_LEN_BEYOND_CHAIN => Expected::Status(TxStatus::BadLength),
             CASE_BAD_DST => Expected::Status(TxStatus::BadDestination),
-            CASE_NO_STATUS => Expected::Dropped,
+            CASE_NO_STATUS | CASE_INDIRECT | CASE_STATUS_RESERVED => Expected::Dropped,
+            CASE_LEN_MAX | CASE_PAYLOAD_RESERVED => Expected::Status(TxStatus::BadChain),
+            CASE_RX_RESERVED => Expected::RxSkipped,
             _ => return None,
         })
     }
@@ -909,6 +958,12 @@ pub mod virtio_hostile {
     pub const RECEIVED_INTACT: &str = "received-intact";
     /// Record: VM1: no other message arrived.
     pub const NOTHING_ELSE_ARRIVED: &str = "nothing-else-arrived";
+    /// Record (cases 8, 10): the [`RESERVED_CHECKED`] bytes at [`RESERVED_GPA`] are what they
+    /// were before.
+    pub const RESERVED_UNTOUCHED: &str = "reserved-untouched";
+    /// Record (case 10), VM1: its bad rx buffer came back with used length 0 before the good
+    /// message.
+    pub const RX_SKIPPED: &str = "rx-skipped";
 }
 
 #[cfg(test)]

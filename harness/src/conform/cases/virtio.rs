@@ -111,17 +111,43 @@ pub fn event_idx_suppresses(config: &RunConfig, result: &RunResult) -> Result<()
     Ok(())
 }
 
-/// The hostile VM's bad requests reached the VMM's log of guest errors, the run completed,
-/// and the device counted what it did.
+/// What the guest error of bad-input case `case` must say (the log line names the real
+/// reason), if the case pins it.
+fn hostile_detail(case: u64) -> Option<&'static str> {
+    use virtio_hostile as h;
+    Some(match case {
+        h::CASE_INDIRECT => "VIRTQ_DESC_F_INDIRECT",
+        h::CASE_LEN_MAX => "longer than 2^32 - 1 bytes",
+        h::CASE_STATUS_RESERVED | h::CASE_PAYLOAD_RESERVED | h::CASE_RX_RESERVED => {
+            "reserved range"
+        }
+        h::CASE_LOOP => "a loop",
+        _ => return None,
+    })
+}
+
+/// The hostile VM's bad requests reached the VMM's log of guest errors (saying what was
+/// wrong, for the cases [`hostile_detail`] pins), the run completed, and the device counted
+/// what it did. Case 10's hostile VM is the receiver, VM1; in every other case VM0.
 pub fn hostile_logged(config: &RunConfig, result: &RunResult) -> Result<(), String> {
     let case = config.vms[0].params.first().copied().unwrap_or(0);
-    let errors = &result.vms[0].guest_errors;
+    let rx_case = case == virtio_hostile::CASE_RX_RESERVED;
+    let (bad, good) = if rx_case { (1, 0) } else { (0, 1) };
+    let errors = &result.vms[bad].guest_errors;
     if errors.is_empty() {
         return Err(format!(
-            "bad input case {case}: VM0 has no guest error logged"
+            "bad input case {case}: VM{bad} has no guest error logged"
         ));
     }
-    if let Some(e) = result.vms[1..].iter().flat_map(|v| &v.guest_errors).next() {
+    if let Some(want) = hostile_detail(case) {
+        if !errors.iter().any(|e| e.detail.contains(want)) {
+            let seen: Vec<&str> = errors.iter().map(|e| e.detail.as_str()).collect();
+            return Err(format!(
+                "bad input case {case}: no guest error of VM{bad} says {want:?}; they say {seen:?}"
+            ));
+        }
+    }
+    if let Some(e) = result.vms[good].guest_errors.first() {
         return Err(format!(
             "a well-behaved VM has a guest error: {} {} {}",
             e.register, e.status, e.detail
@@ -135,12 +161,24 @@ pub fn hostile_logged(config: &RunConfig, result: &RunResult) -> Result<(), Stri
         .virtio
         .as_ref()
         .ok_or("a virtio run without virtio counters")?;
-    let errors: u64 = dev.tx_errors.values().sum();
+    let tx_errors: u64 = dev.tx_errors.values().sum();
     let want_reset = case == virtio_hostile::CASE_LOOP;
     if want_reset && dev.needs_reset == 0 {
         return Err("a looping chain did not set DEVICE_NEEDS_RESET".into());
     }
-    if !want_reset && case != virtio_hostile::CASE_NO_STATUS && errors == 0 {
+    if !want_reset && dev.needs_reset != 0 {
+        return Err(format!(
+            "bad input case {case}: the device set DEVICE_NEEDS_RESET {} time(s); a bad chain or buffer must not",
+            dev.needs_reset
+        ));
+    }
+    if rx_case && tx_errors != 0 {
+        return Err(format!(
+            "VM0's good message counted tx errors {:?}",
+            dev.tx_errors
+        ));
+    }
+    if !want_reset && !rx_case && tx_errors == 0 {
         return Err(format!(
             "bad input case {case}: the device counted no tx error"
         ));
@@ -303,7 +341,7 @@ pub fn all() -> Vec<Case> {
 }
 
 /// The handshake rejection cases: name, `virtio_init` mode, description.
-const INIT_REJECTIONS: [(&str, u64, &str); 5] = [
+const INIT_REJECTIONS: [(&str, u64, &str); 6] = [
     (
         "virtio-init-no-version-1",
         virtio_init::MODE_NO_VERSION_1,
@@ -329,10 +367,15 @@ const INIT_REJECTIONS: [(&str, u64, &str); 5] = [
         virtio_init::MODE_NOTIFY_UNREADY,
         "notifying a queue that is not set up is ignored and logged; the VM keeps running",
     ),
+    (
+        "virtio-init-ring-reserved",
+        virtio_init::MODE_RING_RESERVED,
+        "a used ring below 0x20_0000 (in the boot-info page) leaves QueueReady at 0",
+    ),
 ];
 
 /// The bad-input cases: name, `virtio_hostile` case, description.
-const HOSTILE: [(&str, u64, &str); 6] = [
+const HOSTILE: [(&str, u64, &str); 11] = [
     (
         "virtio-bad-address",
         virtio_hostile::CASE_BEYOND_MEMORY,
@@ -362,5 +405,30 @@ const HOSTILE: [(&str, u64, &str); 6] = [
         "virtio-bad-no-status",
         virtio_hostile::CASE_NO_STATUS,
         "a tx chain with no writable status descriptor is dropped (used length 0) and logged",
+    ),
+    (
+        "virtio-bad-indirect",
+        virtio_hostile::CASE_INDIRECT,
+        "VIRTQ_DESC_F_INDIRECT without VIRTIO_F_INDIRECT_DESC: the table is not read, the chain dropped (used length 0), nothing delivered",
+    ),
+    (
+        "virtio-bad-len-max",
+        virtio_hostile::CASE_LEN_MAX,
+        "a descriptor length of 0xffffffff: status bad-chain (not DEVICE_NEEDS_RESET), logged as too long",
+    ),
+    (
+        "virtio-bad-status-reserved",
+        virtio_hostile::CASE_STATUS_RESERVED,
+        "a status descriptor in the boot-info page: not written (used length 0), the page unchanged",
+    ),
+    (
+        "virtio-bad-payload-reserved",
+        virtio_hostile::CASE_PAYLOAD_RESERVED,
+        "a payload read from the page tables: status bad-chain, nothing delivered",
+    ),
+    (
+        "virtio-bad-rx-reserved",
+        virtio_hostile::CASE_RX_RESERVED,
+        "an rx buffer in the boot-info page: skipped with used length 0, the page unchanged, the message lands in the next buffer",
     ),
 ];

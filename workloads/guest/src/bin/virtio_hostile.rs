@@ -12,14 +12,16 @@ use core::ptr;
 
 use pageflip_guest::abi::probes::virtio_hostile::*;
 use pageflip_guest::abi::virtio::{
-    DgramHeader, TxStatus, HEADER_SIZE, STATUS_DEVICE_NEEDS_RESET, VIRTQ_DESC_F_NEXT,
-    VIRTQ_DESC_F_WRITE,
+    DgramHeader, TxStatus, HEADER_SIZE, STATUS_DEVICE_NEEDS_RESET, VIRTQ_DESC_F_INDIRECT,
+    VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
 };
 use pageflip_guest::abi::PAGE_SIZE;
 use pageflip_guest::arena::{zero_pages, Arena};
 use pageflip_guest::payload::{extent, fill_payload, verify_payload, Coverage};
 use pageflip_guest::tsc::{spin_ticks, ticks_per_us, Deadline};
-use pageflip_guest::virtio::{Desc, DgramDevice, Options, UsedElem, STATUS_NOT_WRITTEN};
+use pageflip_guest::virtio::{
+    store_desc, Desc, DgramDevice, Options, UsedElem, STATUS_NOT_WRITTEN,
+};
 use pageflip_guest::{barrier, boot_info, check, fail, pass_with, println};
 
 pageflip_guest::entry!(main);
@@ -72,12 +74,62 @@ fn main() -> u64 {
             return 1;
         }
     };
+    let mut dev = dev;
+    let reserved = Reserved::snapshot();
+    if bi.vm_id == 1 && case == CASE_RX_RESERVED {
+        // The first buffer the driver made available now lies in the boot-info page.
+        dev.write_raw_rx_desc(
+            0,
+            Desc {
+                addr: RESERVED_GPA,
+                len: RX_RESERVED_LEN,
+                flags: VIRTQ_DESC_F_WRITE,
+                next: 0,
+            },
+        );
+    }
     // Barrier 1: both devices are up (VM1's rx buffers are available).
     barrier();
     if bi.vm_id == 0 {
-        hostile(dev, &mut arena, case, expected)
+        hostile(dev, &mut arena, case, expected, reserved)
     } else {
-        receiver(dev)
+        receiver(dev, case, reserved)
+    }
+}
+
+/// The [`RESERVED_CHECKED`] bytes at [`RESERVED_GPA`] (the boot-info page's tail), as they
+/// were.
+struct Reserved([u64; (RESERVED_CHECKED / 8) as usize]);
+
+impl Reserved {
+    fn snapshot() -> Reserved {
+        let mut words = [0u64; (RESERVED_CHECKED / 8) as usize];
+        for (i, w) in words.iter_mut().enumerate() {
+            // SAFETY: the boot-info page is mapped and readable at CPL3 (docs/abi.md, memory
+            // map); RESERVED_GPA is 8-aligned and the words stay inside that page.
+            *w = unsafe { ptr::read_volatile((RESERVED_GPA as *const u64).add(i)) };
+        }
+        Reserved(words)
+    }
+
+    /// Records `reserved-untouched`: the bytes are what they were.
+    fn check(&self) {
+        let now = Reserved::snapshot();
+        match (0..self.0.len()).find(|&i| now.0[i] != self.0[i]) {
+            None => pass_with(
+                RESERVED_UNTOUCHED,
+                format_args!("{RESERVED_CHECKED} bytes at {RESERVED_GPA:#x} unchanged"),
+            ),
+            Some(i) => fail(
+                RESERVED_UNTOUCHED,
+                format_args!(
+                    "the word at {:#x} was {:#x}, is {:#x}: the device wrote the reserved range",
+                    RESERVED_GPA + 8 * i as u64,
+                    self.0[i],
+                    now.0[i]
+                ),
+            ),
+        }
     }
 }
 
@@ -106,7 +158,13 @@ impl Answer {
                     && self.status_word == s as u32
             }
             Expected::NeedsReset => self.needs_reset(),
-            Expected::Dropped => !self.needs_reset() && self.used.is_some_and(|u| u.len == 0),
+            Expected::Dropped => {
+                !self.needs_reset()
+                    && self.used.is_some_and(|u| u.len == 0)
+                    && self.status_word == STATUS_NOT_WRITTEN
+            }
+            // Not a tx chain's answer.
+            Expected::RxSkipped => false,
         }
     }
 }
@@ -153,7 +211,10 @@ impl fmt::Display for Want {
         match self.0 {
             Expected::Status(s) => write!(f, "used len 4, status {}", s.name()),
             Expected::NeedsReset => f.write_str("DEVICE_NEEDS_RESET"),
-            Expected::Dropped => f.write_str("used len 0, no DEVICE_NEEDS_RESET"),
+            Expected::Dropped => {
+                f.write_str("used len 0, status not written, no DEVICE_NEEDS_RESET")
+            }
+            Expected::RxSkipped => f.write_str("the bad rx buffer used with len 0"),
         }
     }
 }
@@ -210,7 +271,13 @@ fn attempt(dev: &mut DgramDevice, scratch: &Scratch, descs: &[(u32, Desc)], head
 }
 
 /// VM0: the bad chain(s), the answer(s), recovery, the good message.
-fn hostile(mut dev: DgramDevice, arena: &mut Arena, case: u64, expected: Expected) -> u64 {
+fn hostile(
+    mut dev: DgramDevice,
+    arena: &mut Arena,
+    case: u64,
+    expected: Expected,
+    reserved: Reserved,
+) -> u64 {
     let Some(page) = arena.alloc(2) else {
         fail(INIT, "no room for 2 scratch pages");
         barrier();
@@ -316,6 +383,68 @@ fn hostile(mut dev: DgramDevice, arena: &mut Arena, case: u64, expected: Expecte
                 );
             }
         }
+        CASE_INDIRECT => {
+            scratch.prepare(header);
+            // The indirect table, after the payload in the payload page: header, payload,
+            // status, indices 0-2 of the table.
+            let table = scratch.payload + PAGE_SIZE - 3 * 16;
+            let entries = [
+                Desc {
+                    next: 1,
+                    ..header_desc
+                },
+                Desc {
+                    next: 2,
+                    ..payload_desc
+                },
+                status_desc,
+            ];
+            for (i, d) in entries.iter().enumerate() {
+                // SAFETY: three 16-byte descriptors at the end of the scratch payload page
+                // (free memory of this guest's, 16-aligned), past the BAD_LEN payload bytes;
+                // the device holds no chain naming them yet.
+                unsafe { store_desc(table + 16 * i as u64, *d) };
+            }
+            let chain = [(
+                h,
+                Desc {
+                    addr: table,
+                    len: 3 * 16,
+                    flags: VIRTQ_DESC_F_INDIRECT,
+                    next: 0,
+                },
+            )];
+            answers[0] = Some((DEVICE_RESPONSE, attempt(&mut dev, &scratch, &chain, h)));
+        }
+        CASE_LEN_MAX | CASE_STATUS_RESERVED | CASE_PAYLOAD_RESERVED => {
+            scratch.prepare(header);
+            let chain = match case {
+                CASE_LEN_MAX => with_payload(Desc {
+                    len: u32::MAX,
+                    ..payload_desc
+                }),
+                CASE_PAYLOAD_RESERVED => with_payload(Desc {
+                    addr: RESERVED_READ_GPA,
+                    ..payload_desc
+                }),
+                _ => [
+                    (h, header_desc),
+                    (p, payload_desc),
+                    (
+                        s,
+                        Desc {
+                            addr: RESERVED_GPA,
+                            ..status_desc
+                        },
+                    ),
+                ],
+            };
+            answers[0] = Some((DEVICE_RESPONSE, attempt(&mut dev, &scratch, &chain, h)));
+            if case == CASE_STATUS_RESERVED {
+                reserved.check();
+            }
+        }
+        CASE_RX_RESERVED => {}
         _ => {
             scratch.prepare(header);
             let chain = [
@@ -420,8 +549,11 @@ fn hostile(mut dev: DgramDevice, arena: &mut Arena, case: u64, expected: Expecte
     0
 }
 
-/// VM1: receives the good message, then checks that nothing else arrives.
-fn receiver(mut dev: DgramDevice) -> u64 {
+/// VM1: receives the good message, then checks that nothing else arrives (case 10: after
+/// its bad rx buffer came back empty).
+fn receiver(mut dev: DgramDevice, case: u64, reserved: Reserved) -> u64 {
+    let rx_case = case == CASE_RX_RESERVED;
+    let mut skipped: Option<(u32, u32)> = None;
     // Barrier 2: VM0 is done with the bad chains.
     barrier();
     let mut others = 0u32;
@@ -434,6 +566,13 @@ fn receiver(mut dev: DgramDevice) -> u64 {
     let mut good = None;
     while good.is_none() && !deadline.expired() {
         match dev.recv() {
+            // Case 10's bad buffer: rewritten, not to be recycled.
+            Some(msg) if rx_case && msg.id == 0 && skipped.is_none() => {
+                skipped = Some((u32::from(msg.id), msg.used_len));
+                if msg.used_len != 0 {
+                    note_other(&msg.header);
+                }
+            }
             Some(msg) if msg.header.seq == GOOD_SEQ => good = Some(msg),
             Some(msg) => {
                 note_other(&msg.header);
@@ -485,6 +624,20 @@ fn receiver(mut dev: DgramDevice) -> u64 {
             }
             dev.recycle(&msg);
         }
+    }
+    if rx_case {
+        match skipped {
+            Some((0, 0)) => pass_with(
+                RX_SKIPPED,
+                "the rx buffer at the reserved range came back with used len 0",
+            ),
+            Some((id, len)) => fail(
+                RX_SKIPPED,
+                format_args!("the rx buffer at the reserved range came back as id {id} with used len {len}"),
+            ),
+            None => fail(RX_SKIPPED, "the rx buffer at the reserved range never came back"),
+        }
+        reserved.check();
     }
     // Barrier 3: VM0 is done sending.
     barrier();

@@ -10,7 +10,8 @@
 use pageflip_guest::abi::probes::virtio_init::*;
 use pageflip_guest::abi::virtio::{
     self as vio, DgramConfig, DEVICE_FEATURES, F_EVENT_IDX, F_VERSION_1, QUEUE_NUM_MAX,
-    REG_QUEUE_NUM_MAX, REG_QUEUE_READY, RX_QUEUE, STATUS_ACKNOWLEDGE, STATUS_DRIVER,
+    REG_QUEUE_DESC_LOW, REG_QUEUE_DEVICE_LOW, REG_QUEUE_DRIVER_LOW, REG_QUEUE_NUM, REG_QUEUE_NUM_MAX,
+    REG_QUEUE_READY, RX_QUEUE, STATUS_ACKNOWLEDGE, STATUS_DRIVER,
     STATUS_DRIVER_OK, STATUS_FAILED, STATUS_FEATURES_OK, TX_QUEUE,
 };
 use pageflip_guest::arena::Arena;
@@ -52,7 +53,8 @@ fn main() -> u64 {
         MODE_UNOFFERED_FEATURE => refused_features(&t, F_VERSION_1 | 1 << UNOFFERED_FEATURE_BIT),
         MODE_QUEUE_NUM_NOT_POW2 => bad_queue_num(&t, &mut arena, QUEUE_NUM_NOT_POW2),
         MODE_QUEUE_NUM_ABOVE_MAX => bad_queue_num(&t, &mut arena, QUEUE_NUM_ABOVE_MAX),
-        _ => notify_unready(&t),
+        MODE_NOTIFY_UNREADY => notify_unready(&t),
+        _ => ring_reserved(&t, &mut arena),
     }
     // A driver that gives up sets FAILED; then a fresh start must work.
     t.add_status(STATUS_FAILED);
@@ -274,7 +276,38 @@ fn notify_unready(t: &Transport) {
     );
 }
 
-/// Modes 1 to 5: a full initialisation after the rejection.
+/// Mode 6: the rx queue's used ring in the boot-info page, which the device must refuse.
+fn ring_reserved(t: &Transport, arena: &mut Arena) {
+    if !start_negotiated(t) {
+        return;
+    }
+    let vq = match Virtqueue::alloc(arena, RX_QUEUE, QUEUE_SIZE, true) {
+        Ok(vq) => vq,
+        Err(e) => {
+            fail(RING_RESERVED_REFUSED, e);
+            return;
+        }
+    };
+    t.select_queue(RX_QUEUE);
+    t.write(REG_QUEUE_NUM, QUEUE_SIZE);
+    for (low, gpa) in [
+        (REG_QUEUE_DESC_LOW, vq.desc_gpa()),
+        (REG_QUEUE_DRIVER_LOW, vq.avail_gpa()),
+        (REG_QUEUE_DEVICE_LOW, RING_RESERVED_GPA),
+    ] {
+        t.write(low, gpa as u32);
+        t.write(low + 4, (gpa >> 32) as u32);
+    }
+    t.write(REG_QUEUE_READY, 1);
+    let ready = t.read(REG_QUEUE_READY);
+    check!(
+        RING_RESERVED_REFUSED,
+        ready == 0,
+        "used ring at {RING_RESERVED_GPA:#x}: QueueReady reads {ready} after writing 1"
+    );
+}
+
+/// Modes 1 to 6: a full initialisation after the rejection.
 fn recovers(arena: &mut Arena) {
     let opts = Options {
         event_idx: true,

@@ -614,6 +614,12 @@ impl DgramDevice {
         self.tx.write_desc(index, d);
     }
 
+    /// Overwrites rx descriptor `index` (any values), which may be one the device holds:
+    /// a probe's hostile rx buffer. Do not [`DgramDevice::recycle`] a buffer rewritten so.
+    pub fn write_raw_rx_desc(&mut self, index: u32, d: Desc) {
+        self.rx.write_desc(index, d);
+    }
+
     /// Makes the hand-made chain with head `head` available on the tx queue and notifies the
     /// device if it asked for it (returns whether it did). `head` is not checked: a bad one
     /// is a test of the device.

@@ -43,7 +43,7 @@ mod queue;
 mod transport;
 
 pub use device::{DgramDevice, DriverStats, RxMsg, MAX_MSG_PAGES};
-pub use queue::{Desc, UsedElem, Virtqueue, MAX_ALLOC_QUEUE_SIZE};
+pub use queue::{store_desc, Desc, UsedElem, Virtqueue, MAX_ALLOC_QUEUE_SIZE};
 pub use transport::{Identity, Transport};
 
 /// Most messages in flight per queue: a tx chain takes 3 descriptors and queues have at most

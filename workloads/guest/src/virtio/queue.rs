@@ -38,6 +38,22 @@ pub struct Desc {
     pub next: u16,
 }
 
+/// Stores `d` at GPA `at` in the split-queue layout (2.7.5: addr u64, len u32, flags u16,
+/// next u16): a descriptor table's entry, or an indirect table's.
+///
+/// # Safety
+///
+/// `[at, at + 16)` must be memory this guest may write, 8-aligned, holding no Rust object.
+pub unsafe fn store_desc(at: u64, d: Desc) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        ptr::write_volatile(at as *mut u64, d.addr);
+        ptr::write_volatile((at + 8) as *mut u32, d.len);
+        ptr::write_volatile((at + 12) as *mut u16, d.flags);
+        ptr::write_volatile((at + 14) as *mut u16, d.next);
+    }
+}
+
 /// One element of the used ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UsedElem {
@@ -202,12 +218,7 @@ impl Virtqueue {
         // SAFETY: the descriptor table is free memory this queue owns (from the arena), 16
         // bytes per entry, `index` checked: the stores touch no Rust object. The device only
         // reads it.
-        unsafe {
-            ptr::write_volatile(p as *mut u64, d.addr);
-            ptr::write_volatile((p + 8) as *mut u32, d.len);
-            ptr::write_volatile((p + 12) as *mut u16, d.flags);
-            ptr::write_volatile((p + 14) as *mut u16, d.next);
-        }
+        unsafe { store_desc(p, d) };
     }
 
     /// Makes the chain with head descriptor `head` available: writes it into the next
