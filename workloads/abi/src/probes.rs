@@ -822,10 +822,10 @@ pub mod virtio_init {
 /// records `device-response` (dst = VM0) and `device-response-unknown-dst` (dst
 /// [`UNKNOWN_DST`](virtio_hostile::UNKNOWN_DST)). Case 6 puts the header, payload and
 /// status descriptors in an indirect table named by the chain's only descriptor. Case 8
-/// also records `reserved-untouched` (the bytes at
-/// [`RESERVED_GPA`](virtio_hostile::RESERVED_GPA) are unchanged). Case 10 makes no bad
+/// also records `reserved-untouched` (the boot-info page,
+/// [`RESERVED_GPA`](virtio_hostile::RESERVED_GPA), is unchanged). Case 10 makes no bad
 /// chain: VM1, before the first barrier, points its first available rx buffer at
-/// `RESERVED_GPA`; after receiving it records `rx-skipped` (that buffer came back with used
+/// [`RX_RESERVED_GPA`](virtio_hostile::RX_RESERVED_GPA); after receiving it records `rx-skipped` (that buffer came back with used
 /// length 0, first) and `reserved-untouched`. VM0 then records
 /// `nothing-arrived-at-sender` (its own rx queue got nothing).
 ///
@@ -865,22 +865,29 @@ pub mod virtio_hostile {
     /// Case 7: the payload descriptor's length is `0xffffffff` (the chain's lengths add up
     /// past `u32::MAX`).
     pub const CASE_LEN_MAX: u64 = 7;
-    /// Case 8: the status descriptor lies at [`RESERVED_GPA`], in the boot-info page.
+    /// Case 8: the status descriptor lies at [`STATUS_RESERVED_GPA`], on the boot info's
+    /// magic.
     pub const CASE_STATUS_RESERVED: u64 = 8;
     /// Case 9: the payload descriptor lies at [`RESERVED_READ_GPA`], in the page tables.
     pub const CASE_PAYLOAD_RESERVED: u64 = 9;
     /// Case 10: VM1 rewrites its first available rx buffer's descriptor to lie at
-    /// [`RESERVED_GPA`] ([`RX_RESERVED_LEN`] bytes) before VM0 sends the good message.
+    /// [`RX_RESERVED_GPA`] ([`RX_RESERVED_LEN`] bytes) before VM0 sends the good message.
     pub const CASE_RX_RESERVED: u64 = 10;
     /// Number of cases.
     pub const CASES: u64 = 11;
 
-    /// Where cases 8 and 10 point a device-writable descriptor: the tail of the boot-info
-    /// page, below `IMAGE_BASE` (the guest may read it, not write it).
-    pub const RESERVED_GPA: u64 = crate::BOOT_INFO_GPA + 0xf00;
-    /// Bytes at [`RESERVED_GPA`] the guest checks are unchanged afterwards (to the end of the
-    /// page).
-    pub const RESERVED_CHECKED: u64 = 0x100;
+    /// The page cases 8 and 10 point a device-writable descriptor into, and check unchanged
+    /// afterwards: the boot-info page, below `IMAGE_BASE` (the guest may read it, not
+    /// write it).
+    pub const RESERVED_GPA: u64 = crate::BOOT_INFO_GPA;
+    /// Bytes at [`RESERVED_GPA`] the guest checks (the page).
+    pub const RESERVED_CHECKED: u64 = 0x1000;
+    /// Case 8's status descriptor: the boot info's magic (not 0, so that a status 0 written
+    /// there shows).
+    pub const STATUS_RESERVED_GPA: u64 = RESERVED_GPA;
+    /// Case 10's rx descriptor: the boot-info page's tail (zero, so that a message written
+    /// there shows).
+    pub const RX_RESERVED_GPA: u64 = RESERVED_GPA + 0xf00;
     /// Where case 9 points a device-readable descriptor: the PML4.
     pub const RESERVED_READ_GPA: u64 = 0x2000;
     /// Length of case 10's rx descriptor (room for the good message).

@@ -81,7 +81,7 @@ fn main() -> u64 {
         dev.write_raw_rx_desc(
             0,
             Desc {
-                addr: RESERVED_GPA,
+                addr: RX_RESERVED_GPA,
                 len: RX_RESERVED_LEN,
                 flags: VIRTQ_DESC_F_WRITE,
                 next: 0,
@@ -97,7 +97,7 @@ fn main() -> u64 {
     }
 }
 
-/// The [`RESERVED_CHECKED`] bytes at [`RESERVED_GPA`] (the boot-info page's tail), as they
+/// The [`RESERVED_CHECKED`] bytes at [`RESERVED_GPA`] (the boot-info page), as they
 /// were.
 struct Reserved([u64; (RESERVED_CHECKED / 8) as usize]);
 
@@ -106,7 +106,7 @@ impl Reserved {
         let mut words = [0u64; (RESERVED_CHECKED / 8) as usize];
         for (i, w) in words.iter_mut().enumerate() {
             // SAFETY: the boot-info page is mapped and readable at CPL3 (docs/abi.md, memory
-            // map); RESERVED_GPA is 8-aligned and the words stay inside that page.
+            // map); RESERVED_GPA is its (aligned) start and the words stay inside it.
             *w = unsafe { ptr::read_volatile((RESERVED_GPA as *const u64).add(i)) };
         }
         Reserved(words)
@@ -118,7 +118,7 @@ impl Reserved {
         match (0..self.0.len()).find(|&i| now.0[i] != self.0[i]) {
             None => pass_with(
                 RESERVED_UNTOUCHED,
-                format_args!("{RESERVED_CHECKED} bytes at {RESERVED_GPA:#x} unchanged"),
+                format_args!("the {RESERVED_CHECKED} bytes at {RESERVED_GPA:#x} unchanged"),
             ),
             Some(i) => fail(
                 RESERVED_UNTOUCHED,
@@ -433,7 +433,7 @@ fn hostile(
                     (
                         s,
                         Desc {
-                            addr: RESERVED_GPA,
+                            addr: STATUS_RESERVED_GPA,
                             ..status_desc
                         },
                     ),
