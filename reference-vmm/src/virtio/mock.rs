@@ -44,8 +44,13 @@ pub struct Run {
 impl Run {
     /// `n` VMs' devices (notified in userspace), with the injected `fault`, if any.
     pub fn new(n: usize, fault: Option<Fault>) -> Run {
+        Run::with_memory(n, fault, MEM)
+    }
+
+    /// [`Run::new`] with `mem` bytes of memory per VM instead of [`MEM`].
+    pub fn with_memory(n: usize, fault: Option<Fault>, mem: u64) -> Run {
         let rams: Vec<_> = (0..n)
-            .map(|i| Arc::new(GuestRam::new(&format!("t{i}"), MEM).unwrap()))
+            .map(|i| Arc::new(GuestRam::new(&format!("t{i}"), mem).unwrap()))
             .collect();
         let vms = rams
             .iter()

@@ -21,6 +21,8 @@ pub mod relay;
 pub mod transport;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
 
 use std::sync::{Arc, Mutex, MutexGuard};
