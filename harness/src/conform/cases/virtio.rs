@@ -127,7 +127,7 @@ fn hostile_detail(case: u64) -> Option<&'static str> {
 }
 
 /// The hostile VM's bad requests reached the VMM's log of guest errors (saying what was
-/// wrong, for the cases [`hostile_detail`] pins), the run completed, and the device counted
+/// wrong, for the cases `hostile_detail` pins), the run completed, and the device counted
 /// what it did. Case 10's hostile VM is the receiver, VM1; in every other case VM0.
 pub fn hostile_logged(config: &RunConfig, result: &RunResult) -> Result<(), String> {
     let case = config.vms[0].params.first().copied().unwrap_or(0);
