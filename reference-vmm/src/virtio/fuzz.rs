@@ -501,8 +501,8 @@ fn run_case(event_idx: bool, steps: &[StepInput]) -> Result<u64, TestCaseError> 
     Ok(ops)
 }
 
-/// Cases by default: about 10 s in release on the 2-core test host (600 took 7.3 s).
-const DEFAULT_CASES: u32 = 800;
+/// Cases by default: 6-11 s in release on the 2-core test host (`docs/TESTING.md`).
+const DEFAULT_CASES: u32 = 500;
 
 #[test]
 fn virtio_device_random_rings() {
