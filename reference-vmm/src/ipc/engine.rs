@@ -94,6 +94,8 @@ struct VmIpc {
     /// Entries planned in this drain, enqueued once their data is in place.
     pending: Vec<RecvEntry>,
     logged: u32,
+    /// The VM has ended: sends to it get `dest_down`.
+    down: bool,
     report: TransportVmReport,
 }
 
@@ -235,6 +237,7 @@ impl IpcEngine {
                     landed: vec![Vec::new(); RECV_RING_LEN as usize],
                     pending: Vec::new(),
                     logged: 0,
+                    down: false,
                     report: TransportVmReport::default(),
                 }
             })
@@ -315,6 +318,15 @@ impl IpcEngine {
             let slot = send_slot(v.send_tail.wrapping_add(i));
             read_u32(ram, slot + offset_of!(SendDesc, flags) as u64) & FLAG_URGENT != 0
         })
+    }
+
+    /// VM `vm` has ended (its vCPU left its loop): its send ring is drained one last time,
+    /// so every descriptor it published gets a status, and from now on every send to it is
+    /// refused with `dest_down`, the pages left to the sender.
+    pub fn vm_ended(&self, vm: usize) {
+        let mut inner = self.lock();
+        self.drain_locked(&mut inner, vm);
+        inner.vms[vm].down = true;
     }
 
     /// Drains VM `vm`'s send ring (every exit of the VM to the VMM does this first).
@@ -509,6 +521,9 @@ impl IpcEngine {
 
     fn deliver(&self, inner: &mut Inner, src: usize, d: &SendDesc, from: &[Extent]) -> IpcStatus {
         let dst = d.dst as usize;
+        if inner.vms[dst].down {
+            return IpcStatus::DestDown;
+        }
         {
             let v = &inner.vms[dst];
             let used = v.recv_head.wrapping_sub(read_u32(&v.ram, hdr!(recv_tail)));
@@ -877,6 +892,53 @@ mod tests {
             vec![0xcd; 4096]
         );
         assert!(e.report().ownership.is_none());
+    }
+
+    #[test]
+    fn a_send_to_an_ended_vm_is_dest_down_and_the_sender_keeps_its_page() {
+        for movement in [Movement::Remap, Movement::Copy] {
+            let e = engine(movement, None);
+            post(&e, 1, 0x30_0000);
+            let first = place(&e, 0x20_0000, 1, 1, 0xab);
+            e.drain(0);
+            assert_eq!(status(&e, first), IpcStatus::Ok, "{movement:?}");
+            post(&e, 1, 0x30_1000);
+            e.vm_ended(1);
+            let slot = place(&e, 0x20_1000, 1, 2, 0xcd);
+            e.drain(0);
+            assert_eq!(status(&e, slot), IpcStatus::DestDown, "{movement:?}");
+            assert_eq!(
+                ram(&e, 0).read_bytes(0x20_1000, 4096).unwrap(),
+                vec![0xcd; 4096],
+                "{movement:?}: the sender keeps its page"
+            );
+            let r = ram(&e, 1);
+            assert_eq!(read_u32(&r, hdr!(recv_head)), 1, "{movement:?}");
+            assert_eq!(
+                read_u32(&r, hdr!(post_tail)),
+                1,
+                "{movement:?}: post untouched"
+            );
+            let report = e.report();
+            assert_eq!(report.vms[0].refused.get("dest_down"), Some(&1));
+            assert_eq!(report.vms[0].sent, 1);
+            if let Some(o) = report.ownership {
+                assert!(o.violations.is_empty(), "{:?}", o.violations);
+            }
+        }
+    }
+
+    #[test]
+    fn an_ending_vm_has_its_published_sends_drained() {
+        let e = engine(Movement::Remap, None);
+        post(&e, 1, 0x30_0000);
+        write_u32(&ram(&e, 0), hdr!(batch), 4);
+        let slot = place(&e, 0x20_0000, 1, 1, 0xab);
+        assert!(e.doorbell(0, DOORBELL_SEND));
+        assert_eq!(status(&e, slot), IpcStatus::Pending, "deferred");
+        e.vm_ended(0);
+        assert_eq!(status(&e, slot), IpcStatus::Ok);
+        assert_eq!(read_u32(&ram(&e, 1), hdr!(recv_head)), 1);
     }
 
     #[test]

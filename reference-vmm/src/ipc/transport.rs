@@ -152,6 +152,7 @@ impl Transport for IpcTransport {
         if let Some(p) = &self.prefaulter {
             p.unregister(vm);
         }
+        self.engine.vm_ended(vm);
     }
 
     fn before_entry(&self, vm: usize, vcpu: &kvm_ioctls::VcpuFd) {

@@ -231,10 +231,13 @@ pub enum IpcStatus {
     /// A posted entry that overlaps the landing extents of a message the receiver has not
     /// consumed yet (between its `recv_tail` and `recv_head`).
     Busy = 14,
+    /// The destination VM has ended: nothing moved, the sender keeps its pages, and every
+    /// later send to it gets this status too.
+    DestDown = 15,
 }
 
 /// Every status, in value order.
-pub const IPC_STATUSES: [IpcStatus; 15] = [
+pub const IPC_STATUSES: [IpcStatus; 16] = [
     IpcStatus::Pending,
     IpcStatus::Ok,
     IpcStatus::NotOwned,
@@ -250,6 +253,7 @@ pub const IPC_STATUSES: [IpcStatus; 15] = [
     IpcStatus::NotHuge,
     IpcStatus::LandingTooSmall,
     IpcStatus::Busy,
+    IpcStatus::DestDown,
 ];
 
 impl IpcStatus {
@@ -280,6 +284,7 @@ impl IpcStatus {
             IpcStatus::NotHuge => "not_huge",
             IpcStatus::LandingTooSmall => "landing_too_small",
             IpcStatus::Busy => "busy",
+            IpcStatus::DestDown => "dest_down",
         }
     }
 }
