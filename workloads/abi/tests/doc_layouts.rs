@@ -640,7 +640,10 @@ fn all_tables() -> Vec<Table> {
 /// Fails with every error, one per line.
 fn report(errors: Vec<String>) {
     if !errors.is_empty() {
-        let mut msg = format!("{} disagreement(s) between the docs and pageflip-abi:\n", errors.len());
+        let mut msg = format!(
+            "{} disagreement(s) between the docs and pageflip-abi:\n",
+            errors.len()
+        );
         for e in &errors {
             let _ = writeln!(msg, "  - {e}");
         }
@@ -668,7 +671,10 @@ fn check_layouts(tables: &[Table], layouts: &[Layout]) -> Vec<String> {
     }
     for t in tables.iter().filter(|t| t.kind == "layout") {
         let Some(l) = layouts.iter().find(|l| l.name == t.arg) else {
-            errors.push(format!("{}: no such #[repr(C)] struct in pageflip-abi", t.what()));
+            errors.push(format!(
+                "{}: no such #[repr(C)] struct in pageflip-abi",
+                t.what()
+            ));
             continue;
         };
         match t.attrs.get("size").and_then(|s| number(s)) {
@@ -693,7 +699,7 @@ fn check_layouts(tables: &[Table], layouts: &[Layout]) -> Vec<String> {
         for (n, row) in &t.rows {
             let cell = |c: usize| row.get(c).map_or("", String::as_str);
             let name = code(cell(field));
-            let at = format!("{}:{n}: {} field `{name}`", t.doc, l.name);
+            let at = format!("{}:{n}: {} table, field `{name}`", t.doc, l.name);
             if !seen.insert(name.to_string()) {
                 errors.push(format!("{at} is listed twice"));
                 continue;
@@ -705,8 +711,10 @@ fn check_layouts(tables: &[Table], layouts: &[Layout]) -> Vec<String> {
             match number(cell(offset)) {
                 Some(o) if o as usize == f.offset => {}
                 o => errors.push(format!(
-                    "{at}: offset {} in the doc, offset_of! is {}",
+                    "{at}: offset {} in the doc, offset_of!({}, {}) is {}",
                     o.map_or(format!("`{}`", cell(offset)), |o| o.to_string()),
+                    l.name,
+                    f.name,
                     f.offset
                 )),
             }
@@ -720,7 +728,10 @@ fn check_layouts(tables: &[Table], layouts: &[Layout]) -> Vec<String> {
             }
             let doc_ty = short_type(code(cell(ty)));
             if doc_ty != f.ty {
-                errors.push(format!("{at}: type `{doc_ty}` in the doc, `{}` in Rust", f.ty));
+                errors.push(format!(
+                    "{at}: type `{doc_ty}` in the doc, `{}` in Rust",
+                    f.ty
+                ));
             }
         }
         for f in &l.fields {
@@ -753,7 +764,10 @@ fn check_field_lists(layouts: &[Layout]) -> Vec<String> {
             at = f.offset + f.size;
         }
         if at != l.size {
-            errors.push(format!("{}: the fields end at {at}, the struct at {}", l.name, l.size));
+            errors.push(format!(
+                "{}: the fields end at {at}, the struct at {}",
+                l.name, l.size
+            ));
         }
     }
     errors
@@ -792,7 +806,9 @@ fn check_constants(tables: &[Table], consts: &BTreeMap<&'static str, u64>) -> Ve
             let path = code(cell(name));
             let at = format!("{}:{n}: constant `{path}`", t.doc);
             let Some(&v) = consts.get(path) else {
-                errors.push(format!("{at} is not a constant of pageflip-abi (or not in this test's list)"));
+                errors.push(format!(
+                    "{at} is not a constant of pageflip-abi (or not in this test's list)"
+                ));
                 continue;
             };
             documented.insert(path);
@@ -807,7 +823,8 @@ fn check_constants(tables: &[Table], consts: &BTreeMap<&'static str, u64>) -> Ve
                 let s = code(cell(ascii)).trim_matches('"');
                 let width = s.len();
                 let le = &v.to_le_bytes()[..width.min(8)];
-                if !(width == 4 || width == 8) || s.as_bytes() != le || (width == 4 && v >> 32 != 0) {
+                if !(width == 4 || width == 8) || s.as_bytes() != le || (width == 4 && v >> 32 != 0)
+                {
                     errors.push(format!(
                         "{at}: ASCII \"{s}\" read little endian is not {v:#x}"
                     ));
@@ -821,7 +838,10 @@ fn check_constants(tables: &[Table], consts: &BTreeMap<&'static str, u64>) -> Ve
                     errors.push(format!(
                         "{at}: bytes `{}` in the doc, {} in memory",
                         code(cell(bytes)),
-                        want.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+                        want.iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
                     ));
                 }
             }
@@ -842,8 +862,13 @@ fn check_constants(tables: &[Table], consts: &BTreeMap<&'static str, u64>) -> Ve
 fn check_statuses(tables: &[Table]) -> Vec<String> {
     let mut errors = Vec::new();
     for which in ["IpcStatus", "Status", "TxStatus"] {
-        if !tables.iter().any(|t| t.kind == "statuses" && t.arg == which) {
-            errors.push(format!("enum {which} has no `<!-- statuses: {which} -->` table"));
+        if !tables
+            .iter()
+            .any(|t| t.kind == "statuses" && t.arg == which)
+        {
+            errors.push(format!(
+                "enum {which} has no `<!-- statuses: {which} -->` table"
+            ));
         }
     }
     for t in tables.iter().filter(|t| t.kind == "statuses") {
@@ -869,7 +894,10 @@ fn check_statuses(tables: &[Table]) -> Vec<String> {
                 Some((v, _)) => {
                     seen.insert(*v);
                     if number(cell(value)) != Some(*v) {
-                        errors.push(format!("{at}: value `{}` in the doc, {v} in Rust", cell(value)));
+                        errors.push(format!(
+                            "{at}: value `{}` in the doc, {v} in Rust",
+                            cell(value)
+                        ));
                     }
                 }
             }
@@ -897,8 +925,13 @@ fn check_registers(tables: &[Table]) -> Vec<String> {
         ),
     ];
     for (which, want) in &sets {
-        if !tables.iter().any(|t| t.kind == "registers" && t.arg == *which) {
-            errors.push(format!("the {which} device has no `<!-- registers: {which} -->` table"));
+        if !tables
+            .iter()
+            .any(|t| t.kind == "registers" && t.arg == *which)
+        {
+            errors.push(format!(
+                "the {which} device has no `<!-- registers: {which} -->` table"
+            ));
         }
     }
     for t in tables.iter().filter(|t| t.kind == "registers") {
@@ -973,7 +1006,10 @@ fn check_params(tables: &[Table]) -> Vec<String> {
                 Some((i, _)) => {
                     seen.insert(*i);
                     if number(cell(index)) != Some(*i) {
-                        errors.push(format!("{at}: index `{}` in the doc, {i} in Rust", cell(index)));
+                        errors.push(format!(
+                            "{at}: index `{}` in the doc, {i} in Rust",
+                            cell(index)
+                        ));
                     }
                 }
             }
@@ -992,7 +1028,11 @@ fn check_params(tables: &[Table]) -> Vec<String> {
 fn check_sources(layouts: &[Layout], consts: &BTreeMap<&'static str, u64>) -> Vec<String> {
     let mut errors = Vec::new();
     let mut known: BTreeSet<String> = consts.keys().map(|k| k.to_string()).collect();
-    known.extend(pageflip_register_consts().iter().map(|(p, _)| p.to_string()));
+    known.extend(
+        pageflip_register_consts()
+            .iter()
+            .map(|(p, _)| p.to_string()),
+    );
     known.extend(virtio_registers().iter().map(|(p, _)| p.to_string()));
     known.extend(COVERED_ELSEWHERE.iter().map(|(p, _)| p.to_string()));
     for (file, prefix) in SOURCES {
@@ -1093,7 +1133,10 @@ const EXTENT_OK: &str = "\
 ";
 
 fn extent_errors(text: &str) -> Vec<String> {
-    let layouts: Vec<Layout> = layouts().into_iter().filter(|l| l.name == "Extent").collect();
+    let layouts: Vec<Layout> = layouts()
+        .into_iter()
+        .filter(|l| l.name == "Extent")
+        .collect();
     check_layouts(&one(text), &layouts)
 }
 
@@ -1106,9 +1149,12 @@ fn a_good_table_passes() {
 fn a_wrong_offset_size_or_type_is_named() {
     let e = extent_errors(&EXTENT_OK.replace("| 8 | 4 | u32 | `pages`", "| 9 | 2 | u16 | `pages`"));
     assert_eq!(e.len(), 3, "{e:?}");
-    assert!(e[0].contains("test.md:6: Extent field `pages`: offset 9 in the doc, offset_of! is 8"), "{e:?}");
+    assert!(e[0].contains("test.md:6: Extent table, field `pages`: offset 9 in the doc, offset_of!(Extent, pages) is 8"), "{e:?}");
     assert!(e[1].contains("size 2 in the doc, size_of is 4"), "{e:?}");
-    assert!(e[2].contains("type `u16` in the doc, `u32` in Rust"), "{e:?}");
+    assert!(
+        e[2].contains("type `u16` in the doc, `u32` in Rust"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -1116,14 +1162,20 @@ fn a_missing_or_unknown_field_is_named() {
     let e = extent_errors(&EXTENT_OK.replace("`reserved`", "`reserved0`"));
     assert_eq!(e.len(), 2, "{e:?}");
     assert!(e[0].contains("field `reserved0` does not exist"), "{e:?}");
-    assert!(e[1].contains("table `layout Extent`: field `reserved` (offset 12, size 4) is missing"), "{e:?}");
+    assert!(
+        e[1].contains("table `layout Extent`: field `reserved` (offset 12, size 4) is missing"),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn a_wrong_size_or_a_missing_table_is_named() {
     let e = extent_errors(&EXTENT_OK.replace("size=16", "size=24"));
     assert_eq!(e.len(), 1, "{e:?}");
-    assert!(e[0].contains("size=24 in the marker, but size_of::<Extent>() is 16"), "{e:?}");
+    assert!(
+        e[0].contains("size=24 in the marker, but size_of::<Extent>() is 16"),
+        "{e:?}"
+    );
     let e = extent_errors("no tables here\n");
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(e[0].contains("struct Extent has no layout table"), "{e:?}");
@@ -1131,7 +1183,8 @@ fn a_wrong_size_or_a_missing_table_is_named() {
 
 #[test]
 fn a_wrong_constant_magic_or_status_is_named() {
-    let consts: BTreeMap<&str, u64> = [("ipc::IPC_MAGIC", ipc::IPC_MAGIC), ("ipc::MAX_EXTENTS", 8)].into();
+    let consts: BTreeMap<&str, u64> =
+        [("ipc::IPC_MAGIC", ipc::IPC_MAGIC), ("ipc::MAX_EXTENTS", 8)].into();
     let text = "\
 <!-- constants -->
 | Name | Value |
@@ -1145,11 +1198,27 @@ fn a_wrong_constant_magic_or_status_is_named() {
 ";
     let e = check_constants(&one(text), &consts);
     assert_eq!(e.len(), 2, "{e:?}");
-    assert!(e[0].contains("test.md:4: constant `ipc::MAX_EXTENTS`: value 0x9 in the doc, 8 = 0x8 in Rust"), "{e:?}");
-    assert!(e[1].contains("bytes `50 46 49 50 43 51 30 33` in the doc, 50 46 49 50 43 51 30 32 in memory"), "{e:?}");
-    let e = check_constants(&one("<!-- constants -->\n| Name | Value |\n|---|---|\n"), &consts);
+    assert!(
+        e[0].contains(
+            "test.md:4: constant `ipc::MAX_EXTENTS`: value 0x9 in the doc, 8 = 0x8 in Rust"
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e[1].contains(
+            "bytes `50 46 49 50 43 51 30 33` in the doc, 50 46 49 50 43 51 30 32 in memory"
+        ),
+        "{e:?}"
+    );
+    let e = check_constants(
+        &one("<!-- constants -->\n| Name | Value |\n|---|---|\n"),
+        &consts,
+    );
     assert_eq!(e.len(), 2, "{e:?}");
-    assert!(e[0].contains("constant `ipc::IPC_MAGIC` = 0x3230514350494650 has no row"), "{e:?}");
+    assert!(
+        e[0].contains("constant `ipc::IPC_MAGIC` = 0x3230514350494650 has no row"),
+        "{e:?}"
+    );
 
     // A status table without the last status (a new one added to the code only).
     let mut rows = String::from("<!-- statuses: IpcStatus -->\n| Value | Name |\n|---|---|\n");
@@ -1162,7 +1231,14 @@ fn a_wrong_constant_magic_or_status_is_named() {
         .filter(|e| !e.contains("has no `<!-- statuses"))
         .collect();
     assert_eq!(e.len(), 1, "{e:?}");
-    assert!(e[0].contains(&format!("status {} `{}` is missing", last as u32, last.name())), "{e:?}");
+    assert!(
+        e[0].contains(&format!(
+            "status {} `{}` is missing",
+            last as u32,
+            last.name()
+        )),
+        "{e:?}"
+    );
 }
 
 #[test]
