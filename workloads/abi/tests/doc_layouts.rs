@@ -27,9 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use pageflip_abi::ipc::{
-    self, Extent, IpcHeader, IpcStatus, PostEntry, RecvEntry, SendDesc, IPC_STATUSES,
-};
+use pageflip_abi::ipc::{self, Extent, IpcHeader, PostEntry, RecvEntry, SendDesc, IPC_STATUSES};
 use pageflip_abi::mmio::{self, Status};
 use pageflip_abi::probes::ipc_workloads;
 use pageflip_abi::shmem::{self, RingControl, SlotHeader};
@@ -712,7 +710,7 @@ fn check_layouts(tables: &[Table], layouts: &[Layout]) -> Vec<String> {
                 Some(o) if o as usize == f.offset => {}
                 o => errors.push(format!(
                     "{at}: offset {} in the doc, offset_of!({}, {}) is {}",
-                    o.map_or(format!("`{}`", cell(offset)), |o| o.to_string()),
+                    o.map_or(format!("`{}`", code(cell(offset))), |o| o.to_string()),
                     l.name,
                     f.name,
                     f.offset
@@ -722,7 +720,7 @@ fn check_layouts(tables: &[Table], layouts: &[Layout]) -> Vec<String> {
                 Some(s) if s as usize == f.size => {}
                 s => errors.push(format!(
                     "{at}: size {} in the doc, size_of is {}",
-                    s.map_or(format!("`{}`", cell(size)), |s| s.to_string()),
+                    s.map_or(format!("`{}`", code(cell(size))), |s| s.to_string()),
                     f.size
                 )),
             }
@@ -816,7 +814,7 @@ fn check_constants(tables: &[Table], consts: &BTreeMap<&'static str, u64>) -> Ve
                 Some(d) if d == v => {}
                 d => errors.push(format!(
                     "{at}: value {} in the doc, {v} = {v:#x} in Rust",
-                    d.map_or(format!("`{}`", cell(value)), |d| format!("{d:#x}"))
+                    d.map_or(format!("`{}`", code(cell(value))), |d| format!("{d:#x}"))
                 )),
             }
             if let Some((ascii, bytes)) = magic {
@@ -896,7 +894,7 @@ fn check_statuses(tables: &[Table]) -> Vec<String> {
                     if number(cell(value)) != Some(*v) {
                         errors.push(format!(
                             "{at}: value `{}` in the doc, {v} in Rust",
-                            cell(value)
+                            code(cell(value))
                         ));
                     }
                 }
@@ -924,7 +922,7 @@ fn check_registers(tables: &[Table]) -> Vec<String> {
                 .collect(),
         ),
     ];
-    for (which, want) in &sets {
+    for (which, _) in &sets {
         if !tables
             .iter()
             .any(|t| t.kind == "registers" && t.arg == *which)
@@ -959,7 +957,7 @@ fn check_registers(tables: &[Table]) -> Vec<String> {
                     if number(cell(offset)) != Some(*o) {
                         errors.push(format!(
                             "{at}: offset `{}` in the doc, {o:#x} in Rust",
-                            cell(offset)
+                            code(cell(offset))
                         ));
                     }
                 }
@@ -1008,7 +1006,7 @@ fn check_params(tables: &[Table]) -> Vec<String> {
                     if number(cell(index)) != Some(*i) {
                         errors.push(format!(
                             "{at}: index `{}` in the doc, {i} in Rust",
-                            cell(index)
+                            code(cell(index))
                         ));
                     }
                 }
