@@ -327,6 +327,7 @@ fn constants() -> BTreeMap<&'static str, u64> {
         virtio::QUEUE_NUM_MAX,
         virtio::VIRTQ_DESC_F_NEXT,
         virtio::VIRTQ_DESC_F_WRITE,
+        virtio::VIRTQ_DESC_F_INDIRECT,
         virtio::VIRTQ_AVAIL_F_NO_INTERRUPT,
         virtio::VIRTQ_USED_F_NO_NOTIFY,
         virtio::MAX_PAYLOAD,
