@@ -7,7 +7,8 @@ pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"PFBOOTIN");
 
 /// [`BootInfo::transport`]: no transport, the VMs share nothing.
 pub const TRANSPORT_NONE: u32 = 0;
-/// [`BootInfo::transport`]: remap-IPC queues (`remap` or `copy`), control structure at
+/// [`BootInfo::transport`]: remap-IPC queues (`remap`, `remap-per-page`, `remap-huge` or
+/// `copy`), control structure at
 /// [`crate::ipc::IPC_HEADER_GPA`].
 pub const TRANSPORT_QUEUES: u32 = 1;
 /// [`BootInfo::transport`]: the virtio datagram device at [`crate::virtio::VIRTIO_MMIO_GPA`].
