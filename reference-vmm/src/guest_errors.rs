@@ -4,12 +4,12 @@
 use pageflip_interface::GuestError;
 
 /// Most refused requests listed per VM and device; more are counted only.
-pub const GUEST_ERRORS_KEEP: usize = 1000;
+pub const GUEST_ERRORS_KEEP: usize = pageflip_abi::mmio::GUEST_ERRORS_LISTED as usize;
 /// Refused requests logged per VM and device before the log goes quiet.
 const GUEST_ERRORS_LOGGED: usize = 100;
 
 /// Refused requests of one VM's device.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct GuestErrorLog {
     /// The first [`GUEST_ERRORS_KEEP`] refused requests.
     pub list: Vec<GuestError>,

@@ -284,7 +284,9 @@ pub fn run(
         )));
     }
     for (i, r) in results.iter_mut().enumerate() {
-        r.guest_errors.extend(transport.take_guest_errors(i));
+        let log = transport.take_guest_errors(i);
+        r.guest_errors.extend(log.list);
+        r.guest_errors_total += log.total;
     }
     let transport = transport.report();
     Ok(RunResult {
@@ -339,6 +341,7 @@ fn vm_result(id: u32, name: &str, out: VmOutcome, started: Instant) -> VmResult 
         samples: d.samples,
         doorbells: d.doorbells,
         guest_errors: d.guest_errors.list,
+        guest_errors_total: d.guest_errors.total,
         boot_us: micros_since(started, d.first_access),
         first_record_us: micros_since(started, d.first_record),
         stats: out.stats,

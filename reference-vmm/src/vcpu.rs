@@ -118,7 +118,7 @@ pub fn run(mut vm: Vm, ctx: VcpuContext) -> VmOutcome {
                 before_exit();
                 let offset = addr - MMIO_BASE;
                 let v = if transport.blocks(offset) {
-                    device.touch();
+                    device.served_read();
                     transport.blocking_read(ctx.index, offset, &ctx.stop)
                 } else {
                     device.read(offset)

@@ -49,6 +49,9 @@ pub const IPC_FORWARD: &str = "ipc_forward";
 /// `ipc_landing`: messages land in the posted entries as the ABI says (gapped extents,
 /// several entries, partial use), and every skipped entry gets its status.
 pub const IPC_LANDING: &str = "ipc_landing";
+/// `ipc_peer_end`: bad posts examined once, `IPC_RECV_WAIT` sets `STATUS`, and sends to a VM
+/// that has ended get `dest_down`.
+pub const IPC_PEER_END: &str = "ipc_peer_end";
 
 /// `virtio_init`: the virtio datagram device's initialisation, step by step, and its refusal
 /// of bad feature sets, queue sizes and early notifications.
@@ -138,6 +141,7 @@ mod tests {
             IPC_HOSTILE,
             IPC_FORWARD,
             IPC_LANDING,
+            IPC_PEER_END,
             VIRTIO_INIT,
             VIRTIO_HOSTILE,
         ];

@@ -177,8 +177,12 @@ pub struct VmResult {
     pub samples: Vec<u64>,
     /// Doorbell writes over the whole run.
     pub doorbells: u64,
-    /// Requests the VMM refused (bad guest input), in order.
+    /// Requests the VMM refused (bad guest input), in order: the first
+    /// `GUEST_ERRORS_LISTED` (1000) of each device.
     pub guest_errors: Vec<GuestError>,
+    /// Every request the VMM refused, counted (`guest_errors` is complete when its length
+    /// equals this).
+    pub guest_errors_total: u64,
     /// Microseconds from the VMM process start to the guest's first MMIO access.
     pub boot_us: Option<u64>,
     /// Microseconds from the VMM process start to the guest's first result record.

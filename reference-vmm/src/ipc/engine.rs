@@ -929,6 +929,33 @@ mod tests {
     }
 
     #[test]
+    fn bad_posts_are_examined_and_logged_once_however_often_sends_fail() {
+        let e = engine(Movement::Remap, None);
+        for _ in 0..200 {
+            post(&e, 1, 0x1000);
+        }
+        let slots: Vec<u64> = (0..50)
+            .map(|k| {
+                let slot = place(&e, 0x20_0000, 1, k, 0xab);
+                e.drain(0);
+                slot
+            })
+            .collect();
+        assert!(slots.iter().all(|&s| status(&e, s) == IpcStatus::QueueFull));
+        let inner = e.lock();
+        let v = &inner.vms[1];
+        assert_eq!(v.post_refused, 200, "each bad post counted once");
+        assert_eq!(
+            v.logged, 200,
+            "each bad post logged once (the first 100 printed)"
+        );
+        assert_eq!(
+            inner.vms[0].logged, 0,
+            "queue_full is flow control, not logged"
+        );
+    }
+
+    #[test]
     fn an_ending_vm_has_its_published_sends_drained() {
         let e = engine(Movement::Remap, None);
         post(&e, 1, 0x30_0000);

@@ -13,7 +13,9 @@ use std::fs::File;
 use std::sync::Arc;
 
 use pageflip_abi::TRANSPORT_NONE;
-use pageflip_interface::{GuestError, TransportReport};
+use pageflip_interface::TransportReport;
+
+use crate::guest_errors::GuestErrorLog;
 
 use crate::control::StopFlag;
 use crate::vm::{Vm, VmMemory, VmSetupError};
@@ -128,8 +130,8 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
     fn before_entry(&self, _vm: usize, _vcpu: &kvm_ioctls::VcpuFd) {}
 
     /// The guest errors of VM `vm` the transport logged (taken: a second call has none).
-    fn take_guest_errors(&self, _vm: usize) -> Vec<GuestError> {
-        Vec::new()
+    fn take_guest_errors(&self, _vm: usize) -> GuestErrorLog {
+        GuestErrorLog::default()
     }
 
     /// The end-of-run report (`transport` in the result).

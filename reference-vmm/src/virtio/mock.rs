@@ -92,6 +92,7 @@ impl Run {
     pub fn errors(&self, vm: usize) -> Vec<(String, String)> {
         self.hub
             .take_guest_errors(vm)
+            .list
             .into_iter()
             .map(|e| (e.register, e.status))
             .collect()

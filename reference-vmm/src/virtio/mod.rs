@@ -27,8 +27,9 @@ mod tests;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::guest_errors::GuestErrorLog;
 use pageflip_abi::virtio::{RX_QUEUE, TX_QUEUE, VIRTIO_MMIO_GPA, VIRTIO_MMIO_SIZE};
-use pageflip_interface::{GuestError, NotifyMode, TransportReport};
+use pageflip_interface::{NotifyMode, TransportReport};
 
 use crate::inject::Fault;
 use crate::inject::Slowdown;
@@ -190,8 +191,8 @@ impl VirtioHub {
     }
 
     /// Takes the guest errors the device of VM `vm` recorded.
-    pub fn take_guest_errors(&self, vm: usize) -> Vec<GuestError> {
-        std::mem::take(&mut self.lock()[vm].errors.list)
+    pub fn take_guest_errors(&self, vm: usize) -> GuestErrorLog {
+        std::mem::take(&mut self.lock()[vm].errors)
     }
 }
 

@@ -559,7 +559,7 @@ fn rings_in_the_reserved_range_are_refused() {
         }
         t.w(0, REG_QUEUE_READY, 1);
         assert_eq!(t.r(0, REG_QUEUE_READY), 0, "ring register {ring:#x}");
-        let e = t.hub.take_guest_errors(0);
+        let e = t.hub.take_guest_errors(0).list;
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(e[0].detail.contains("reserved range"), "{}", e[0].detail);
     }
@@ -622,7 +622,7 @@ fn indirect_descriptors_are_refused_without_the_feature() {
     assert_eq!(status_at(t.mem(0), st2), TxStatus::BadChain as u32);
     assert_eq!(rx1.used_idx(), 0, "nothing delivered");
     assert_eq!(t.r(0, REG_STATUS) & STATUS_DEVICE_NEEDS_RESET, 0);
-    let e = t.hub.take_guest_errors(0);
+    let e = t.hub.take_guest_errors(0).list;
     assert!(
         e.iter().all(|e| e.detail.contains("VIRTQ_DESC_F_INDIRECT")),
         "{e:?}"
@@ -677,7 +677,7 @@ fn overlong_and_odd_descriptors_get_their_documented_status() {
     }
     assert_eq!(status_at(t.mem(0), s3), TxStatus::Ok as u32);
     assert_eq!(rx1.used_idx(), 1, "only the good one");
-    let e = t.hub.take_guest_errors(0);
+    let e = t.hub.take_guest_errors(0).list;
     assert!(
         e[0].detail.contains("longer than 2^32 - 1 bytes"),
         "{}",

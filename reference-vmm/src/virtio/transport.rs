@@ -4,9 +4,10 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::guest_errors::GuestErrorLog;
 use pageflip_abi::virtio::VIRTIO_MMIO_GPA;
 use pageflip_abi::TRANSPORT_VIRTIO;
-use pageflip_interface::{GuestError, NotifyMode, TransportReport};
+use pageflip_interface::{NotifyMode, TransportReport};
 
 use crate::inject::Injected;
 use crate::transport::{RunMemory, StartError, Transport, TransportSetup};
@@ -99,7 +100,7 @@ impl Transport for VirtioTransport {
         }
     }
 
-    fn take_guest_errors(&self, vm: usize) -> Vec<GuestError> {
+    fn take_guest_errors(&self, vm: usize) -> GuestErrorLog {
         self.hub.take_guest_errors(vm)
     }
 

@@ -47,6 +47,9 @@ pub const SAMPLES_MAX: u64 = 1 << 20;
 pub const SAMPLES_TOTAL_MAX: u64 = 4 << 20;
 /// Largest number of result records the VMM keeps per VM.
 pub const RECORDS_MAX: u64 = 4096;
+/// Refused requests the VMM lists per VM and device in the result's `guest_errors` (the
+/// first ones); `guest_errors_total` counts them all.
+pub const GUEST_ERRORS_LISTED: u64 = 1000;
 
 /// Encodes the [`CONSOLE`] register value: the GPA in bits 0..48, the length in bits 48..64.
 pub const fn console_arg(gpa: u64, len: u64) -> u64 {

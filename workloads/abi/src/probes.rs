@@ -1009,3 +1009,53 @@ mod tests {
         assert_eq!(ipc_landing::expected_post_refused(huge), 9);
     }
 }
+
+/// The `ipc_peer_end` probe (2 VMs, `params[VARIANT]` as [`ipc_landing`]'s): what a sender
+/// and a receiver see around a receiver's bad posts, its blocking receives and its end
+/// (`docs/remap-ipc.md`, "When a VM ends").
+///
+/// 1. VM1 posts [`BAD_POSTS`] entries in the reserved range; VM0 sends [`FLOOD_SENDS`]
+///    one-page messages, each `queue_full`, and VM1's `post_refused` is exactly
+///    [`BAD_POSTS`] (each bad entry examined once, at the first send). Then VM1 posts one good
+///    page and VM0's next message lands on it.
+/// 2. VM1 makes a bad request, then a good `IPC_RECV_WAIT` read (a message queued, then a
+///    timeout): each read sets `STATUS` to `ok`.
+/// 3. VM1 ends; VM0's sends to it get `dest_down`, at once and for good, and its page keeps
+///    its bytes.
+pub mod ipc_peer_end {
+    /// `params[VARIANT]`: the run's transport ([`super::ipc_landing::VARIANT_REMAP`] ...).
+    pub const VARIANT: usize = 0;
+    /// Bad entries VM1 posts (GPA in the reserved range: `not_owned`).
+    pub const BAD_POSTS: u32 = 200;
+    /// Messages VM0 sends against them.
+    pub const FLOOD_SENDS: u32 = 50;
+
+    /// VM0, step 1: the sends against bad posts `queue_full`, the one after a good post `ok`.
+    pub const FLOOD_STATUSES: &str = "flood-statuses";
+    /// VM1, step 1: the message landed on the good entry, intact.
+    pub const FLOOD_LANDED: &str = "flood-landed";
+    /// VM1, step 1: `post_refused` = [`BAD_POSTS`], each bad entry's status `not_owned`.
+    pub const BAD_POSTS_ONCE: &str = "bad-posts-examined-once";
+    /// VM1, step 2: `STATUS` is `ok` after an `IPC_RECV_WAIT` read that returned a count.
+    pub const RECV_WAIT_STATUS: &str = "recv-wait-sets-status";
+    /// VM1, step 2: `STATUS` is `ok` after an `IPC_RECV_WAIT` read that timed out.
+    pub const RECV_WAIT_TIMEOUT_STATUS: &str = "recv-wait-timeout-sets-status";
+    /// VM0, step 3: a send to the ended VM1 gets `dest_down` (not `queue_full` for ever).
+    pub const DEST_DOWN: &str = "dest-down";
+    /// VM0, step 3: the refused message's page still holds its bytes.
+    pub const SENDER_KEEPS_PAGES: &str = "sender-keeps-pages";
+    /// VM0, step 3: the next send gets `dest_down` at once.
+    pub const DEST_DOWN_STAYS: &str = "dest-down-stays";
+
+    /// Every record, as (VM, name).
+    pub const RECORDS: [(usize, &str); 8] = [
+        (0, FLOOD_STATUSES),
+        (1, FLOOD_LANDED),
+        (1, BAD_POSTS_ONCE),
+        (1, RECV_WAIT_STATUS),
+        (1, RECV_WAIT_TIMEOUT_STATUS),
+        (0, DEST_DOWN),
+        (0, SENDER_KEEPS_PAGES),
+        (0, DEST_DOWN_STAYS),
+    ];
+}

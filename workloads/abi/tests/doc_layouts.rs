@@ -282,6 +282,7 @@ fn constants() -> BTreeMap<&'static str, u64> {
         mmio::SAMPLES_MAX,
         mmio::SAMPLES_TOTAL_MAX,
         mmio::RECORDS_MAX,
+        mmio::GUEST_ERRORS_LISTED,
         ipc::IPC_ABI_VERSION,
         ipc::IPC_HEADER_GPA,
         ipc::SEND_RING_GPA,

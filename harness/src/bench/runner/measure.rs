@@ -477,6 +477,7 @@ mod tests {
                     samples: Vec::new(),
                     doorbells: 0,
                     guest_errors: Vec::new(),
+                    guest_errors_total: 0,
                     boot_us: None,
                     first_record_us: None,
                     stats: Stats::default(),

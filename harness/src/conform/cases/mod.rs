@@ -14,6 +14,7 @@ pub mod chain;
 pub mod config;
 pub mod foundation;
 pub mod landing;
+pub mod peer_end;
 pub mod remap_ipc;
 pub mod shmem;
 pub mod virtio;
@@ -58,6 +59,7 @@ pub fn all() -> Vec<Case> {
     cases.extend(config::all());
     cases.extend(remap_ipc::all());
     cases.extend(landing::all());
+    cases.extend(peer_end::all());
     cases.extend(virtio::all());
     cases.extend(shmem::all());
     cases.extend(chain::all());
@@ -242,6 +244,7 @@ mod tests {
                     samples: samples(i),
                     doorbells: 0,
                     guest_errors: Vec::new(),
+                    guest_errors_total: 0,
                     boot_us: None,
                     first_record_us: None,
                     stats: Stats::default(),
@@ -338,16 +341,30 @@ mod tests {
         };
         let mut r = hello_result(&config, |_| vec![2]);
         r.vms[0].guest_errors = vec![error("bad_address"), error("bad_length")];
+        r.vms[0].guest_errors_total = 2;
         assert_eq!(hostile_errors_listed(&config, &r), Ok(()));
         r.vms[0].guest_errors.pop();
         assert_eq!(
             hostile_errors_listed(&config, &r),
-            Err("expected 2 guest errors (samples[0]), seen 1".into())
+            Err("expected the first 2 of 2 refused requests listed in guest_errors, seen 1".into())
         );
         r.vms[0].guest_errors.push(error("ok"));
         assert!(hostile_errors_listed(&config, &r).unwrap_err().contains(
             "guest_errors[1] (result: gpa beyond memory): expected a status other than ok, seen ok"
         ));
+        // Past the list limit: the total counts all, the list holds the first 1000.
+        let many = pageflip_abi::mmio::GUEST_ERRORS_LISTED + 5;
+        r.vms[0].samples = vec![many];
+        r.vms[0].guest_errors = vec![error("bad_address"); 1000];
+        r.vms[0].guest_errors_total = many;
+        assert_eq!(hostile_errors_listed(&config, &r), Ok(()));
+        r.vms[0].guest_errors_total = 1000;
+        assert_eq!(
+            hostile_errors_listed(&config, &r),
+            Err(format!(
+                "expected guest_errors_total {many} (samples[0]), seen 1000"
+            ))
+        );
         r.vms[0].samples.clear();
         assert!(hostile_errors_listed(&config, &r).is_err());
     }

@@ -45,6 +45,7 @@ fn fixture() -> Fixture {
         samples: vec![7],
         doorbells: 3,
         guest_errors: Vec::new(),
+        guest_errors_total: 0,
         boot_us: Some(1500),
         first_record_us: Some(1600),
         stats: Stats {

@@ -13,8 +13,8 @@
 use core::fmt;
 
 use pageflip_guest::abi::mmio::{
-    console_arg, Status, CONSOLE, CONSOLE_MAX, MAGIC, MAGIC_VALUE, PHASE, PHASE_END, RESULT,
-    SAMPLES, SAMPLES_MAX,
+    console_arg, Status, CONSOLE, CONSOLE_MAX, GUEST_ERRORS_LISTED, MAGIC, MAGIC_VALUE, PHASE,
+    PHASE_END, RESULT, SAMPLES, SAMPLES_MAX,
 };
 use pageflip_guest::abi::{RecordKind, ResultRecord, SampleDesc, RECORD_MESSAGE_LEN};
 use pageflip_guest::abi::{PAGE_SIZE, RECORD_NAME_LEN};
@@ -27,6 +27,8 @@ pageflip_guest::entry!(main);
 
 /// A device offset inside the device page where no register is.
 const NO_REGISTER: u64 = 0x800;
+/// Bad requests made in a row at the end, so the total passes the result's list limit.
+const FLOOD: u64 = GUEST_ERRORS_LISTED;
 /// A PHASE value that is neither PHASE_BEGIN nor PHASE_END.
 const BAD_PHASE: u64 = 7;
 /// A record kind that is no RecordKind.
@@ -199,6 +201,14 @@ fn main() -> u64 {
     h.bad("write-no-register", Status::BadRegister, || {
         mmio_write(NO_REGISTER, 0)
     });
+
+    // A flood past the result's list limit: the VMM lists the first GUEST_ERRORS_LISTED
+    // and counts every one (`guest_errors_total`).
+    for _ in 0..FLOOD {
+        mmio_write(NO_REGISTER, 0);
+        h.bad += 1;
+    }
+    expect_status("flood-refused", Status::BadRegister);
 
     // The device still works: a good console write (this line), then MAGIC.
     println!("hostile: made {} bad requests", h.bad);

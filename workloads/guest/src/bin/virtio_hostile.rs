@@ -633,9 +633,14 @@ fn receiver(mut dev: DgramDevice, case: u64, reserved: Reserved) -> u64 {
             ),
             Some((id, len)) => fail(
                 RX_SKIPPED,
-                format_args!("the rx buffer at the reserved range came back as id {id} with used len {len}"),
+                format_args!(
+                    "the rx buffer at the reserved range came back as id {id} with used len {len}"
+                ),
             ),
-            None => fail(RX_SKIPPED, "the rx buffer at the reserved range never came back"),
+            None => fail(
+                RX_SKIPPED,
+                "the rx buffer at the reserved range never came back",
+            ),
         }
         reserved.check();
     }
