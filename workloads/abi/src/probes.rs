@@ -423,7 +423,13 @@ pub mod ipc_semantics {
 /// (a valid first extent, then one at page + 8), `extent-past-memory` (2 pages from
 /// mem_size - 4096), `extent-into-reserved` (2 pages from 0x1f_f000: it starts below
 /// 0x20_0000), `too-many-pages` (2049 contiguous pages of free memory in extents of 512),
-/// `overlap` (2 pages, then the second of them). Then `bad-ring` (send_head = send_tail +
+/// `overlap` (2 pages, then the second of them). The check order (`docs/remap-ipc.md`,
+/// "Descriptor checks"), each descriptor breaking two rules: `order-first-bad-extent-decides`
+/// (a reserved extent, then one past memory: `not_owned`), `order-address-before-not-owned`
+/// (one unaligned extent in the reserved range: `bad_address`), `order-extents-before-length`
+/// (an extent past memory, `len` 0: `bad_address`), `order-length-before-overlap`
+/// (overlapping extents, `len` 0: `bad_length`), `order-overlap-before-dest` (overlapping
+/// extents, `dst` unknown: `overlap`). Then `bad-ring` (send_head = send_tail +
 /// 65: header `ring_error` BadRing, send_tail unchanged; then send_head is restored),
 /// `refused-page-untouched` (the page the bad descriptors named still holds its payload).
 /// Then `backpressure-full`: 8 one-page messages (100 bytes each) placed and flushed at once,
@@ -440,7 +446,7 @@ pub mod ipc_hostile {
 
     /// The bad-descriptor cases, in the order VM0 places them: the record name and the
     /// status the VMM must give (see the module documentation for what each breaks).
-    pub const CASES: [(&str, IpcStatus); 15] = [
+    pub const CASES: [(&str, IpcStatus); 20] = [
         ("not-owned", IpcStatus::NotOwned),
         ("outside-memory", IpcStatus::BadAddress),
         ("unaligned", IpcStatus::BadAddress),
@@ -456,6 +462,11 @@ pub mod ipc_hostile {
         ("extent-into-reserved", IpcStatus::NotOwned),
         ("too-many-pages", IpcStatus::TooManyPages),
         ("overlap", IpcStatus::Overlap),
+        ("order-first-bad-extent-decides", IpcStatus::NotOwned),
+        ("order-address-before-not-owned", IpcStatus::BadAddress),
+        ("order-extents-before-length", IpcStatus::BadAddress),
+        ("order-length-before-overlap", IpcStatus::BadLength),
+        ("order-overlap-before-dest", IpcStatus::Overlap),
     ];
 
     /// The status case `name` of [`CASES`] must get (`None` for an unknown name).

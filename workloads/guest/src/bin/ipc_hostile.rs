@@ -284,6 +284,47 @@ fn sender(ipc: &mut Ipc) -> u64 {
         desc_in(&[extent(good, 2), extent(good + PAGE_SIZE, 1)], BAD_SEQ),
     );
 
+    // The check order: each descriptor breaks two rules, and the earlier check decides.
+    case(
+        ipc,
+        &mut refused,
+        "order-first-bad-extent-decides",
+        desc_in(&[extent(STACK_BOTTOM, 1), extent(bi.mem_size, 1)], BAD_SEQ),
+    );
+    case(
+        ipc,
+        &mut refused,
+        "order-address-before-not-owned",
+        desc_in(&[extent(STACK_BOTTOM + 8, 1)], BAD_SEQ),
+    );
+    case(
+        ipc,
+        &mut refused,
+        "order-extents-before-length",
+        SendDesc {
+            len: 0,
+            ..desc_in(&[extent(good, 1), extent(bi.mem_size, 1)], BAD_SEQ)
+        },
+    );
+    case(
+        ipc,
+        &mut refused,
+        "order-length-before-overlap",
+        SendDesc {
+            len: 0,
+            ..desc_in(&[extent(good, 2), extent(good + PAGE_SIZE, 1)], BAD_SEQ)
+        },
+    );
+    case(
+        ipc,
+        &mut refused,
+        "order-overlap-before-dest",
+        SendDesc {
+            dst: unknown,
+            ..desc_in(&[extent(good, 2), extent(good + PAGE_SIZE, 1)], BAD_SEQ)
+        },
+    );
+
     // A malformed ring: send_head more than the ring length ahead of send_tail.
     let tail = ipc.send_tail();
     let bad_head = tail.wrapping_add(SEND_RING_LEN + 1);
