@@ -113,6 +113,15 @@ impl VmIpc {
         }
     }
 
+    /// Marks one of this VM's rings malformed: `ring_error` = `bad_ring`, and a log line
+    /// when it was not set already (a ring that stays malformed is logged once).
+    fn bad_ring(&mut self, what: std::fmt::Arguments<'_>) {
+        if read_u32(&self.ram, hdr!(ring_error)) != IpcStatus::BadRing as u32 {
+            write_u32(&self.ram, hdr!(ring_error), IpcStatus::BadRing as u32);
+            self.warn(what);
+        }
+    }
+
     /// Entries in the receive ring the guest has not consumed, with those pending: a
     /// `recv_tail` more than the ring behind counts as the whole ring.
     fn queued(&self) -> u32 {
@@ -451,7 +460,10 @@ impl IpcEngine {
         let ram = v.ram.clone();
         let posted = read_u32(&ram, hdr!(post_head)).wrapping_sub(v.post_tail);
         if posted > POST_RING_LEN {
-            write_u32(&ram, hdr!(ring_error), IpcStatus::BadRing as u32);
+            let tail = v.post_tail;
+            v.bad_ring(format_args!(
+                "malformed post ring: post_head is {posted} ahead of post_tail {tail} (ring of {POST_RING_LEN}); senders get queue_full"
+            ));
             return Err(IpcStatus::QueueFull);
         }
         let busy = v.busy();
@@ -525,10 +537,13 @@ impl IpcEngine {
             return IpcStatus::DestDown;
         }
         {
-            let v = &inner.vms[dst];
+            let v = &mut inner.vms[dst];
             let used = v.recv_head.wrapping_sub(read_u32(&v.ram, hdr!(recv_tail)));
             if used > RECV_RING_LEN {
-                write_u32(&v.ram, hdr!(ring_error), IpcStatus::BadRing as u32);
+                let head = v.recv_head;
+                v.bad_ring(format_args!(
+                    "malformed receive ring: recv_tail is {used} behind recv_head {head} (ring of {RECV_RING_LEN}); counted as full, senders get queue_full"
+                ));
             }
             if v.queued() >= RECV_RING_LEN {
                 return IpcStatus::QueueFull;
@@ -1042,6 +1057,33 @@ mod tests {
             IpcStatus::BadRing as u32
         );
         assert_eq!(read_u32(&ram(&e, 0), hdr!(send_tail)), 0);
+    }
+
+    #[test]
+    fn a_malformed_receiver_ring_is_queue_full_for_senders_and_logged_once() {
+        for (field, bad) in [
+            (hdr!(recv_tail), 0u32.wrapping_sub(RECV_RING_LEN + 1)),
+            (hdr!(post_head), POST_RING_LEN + 1),
+        ] {
+            let e = engine(Movement::Remap, None);
+            write_u32(&ram(&e, 1), field, bad);
+            let slots: Vec<u64> = (0..3)
+                .map(|k| {
+                    let slot = place(&e, 0x20_0000, 1, k, 0xab);
+                    e.drain(0);
+                    slot
+                })
+                .collect();
+            assert!(slots.iter().all(|&s| status(&e, s) == IpcStatus::QueueFull));
+            let r = ram(&e, 1);
+            assert_eq!(read_u32(&r, hdr!(ring_error)), IpcStatus::BadRing as u32);
+            assert_eq!(e.lock().vms[1].logged, 1, "logged once, not per send");
+            // Cleared by the guest: told again.
+            write_u32(&r, hdr!(ring_error), 0);
+            place(&e, 0x20_0000, 1, 9, 0xab);
+            e.drain(0);
+            assert_eq!(e.lock().vms[1].logged, 2);
+        }
     }
 
     #[test]
