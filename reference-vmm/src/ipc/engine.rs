@@ -783,6 +783,9 @@ fn post_slot(idx: u32) -> u64 {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::memory::create_memfd;

@@ -1025,9 +1025,9 @@ mod tests {
 /// and a receiver see around a receiver's bad posts, its blocking receives and its end
 /// (`docs/remap-ipc.md`, "When a VM ends").
 ///
-/// 1. VM1 posts [`BAD_POSTS`] entries in the reserved range; VM0 sends [`FLOOD_SENDS`]
+/// 1. VM1 posts [`BAD_POSTS`](ipc_peer_end::BAD_POSTS) entries in the reserved range; VM0 sends [`FLOOD_SENDS`](ipc_peer_end::FLOOD_SENDS)
 ///    one-page messages, each `queue_full`, and VM1's `post_refused` is exactly
-///    [`BAD_POSTS`] (each bad entry examined once, at the first send). Then VM1 posts one good
+///    [`BAD_POSTS`](ipc_peer_end::BAD_POSTS) (each bad entry examined once, at the first send). Then VM1 posts one good
 ///    page and VM0's next message lands on it.
 /// 2. VM1 makes a bad request, then a good `IPC_RECV_WAIT` read (a message queued, then a
 ///    timeout): each read sets `STATUS` to `ok`.
