@@ -52,6 +52,9 @@ pub const IPC_LANDING: &str = "ipc_landing";
 /// `ipc_peer_end`: bad posts examined once, `IPC_RECV_WAIT` sets `STATUS`, and sends to a VM
 /// that has ended get `dest_down`.
 pub const IPC_PEER_END: &str = "ipc_peer_end";
+/// `ipc_fuzz`: a seeded guest that throws random descriptors, posts, ring indices and
+/// device accesses at the VMM, then checks that a good message still arrives intact.
+pub const IPC_FUZZ: &str = "ipc_fuzz";
 
 /// `virtio_init`: the virtio datagram device's initialisation, step by step, and its refusal
 /// of bad feature sets, queue sizes and early notifications.
@@ -142,6 +145,7 @@ mod tests {
             IPC_FORWARD,
             IPC_LANDING,
             IPC_PEER_END,
+            IPC_FUZZ,
             VIRTIO_INIT,
             VIRTIO_HOSTILE,
         ];

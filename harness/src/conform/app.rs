@@ -87,6 +87,7 @@ pub enum AppError {
 
 /// Runs one invocation with these options.
 pub fn run(options: &Options) -> Result<Finished, AppError> {
+    cases::fuzz::set_seed(options.fuzz_seed);
     let mut selected = select(cases::all(), &options.filter, &options.skip)?;
     let mut out = open_output(options.output.as_deref())?;
     if options.list {

@@ -50,6 +50,10 @@ pub struct Options {
     /// print a mutant x case kill matrix; exit 1 if a mutant survives (no case fails against it)
     #[arg(long)]
     pub mutants: bool,
+    /// Seed of the guest-side fuzzer's cases (fuzz-guest-*): a failing run prints its seed,
+    /// and this replays it [default: from the clock]
+    #[arg(long, value_name = "SEED", env = "PAGEFLIP_FUZZ_SEED")]
+    pub fuzz_seed: Option<u64>,
 }
 
 /// What the command line asks for.

@@ -1070,3 +1070,67 @@ pub mod ipc_peer_end {
         (0, DEST_DOWN_STAYS),
     ];
 }
+
+/// The `ipc_fuzz` probe (2 VMs, the same params for both): a seeded guest-side fuzzer. For
+/// [`ROUNDS`](ipc_fuzz::ROUNDS) rounds each VM draws one random action from a splitmix64
+/// generator seeded with [`SEED`](ipc_fuzz::SEED) and its VM id: VM0 places random send
+/// descriptors (any `nextents`, extents in the reserved range, unaligned, past memory, of
+/// 0 pages, overlapping, any `len`, `dst` and `flags`), rings random doorbells, changes its
+/// batch and scribbles over its `send_head`; VM1 posts random entries (bad ones and
+/// overlapping good ones in its landing area), receives, and scribbles over its `recv_tail`
+/// and `post_head`; both make random refused accesses to the pageflip device. Each VM checks
+/// every answer against the spec as it goes. Then both repair their rings and VM0 sends one
+/// good multi-extent message, which VM1 must receive intact, its sequence number telling
+/// how many messages VM0 had delivered before it (nothing lost, nothing duplicated).
+pub mod ipc_fuzz {
+    /// `params[VARIANT]`: the run's transport ([`super::ipc_landing::VARIANT_REMAP`] ...).
+    pub const VARIANT: usize = 0;
+    /// `params[SEED]`: the generator's seed (VM `v` uses `SEED ^ v`-derived streams).
+    pub const SEED: usize = 1;
+    /// `params[ROUNDS]`: random actions per VM.
+    pub const ROUNDS: usize = 2;
+    /// Random actions per VM in conform's cases.
+    pub const DEFAULT_ROUNDS: u64 = 10_000;
+    /// `seq` of the good message: this plus the number of VM0's messages delivered before it.
+    pub const GOOD_SEQ_BASE: u64 = 1 << 63;
+    /// `seq` of the one-page messages VM0 sends to retire VM1's stale post entries when the
+    /// good message does not fit them (`landing_too_small`).
+    pub const FILLER_SEQ: u64 = 1 << 62;
+    /// Set in the `seq` of a descriptor that breaks no rule on purpose: its pages hold the
+    /// payload of its `seq`. VM0 numbers its descriptors 1, 2, ... in the low bits.
+    pub const CLEAN_SEQ: u64 = 1 << 61;
+
+    /// VM0: every consumed descriptor has the status the spec's check order gives it (for a
+    /// descriptor that passes checks 1-6: `ok`, `queue_full` or `landing_too_small`), and
+    /// after an `ok` its pages read zero (remap variants) or still hold the payload (copy).
+    pub const SEND_STATUSES: &str = "fuzz-send-statuses";
+    /// VM0: every drain of a scribbled send ring consumed nothing and set `ring_error` to
+    /// `bad_ring`; after the repair the ring drains again.
+    pub const SEND_RING: &str = "fuzz-send-ring";
+    /// Both: every random device access got its documented `STATUS` (and a refused read 0).
+    pub const MMIO_STATUSES: &str = "fuzz-mmio-statuses";
+    /// VM1: every retired post entry has the status the landing checks give it.
+    pub const POST_STATUSES: &str = "fuzz-post-statuses";
+    /// VM1: every delivered entry is from VM0 to VM1, lands only in pages VM1 posted, comes
+    /// in VM0's order, and (for a [`CLEAN_SEQ`] message) holds its payload intact.
+    pub const LANDING_BOUNDS: &str = "fuzz-landing-bounds";
+    /// VM0: the good message, sent after the repair, is `ok`.
+    pub const GOOD_SENT: &str = "fuzz-good-sent";
+    /// VM1: the good message arrived, its bytes intact.
+    pub const GOOD_INTACT: &str = "fuzz-good-intact";
+    /// VM1: it received exactly the messages VM0 saw accepted, before the good one.
+    pub const NOTHING_LOST: &str = "fuzz-nothing-lost";
+
+    /// Every record, as (VM, name).
+    pub const RECORDS: [(usize, &str); 9] = [
+        (0, SEND_STATUSES),
+        (0, SEND_RING),
+        (0, MMIO_STATUSES),
+        (0, GOOD_SENT),
+        (1, MMIO_STATUSES),
+        (1, POST_STATUSES),
+        (1, LANDING_BOUNDS),
+        (1, GOOD_INTACT),
+        (1, NOTHING_LOST),
+    ];
+}

@@ -13,6 +13,7 @@ pub mod build;
 pub mod chain;
 pub mod config;
 pub mod foundation;
+pub mod fuzz;
 pub mod landing;
 pub mod peer_end;
 pub mod remap_ipc;
@@ -60,6 +61,7 @@ pub fn all() -> Vec<Case> {
     cases.extend(remap_ipc::all());
     cases.extend(landing::all());
     cases.extend(peer_end::all());
+    cases.extend(fuzz::all());
     cases.extend(virtio::all());
     cases.extend(shmem::all());
     cases.extend(chain::all());

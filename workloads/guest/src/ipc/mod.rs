@@ -469,6 +469,48 @@ impl Ipc {
         compiler_fence(Ordering::SeqCst);
     }
 
+    /// Writes `value` to the header's `recv_tail` (for hostile probes); the next
+    /// [`Ipc::recv_poll`] or [`Ipc::restore_indices`] writes this `Ipc`'s own back.
+    pub fn write_recv_tail_raw(&mut self, value: u32) {
+        compiler_fence(Ordering::SeqCst);
+        header_set!(recv_tail, value);
+        compiler_fence(Ordering::SeqCst);
+    }
+
+    /// Writes `value` to the header's `post_head` (for hostile probes); the next post or
+    /// [`Ipc::restore_indices`] writes this `Ipc`'s own back.
+    pub fn write_post_head_raw(&mut self, value: u32) {
+        compiler_fence(Ordering::SeqCst);
+        header_set!(post_head, value);
+        compiler_fence(Ordering::SeqCst);
+    }
+
+    /// Writes every index the guest owns (`send_head`, `recv_tail`, `post_head`) and the
+    /// batch size back to the header, and clears `ring_error` (the guest may write 0).
+    pub fn restore_indices(&mut self) {
+        compiler_fence(Ordering::SeqCst);
+        header_set!(send_head, self.send_head);
+        header_set!(recv_tail, self.recv_tail);
+        header_set!(post_head, self.post_head);
+        header_set!(batch, self.batch);
+        header_set!(ring_error, 0);
+        compiler_fence(Ordering::SeqCst);
+    }
+
+    /// Counts every posted entry the VMM has taken (`post_tail`) as seen, so their slots can
+    /// be posted again. [`Ipc::post_room`] only counts the entries that received messages
+    /// landed in; a VMM that skips bad entries retires them without a message, and a guest
+    /// that posts bad entries calls this to get their slots back. (A taken entry's slot may
+    /// be reused at once: a receive entry carries its own landing extents.)
+    pub fn resync_posts(&mut self) {
+        let tail = self.post_tail();
+        let ahead = tail.wrapping_sub(self.post_seen) as i32;
+        let within = self.post_head.wrapping_sub(tail) as i32 >= 0;
+        if ahead > 0 && within {
+            self.post_seen = tail;
+        }
+    }
+
     /// Entries waiting in the receive ring (0 if none). Panics if the VMM's `recv_head` is
     /// more than [`RECV_RING_LEN`] ahead of `recv_tail` (an ABI violation).
     pub fn recv_queued(&self) -> u32 {
@@ -482,6 +524,17 @@ impl Ipc {
             self.recv_tail
         );
         queued
+    }
+
+    /// The next entry of the receive ring, if there is one, without taking it: its landing
+    /// pages stay the receiver's, unchanged, until [`Ipc::recv_poll`] takes it (no later
+    /// message can land on them while it is queued).
+    pub fn recv_peek(&self) -> Option<RecvEntry> {
+        if self.recv_queued() == 0 {
+            return None;
+        }
+        // SAFETY: as in `recv_poll`: a filled receive-ring slot, integers only.
+        Some(unsafe { ptr::read_volatile(recv_slot_ptr(self.recv_tail)) })
     }
 
     /// Takes the next entry of the receive ring, if there is one, without an exit.
@@ -581,6 +634,12 @@ impl Ipc {
             self.landing_mismatches += 1;
         }
         self.post_seen = self.post_seen.wrapping_add(landing.len() as u32);
+        // Never past the VMM's post_tail: after [`Ipc::resync_posts`] an entry's landing
+        // areas may already be counted, and a slot is only free once the VMM retired it.
+        let tail = header_get!(post_tail);
+        if self.post_seen.wrapping_sub(tail) as i32 > 0 {
+            self.post_seen = tail;
+        }
         // A VMM that used more areas than were posted must not make `post` overwrite
         // unposted slots.
         if self.post_seen.wrapping_sub(self.post_head) as i32 > 0 {
