@@ -53,6 +53,12 @@ pub enum Fault {
     /// Coalescing merges a mapping with the previous one of its VM when their GPAs are
     /// adjacent, whether or not their frames are.
     CoalesceAcrossGap,
+    /// A VM that ended is never marked down: sends to it are `ok` while its posted pages
+    /// last, then `queue_full` for ever (no `dest_down`).
+    IgnoreDestDown,
+    /// The virtio device ignores `VIRTQ_DESC_F_INDIRECT`, which it does not offer, and uses
+    /// such a descriptor's buffer as a plain one.
+    AcceptIndirect,
 }
 
 /// Every fault, in the order `conform --mutants` runs them.
@@ -73,6 +79,8 @@ pub const ALL_FAULTS: &[Fault] = &[
     Fault::SplitExtents,
     Fault::HugeFallbackCopy,
     Fault::CoalesceAcrossGap,
+    Fault::IgnoreDestDown,
+    Fault::AcceptIndirect,
 ];
 
 impl Fault {
@@ -95,6 +103,8 @@ impl Fault {
             Fault::SplitExtents => "split-extents",
             Fault::HugeFallbackCopy => "huge-fallback-copy",
             Fault::CoalesceAcrossGap => "coalesce-across-gap",
+            Fault::IgnoreDestDown => "ignore-dest-down",
+            Fault::AcceptIndirect => "accept-indirect",
         }
     }
 }
@@ -104,7 +114,10 @@ impl Fault {
     /// another transport behaves like the correct VMM).
     pub fn applies_to(self, t: &TransportConfig) -> bool {
         match self {
-            Fault::IgnoreEventIdx | Fault::DropUsedUpdate | Fault::AcceptUnofferedFeatures => {
+            Fault::IgnoreEventIdx
+            | Fault::DropUsedUpdate
+            | Fault::AcceptUnofferedFeatures
+            | Fault::AcceptIndirect => {
                 matches!(t, TransportConfig::Virtio { .. })
             }
             Fault::UnsharedShmem => *t == TransportConfig::Shmem,

@@ -335,7 +335,7 @@ impl IpcEngine {
     pub fn vm_ended(&self, vm: usize) {
         let mut inner = self.lock();
         self.drain_locked(&mut inner, vm);
-        inner.vms[vm].down = true;
+        inner.vms[vm].down = self.fault != Some(Fault::IgnoreDestDown);
     }
 
     /// Drains VM `vm`'s send ring (every exit of the VM to the VMM does this first).

@@ -160,13 +160,15 @@ pub struct Walked {
 /// `size` entries, in `mem` (the device's view), for a VM of `mem_size` bytes. Each
 /// descriptor is checked in this order: `VIRTQ_DESC_F_INDIRECT` (then its buffer is not
 /// looked at), the chain's running length, then its buffer ([`check_range`]); after the
-/// walk, a readable descriptor after a writable one.
+/// walk, a readable descriptor after a writable one. `accept_indirect` (the
+/// `accept-indirect` fault) ignores the INDIRECT flag.
 pub fn walk<M: GuestMemory>(
     mem: &M,
     table: u64,
     size: u16,
     head: u16,
     mem_size: u64,
+    accept_indirect: bool,
 ) -> Result<Walked, Broken> {
     let mut w = Walked {
         head,
@@ -193,7 +195,11 @@ pub fn walk<M: GuestMemory>(
             .read_obj(GuestAddress(gpa))
             .map_err(|_| Broken::Unreadable { index, gpa })?;
         w.descriptors += 1;
-        let flags = d.flags();
+        let flags = if accept_indirect {
+            d.flags() & !VIRTQ_DESC_F_INDIRECT
+        } else {
+            d.flags()
+        };
         let writable = flags & VIRTQ_DESC_F_WRITE != 0;
         let refusal = if flags & VIRTQ_DESC_F_INDIRECT != 0 {
             // Neither readable nor writable: the device never uses its buffer.

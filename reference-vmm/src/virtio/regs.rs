@@ -204,6 +204,11 @@ fn set_high(v: u64, high: u32) -> u64 {
 }
 
 impl Regs {
+    /// The fault injected into this device, if any.
+    pub fn fault(&self) -> Option<Fault> {
+        self.fault
+    }
+
     /// A device in reset state with config `config` and the injected `fault`, if any.
     pub fn new(config: DgramConfig, fault: Option<Fault>) -> Regs {
         Regs {

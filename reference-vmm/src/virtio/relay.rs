@@ -40,6 +40,7 @@ where
         queue.size(),
         chain.head_index(),
         dev.mem_size(),
+        dev.regs.fault() == Some(Fault::AcceptIndirect),
     )
 }
 
