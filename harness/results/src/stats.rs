@@ -33,29 +33,7 @@ const PERMUTATION_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 /// Seed of the effect-size bootstrap of [`compare`].
 const EFFECT_SEED: u64 = 0xc0ff_ee00_d15e_a5e5;
 
-/// splitmix64 (Steele, Lea, Flood 2014): a tiny PRNG, good enough for resampling.
-#[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator seeded with `seed`: the same seed gives the same sequence.
-    pub fn new(seed: u64) -> SplitMix64 {
-        SplitMix64(seed)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform index in `[0, n)` (`n > 0`), by multiply-high (Lemire; the bias is < n / 2^64).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
-    }
-}
+pub use pageflip_abi::splitmix::SplitMix64;
 
 /// The arithmetic mean of `xs` (NaN when empty).
 pub fn mean(xs: &[f64]) -> f64 {
@@ -78,7 +56,10 @@ fn percentile_ci(stats: &mut [f64]) -> (f64, f64) {
 
 /// Mean of a bootstrap resample of `xs` (with replacement, same size).
 pub fn resample_mean(xs: &[f64], rng: &mut SplitMix64) -> f64 {
-    (0..xs.len()).map(|_| xs[rng.below(xs.len())]).sum::<f64>() / xs.len() as f64
+    (0..xs.len())
+        .map(|_| xs[rng.below(xs.len() as u64) as usize])
+        .sum::<f64>()
+        / xs.len() as f64
 }
 
 /// Relative change of `b` over `a`: `(b - a) / |a|`; 0 when both are 0, ±infinity when only
@@ -175,7 +156,7 @@ pub fn permutation_test(a: &[f64], b: &[f64], rounds: usize, seed: u64) -> f64 {
     for _ in 0..rounds {
         // Partial Fisher-Yates: only the first |a| positions need to be random.
         for i in 0..a.len() {
-            let j = i + rng.below(pool.len() - i);
+            let j = i + rng.below((pool.len() - i) as u64) as usize;
             pool.swap(i, j);
         }
         let sa: f64 = pool[..a.len()].iter().sum();

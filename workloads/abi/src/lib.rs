@@ -15,6 +15,7 @@ pub mod phase;
 pub mod probes;
 pub mod records;
 pub mod shmem;
+pub mod splitmix;
 pub mod virtio;
 
 pub use layout::*;

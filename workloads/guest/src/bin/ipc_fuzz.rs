@@ -23,6 +23,7 @@ use pageflip_guest::abi::mmio::{
 use pageflip_guest::abi::probes::ipc_fuzz::*;
 use pageflip_guest::abi::probes::ipc_landing::VARIANT_COPY;
 use pageflip_guest::abi::probes::ipc_records::{MEMORY_SIZE, PARAMS};
+use pageflip_guest::abi::splitmix::SplitMix64;
 use pageflip_guest::abi::{IMAGE_BASE, MMIO_BASE, MMIO_SIZE, PAGE_SIZE};
 use pageflip_guest::arena::Arena;
 use pageflip_guest::check::Tally;
@@ -69,25 +70,23 @@ const WRITE_ONLY: [u64; 8] = [
 /// Read-only registers: a write of one is `bad_register`.
 const READ_ONLY: [u64; 3] = [MAGIC, STATUS, IPC_RECV_WAIT];
 
-/// splitmix64: a small generator with a 64-bit state, the same in every build.
-struct Rng(u64);
+/// The probe's generator: splitmix64 seeded with `params[SEED]` and the VM id.
+struct Rng(SplitMix64);
 
 impl Rng {
     fn new(seed: u64, vm: u32) -> Rng {
-        Rng(seed ^ (u64::from(vm) + 1).wrapping_mul(0xa076_1d64_78bd_642f))
+        Rng(SplitMix64::new(
+            seed ^ (u64::from(vm) + 1).wrapping_mul(0xa076_1d64_78bd_642f),
+        ))
     }
 
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// A value in `0..n` (`n` > 0).
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.below(n)
     }
 
     /// `true` with probability 1/`n`.
