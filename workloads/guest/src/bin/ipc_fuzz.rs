@@ -67,6 +67,14 @@ const WRITE_ONLY: [u64; 8] = [
     BARRIER,
     IPC_DOORBELL,
 ];
+/// What a descriptor that breaks no rule may get.
+const SEND_GOOD: [IpcStatus; 3] = [
+    IpcStatus::Ok,
+    IpcStatus::QueueFull,
+    IpcStatus::LandingTooSmall,
+];
+/// What a post entry that breaks no rule may get.
+const POST_GOOD: [IpcStatus; 3] = [IpcStatus::Ok, IpcStatus::Busy, IpcStatus::Overlap];
 /// Read-only registers: a write of one is `bad_register`.
 const READ_ONLY: [u64; 3] = [MAGIC, STATUS, IPC_RECV_WAIT];
 
@@ -247,8 +255,7 @@ fn random_extent(rng: &mut Rng, base: u64, pages: u64, mem_size: u64, good_only:
 struct Sender {
     send: u64,
     /// Placed descriptors whose status is not checked yet, with the status the model gives.
-    unchecked: [(SendSlot, Option<IpcStatus>); SEND_RING_LEN as usize],
-    count: usize,
+    unchecked: Awaiting<{ SEND_RING_LEN as usize }>,
     /// Descriptors VM0 saw `ok` (each a message VM1 must receive).
     delivered: u64,
     /// The low bits of the next descriptor's `seq`.
@@ -266,8 +273,7 @@ impl Sender {
             send,
             next_seq: 1,
             remaps,
-            unchecked: [(SendSlot(0), None); SEND_RING_LEN as usize],
-            count: 0,
+            unchecked: Awaiting::new(),
             delivered: 0,
             statuses: Tally::new(),
             ring: Tally::new(),
@@ -279,7 +285,7 @@ impl Sender {
     fn send_random(&mut self, ipc: &mut Ipc, rng: &mut Rng) {
         let bi = boot_info();
         self.check(ipc);
-        if ipc.pending() >= SEND_RING_LEN || self.count == self.unchecked.len() {
+        if ipc.pending() >= SEND_RING_LEN || self.unchecked.is_full() {
             ipc.flush();
             self.check(ipc);
             if ipc.pending() >= SEND_RING_LEN {
@@ -355,8 +361,7 @@ impl Sender {
         };
         let want = model_send(&desc, bi.vm_id, bi.num_vms, bi.mem_size);
         let slot = ipc.place(&desc);
-        self.unchecked[self.count] = (slot, want);
-        self.count += 1;
+        self.unchecked.push(slot.0, want);
         match rng.below(4) {
             0 => ipc.ring_send_doorbell(),
             1 => ipc.flush(),
@@ -367,34 +372,18 @@ impl Sender {
 
     /// Checks the status of every consumed descriptor not checked yet.
     fn check(&mut self, ipc: &Ipc) {
-        let mut kept = 0;
-        for k in 0..self.count {
-            let (slot, want) = self.unchecked[k];
-            if !ipc.consumed(slot) {
-                self.unchecked[kept] = (slot, want);
-                kept += 1;
-                continue;
-            }
+        let (settled, n) = self.unchecked.settle(|i| ipc.consumed(SendSlot(i)));
+        for &(index, want) in &settled[..n] {
+            let slot = SendSlot(index);
             let raw = ipc.status_raw(slot);
-            let right = match want {
-                Some(w) => raw == w as u32,
-                None => [
-                    IpcStatus::Ok,
-                    IpcStatus::QueueFull,
-                    IpcStatus::LandingTooSmall,
-                ]
-                .iter()
-                .any(|&s| raw == s as u32),
-            };
             if raw == IpcStatus::Ok as u32 && want.is_none() {
                 self.delivered += 1;
                 self.check_sent_pages(slot);
             }
-            if !right {
+            if !fits(raw, want, &SEND_GOOD) {
                 let d = descriptor(slot);
                 self.statuses.fail(format_args!(
-                    "descriptor {} got {}, want {} (nextents {}, len {}, dst {}, extents[0] {:#x}+{})",
-                    slot.0,
+                    "descriptor {index} got {}, want {} (nextents {}, len {}, dst {}, extents[0] {:#x}+{})",
                     StatusName(raw),
                     want.map_or("ok, queue_full or landing_too_small", IpcStatus::name),
                     d.nextents,
@@ -405,7 +394,6 @@ impl Sender {
                 ));
             }
         }
-        self.count = kept;
     }
 
     /// After an `ok`, a clean descriptor's pages read zero (remap variants: the sender's
@@ -478,10 +466,10 @@ impl Sender {
         ipc.set_batch(1);
         ipc.flush();
         self.check(ipc);
-        if self.count != 0 {
+        if self.unchecked.len() != 0 {
             self.statuses.fail(format_args!(
                 "{} descriptors never consumed after the last flush",
-                self.count
+                self.unchecked.len()
             ));
         }
         self.statuses.record(
@@ -544,13 +532,68 @@ fn descriptor(slot: SendSlot) -> SendDesc {
     unsafe { core::ptr::read_volatile(p) }
 }
 
+/// Ring entries (by free-running index) whose final status is still to be read, each with
+/// the status the model gives it (`None`: it broke no rule, so any good outcome).
+struct Awaiting<const N: usize> {
+    items: [(u32, Option<IpcStatus>); N],
+    count: usize,
+}
+
+impl<const N: usize> Awaiting<N> {
+    const fn new() -> Self {
+        Awaiting {
+            items: [(0, None); N],
+            count: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.count
+    }
+
+    fn is_full(&self) -> bool {
+        self.count == N
+    }
+
+    fn push(&mut self, index: u32, want: Option<IpcStatus>) {
+        self.items[self.count] = (index, want);
+        self.count += 1;
+    }
+
+    /// Removes the entries that `done` says are final, in order, and returns them (the
+    /// first `.1` of the array).
+    fn settle(&mut self, done: impl Fn(u32) -> bool) -> ([(u32, Option<IpcStatus>); N], usize) {
+        let mut settled = ([(0, None); N], 0);
+        let mut kept = 0;
+        for k in 0..self.count {
+            let item = self.items[k];
+            if done(item.0) {
+                settled.0[settled.1] = item;
+                settled.1 += 1;
+            } else {
+                self.items[kept] = item;
+                kept += 1;
+            }
+        }
+        self.count = kept;
+        settled
+    }
+}
+
+/// Whether status `raw` is `want`, or, for `None`, one of `good`.
+fn fits(raw: u32, want: Option<IpcStatus>, good: &[IpcStatus]) -> bool {
+    match want {
+        Some(w) => raw == w as u32,
+        None => good.iter().any(|&s| raw == s as u32),
+    }
+}
+
 /// VM1: random posts, checked against the landing checks, and receives.
 struct Receiver {
     landing: u64,
     good: u64,
     /// Post entries not checked yet: index, and the status the model gives a bad one.
-    posted: [(u32, Option<IpcStatus>); POST_RING_LEN as usize],
-    count: usize,
+    posted: Awaiting<{ POST_RING_LEN as usize }>,
     received: u64,
     statuses: Tally,
     bounds: Tally,
@@ -565,8 +608,7 @@ impl Receiver {
         Receiver {
             landing,
             good,
-            posted: [(0, None); POST_RING_LEN as usize],
-            count: 0,
+            posted: Awaiting::new(),
             received: 0,
             statuses: Tally::new(),
             bounds: Tally::new(),
@@ -582,7 +624,7 @@ impl Receiver {
         // Every slot the next post may reuse is a retired entry, checked first.
         ipc.resync_posts();
         self.check_posts(ipc);
-        if ipc.post_room() == 0 || self.count == self.posted.len() {
+        if ipc.post_room() == 0 || self.posted.is_full() {
             return;
         }
         let e = random_extent(rng, self.landing, LANDING_PAGES, bi.mem_size, false);
@@ -599,30 +641,17 @@ impl Receiver {
         }
         let index = ipc.post_head();
         if ipc.post_raw(e.gpa, e.pages) {
-            self.posted[self.count] = (index, want);
-            self.count += 1;
+            self.posted.push(index, want);
         }
     }
 
     /// Checks the status of every retired post entry not checked yet.
     fn check_posts(&mut self, ipc: &Ipc) {
         let tail = ipc.post_tail();
-        let mut kept = 0;
-        for k in 0..self.count {
-            let (index, want) = self.posted[k];
-            if tail.wrapping_sub(index) as i32 <= 0 {
-                self.posted[kept] = (index, want);
-                kept += 1;
-                continue;
-            }
+        let (settled, n) = self.posted.settle(|i| tail.wrapping_sub(i) as i32 > 0);
+        for &(index, want) in &settled[..n] {
             let raw = ipc.post_status(index);
-            let right = match want {
-                Some(w) => raw == w as u32,
-                None => [IpcStatus::Ok, IpcStatus::Busy, IpcStatus::Overlap]
-                    .iter()
-                    .any(|&s| raw == s as u32),
-            };
-            if !right {
+            if !fits(raw, want, &POST_GOOD) {
                 self.statuses.fail(format_args!(
                     "post entry {index} got {}, want {}",
                     StatusName(raw),
@@ -630,7 +659,6 @@ impl Receiver {
                 ));
             }
         }
-        self.count = kept;
     }
 
     /// Takes every queued entry, checking where it landed.
