@@ -59,12 +59,12 @@ fn a_disallowed_call_is_reported_with_its_thread_kind_and_exit_code_1() {
             o.status
         );
         let want = format!(
-            "pageflip-vmm: seccomp: the {kind} thread made {CALL}, which its filter does not \
+            "pageflip-vmm: error: seccomp: the {kind} thread made {CALL}, which its filter does not \
              allow; rerun with --no-seccomp to debug"
         );
         assert!(stderr.contains(&want), "{kind}: {stderr}");
         assert_eq!(
-            stderr.matches("pageflip-vmm: seccomp:").count(),
+            stderr.matches("pageflip-vmm: error: seccomp:").count(),
             1,
             "{stderr}"
         );
@@ -89,7 +89,10 @@ fn without_seccomp_the_same_call_is_harmless() {
             )),
             "{kind}: the call was made: {stderr}"
         );
-        assert!(!stderr.contains("pageflip-vmm: seccomp:"), "{stderr}");
+        assert!(
+            !stderr.contains("pageflip-vmm: error: seccomp:"),
+            "{stderr}"
+        );
         let text = std::fs::read_to_string(dir.path().join("r.json")).unwrap();
         let r = RunResult::from_json(&text).unwrap();
         for vm in &r.vms {

@@ -5,7 +5,7 @@
 //! one line to stderr and ends the process with [`EXIT_CODE`]:
 //!
 //! ```text
-//! pageflip-vmm: seccomp: the vcpu thread made system call 110 (getppid), which its filter does not allow; rerun with --no-seccomp to debug
+//! pageflip-vmm: error: seccomp: the vcpu thread made system call 110 (getppid), which its filter does not allow; rerun with --no-seccomp to debug
 //! ```
 //!
 //! Everything here is async-signal-safe: a thread-local byte, a static name table, a stack
@@ -98,7 +98,7 @@ impl Line {
 /// The report line for `kind` making system call `number` (what the handler writes).
 pub(super) fn report_line(kind: Option<ThreadKind>, number: i64) -> Line {
     let mut line = Line::new();
-    line.push("pageflip-vmm: seccomp: the ")
+    line.push("pageflip-vmm: error: seccomp: the ")
         .push(kind.map_or("unknown", ThreadKind::name))
         .push(" thread made system call ")
         .number(number)

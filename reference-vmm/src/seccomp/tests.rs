@@ -70,13 +70,13 @@ fn the_report_names_the_thread_kind_and_the_call() {
     let line = report::report_line(Some(ThreadKind::Vcpu), libc::SYS_getppid);
     assert_eq!(
         line.text(),
-        "pageflip-vmm: seccomp: the vcpu thread made system call 110 (getppid), which its \
+        "pageflip-vmm: error: seccomp: the vcpu thread made system call 110 (getppid), which its \
          filter does not allow; rerun with --no-seccomp to debug\n"
     );
     let line = report::report_line(None, 100_000);
     assert!(
         line.text().starts_with(
-            "pageflip-vmm: seccomp: the unknown thread made system call 100000 (unknown)"
+            "pageflip-vmm: error: seccomp: the unknown thread made system call 100000 (unknown)"
         ),
         "{}",
         line.text()
