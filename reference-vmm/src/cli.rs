@@ -1,7 +1,8 @@
 //! The `pageflip-vmm` command line: the VMM-build interface (`docs/vmm-interface.md`).
 //!
 //! Exit codes: 0 the run was carried out and its result written (whatever the guests did);
-//! 1 the VMM failed; 2 bad input, nothing ran; 3 a host problem (no /dev/kvm, no permission).
+//! 1 the VMM failed (a disallowed system call too: [`crate::seccomp`]); 2 bad input, nothing
+//! ran; 3 a host problem (no /dev/kvm, no permission).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -17,6 +18,7 @@ use crate::inject::Fault;
 use crate::inject::Injected;
 use crate::inject::Slowdown;
 use crate::runner::{self, VMM_NAME};
+use crate::seccomp::{Confinement, ThreadKind};
 
 /// pageflip's reference KVM VMM: runs 1 to 8 CPL3 guests as described by a JSON run config.
 #[derive(Debug, Parser)]
@@ -49,6 +51,14 @@ enum Command {
         /// slower VMM. Never use it for measurements of the VMM itself.
         #[arg(long, value_name = "US")]
         inject_slowdown_us: Option<Slowdown>,
+        /// Run without the seccomp filters (every thread may make any system call): for
+        /// debugging a run that a filter ended.
+        #[arg(long)]
+        no_seccomp: bool,
+        /// Test of the seccomp report: the threads of this kind (main, vcpu, backend) make one
+        /// system call no filter allows as soon as they are confined.
+        #[arg(long, value_name = "KIND", hide = true)]
+        seccomp_selftest: Option<ThreadKind>,
     },
     /// Print this host's KVM flavour and the KVM statistics it exposes, as JSON.
     Host,
@@ -83,12 +93,26 @@ where
             out,
             inject_fault,
             inject_slowdown_us,
+            no_seccomp,
+            seccomp_selftest,
         } => {
             let injected = Injected {
                 fault: inject_fault,
                 slowdown: inject_slowdown_us,
             };
-            run(&config, &out, started, injected)
+            let confinement = if no_seccomp {
+                log::warn!("seccomp filters are off (--no-seccomp)");
+                Confinement::off()
+            } else {
+                match Confinement::on() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        return ExitCode::from(fail(exit::INTERNAL, e) as u8);
+                    }
+                }
+            };
+            let confinement = confinement.with_selftest(seccomp_selftest);
+            run(&config, &out, started, injected, &confinement)
         }
         Command::Host => host(),
     };
@@ -103,7 +127,13 @@ fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
     code
 }
 
-fn run(config_path: &Path, out: &Path, started: Instant, injected: Injected) -> i32 {
+fn run(
+    config_path: &Path,
+    out: &Path,
+    started: Instant,
+    injected: Injected,
+    confinement: &Confinement,
+) -> i32 {
     let text = match std::fs::read_to_string(config_path) {
         Ok(t) => t,
         Err(e) => {
@@ -144,7 +174,7 @@ fn run(config_path: &Path, out: &Path, started: Instant, injected: Injected) -> 
             "injected slowdown: {s} moved (remap, copy, virtio; none for shmem); this run measures a deliberately slower VMM"
         );
     }
-    let result = match runner::run(&config, started, injected) {
+    let result = match runner::run_confined(&config, started, injected, confinement) {
         Ok(r) => r,
         Err(e) => {
             // Leave no empty result behind for a run that did not happen.

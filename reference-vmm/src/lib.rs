@@ -19,6 +19,7 @@ pub mod ipc;
 pub mod kvm_stats;
 pub mod memory;
 pub mod runner;
+pub mod seccomp;
 pub mod shmem;
 pub mod transport;
 pub mod vcpu;

@@ -20,6 +20,7 @@ use crate::elf::{GuestImage, ImageError};
 use crate::host;
 use crate::inject::Injected;
 use crate::memory::{create_huge_memfd, create_memfd, MemoryError};
+use crate::seccomp::{Confinement, InstallError, ThreadKind};
 use crate::transport::{plan, RunMemory, StartError};
 use crate::vcpu::{self, VcpuContext, VmOutcome};
 use crate::vm::{Vm, VmSetupError, VmSpec};
@@ -74,6 +75,9 @@ pub enum RunError {
     /// A thread could not be started or the signal handler not installed.
     #[error("starting the vCPU threads failed: {0}")]
     Threads(String),
+    /// The main thread could not enter its seccomp filter.
+    #[error(transparent)]
+    Seccomp(InstallError),
 }
 
 impl RunError {
@@ -85,7 +89,7 @@ impl RunError {
             | RunError::KvmPermission
             | RunError::Kvm(_)
             | RunError::HugePages(_) => exit::HOST,
-            RunError::Setup { .. } | RunError::Threads(_) => exit::INTERNAL,
+            RunError::Setup { .. } | RunError::Threads(_) | RunError::Seccomp(_) => exit::INTERNAL,
         }
     }
 }
@@ -101,11 +105,26 @@ fn open_kvm() -> Result<Kvm, RunError> {
 }
 
 /// Carries out the run `config`; `started` is when the VMM process started (for boot times).
-/// `injected` is what the command line injects (nothing in normal runs).
+/// `injected` is what the command line injects (nothing in normal runs). No thread is
+/// confined by seccomp: the run may share its process with anything (tests, tools).
 pub fn run(
     config: &RunConfig,
     started: Instant,
     injected: Injected,
+) -> Result<RunResult, RunError> {
+    run_confined(config, started, injected, &Confinement::off())
+}
+
+/// [`run`], with every thread of the run confined by `confinement`: the backend and vCPU
+/// threads enter their filters as they start, the calling (main) thread once every thread
+/// has started, before the watchdog (`ARCHITECTURE.md`, "Seccomp"). The calling thread stays
+/// confined after the run: only a process that does nothing else afterwards (the command
+/// line) may call this with filters on.
+pub fn run_confined(
+    config: &RunConfig,
+    started: Instant,
+    injected: Injected,
+    confinement: &Confinement,
 ) -> Result<RunResult, RunError> {
     // Everything the user can get wrong is checked before any VM exists.
     let allowed = host::allowed_cpus();
@@ -188,6 +207,7 @@ pub fn run(
             vms: &vms,
             sizes: &sizes,
             memfd: &memfd,
+            confinement,
         })
         .map_err(|e| match e {
             StartError::Setup { vm, source } => RunError::Setup { vm, source },
@@ -204,6 +224,7 @@ pub fn run(
             stop: stops[i].clone(),
             barrier: barrier.clone(),
             transport: transport.clone(),
+            confinement: confinement.clone(),
         };
         let tx = tx.clone();
         let cpu = config.vms[i].cpu;
@@ -233,6 +254,19 @@ pub fn run(
         }
     }
     drop(tx);
+    // What the result needs from files, read before the main thread gives up opening them.
+    let host_info = host::host_info(tsc_khz);
+    if let Err(e) = confinement.enter(ThreadKind::Main) {
+        for s in &stops {
+            s.request(StopReason::PeerFailed);
+        }
+        stop_all(&mut threads, &rx, &mut vec![false; n]);
+        for t in threads.iter_mut().filter_map(Option::take) {
+            let _ = t.join();
+        }
+        transport.stop();
+        return Err(RunError::Seccomp(e));
+    }
 
     // The watchdog: wait for the VMs until the deadline.
     let deadline = Instant::now() + Duration::from_millis(config.timeout_ms);
@@ -295,7 +329,7 @@ pub fn run(
             name: VMM_NAME.into(),
             version: env!("CARGO_PKG_VERSION").into(),
         },
-        host: host::host_info(tsc_khz),
+        host: host_info,
         outcome,
         wall_us: started.elapsed().as_micros() as u64,
         vms: results,

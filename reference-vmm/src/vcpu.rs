@@ -12,6 +12,7 @@ use pageflip_interface::{DeathReport, Stats, StatsDelta, VmStatus};
 use crate::control::{RunBarrier, StopFlag, StopReason};
 use crate::device::{Action, Device};
 use crate::kvm_stats::{Snapshot, WELL_KNOWN_VCPU, WELL_KNOWN_VM};
+use crate::seccomp::{Confinement, ThreadKind};
 use crate::transport::Transport;
 use crate::vm::{Vm, VmStats};
 
@@ -62,6 +63,8 @@ pub struct VcpuContext {
     pub barrier: Arc<RunBarrier>,
     /// The run's transport.
     pub transport: Arc<dyn Transport>,
+    /// How the run's threads are confined: this thread enters the vCPU filter first.
+    pub confinement: Confinement,
 }
 
 fn is_device(addr: u64) -> bool {
@@ -77,6 +80,7 @@ enum Ended {
 
 /// Runs the VM until it is done, dies, or is stopped.
 pub fn run(mut vm: Vm, ctx: VcpuContext) -> VmOutcome {
+    let mut confined = ctx.confinement.enter(ThreadKind::Vcpu).err();
     let transport = ctx.transport.clone();
     let mut device = Device::new(&vm.name, vm.ram.clone(), transport.has_queues());
     // Every exit to the pageflip device runs the transport's hook first (remap IPC drains
@@ -89,6 +93,14 @@ pub fn run(mut vm: Vm, ctx: VcpuContext) -> VmOutcome {
 
     transport.vcpu_started(ctx.index);
     let ended = loop {
+        if let Some(e) = confined.take() {
+            break Ended::Died(
+                VmStatus::VmmError {
+                    message: e.to_string(),
+                },
+                e.to_string(),
+            );
+        }
         if let Some(reason) = ctx.stop.get() {
             break Ended::Stopped(reason);
         }

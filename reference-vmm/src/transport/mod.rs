@@ -18,6 +18,7 @@ use pageflip_interface::TransportReport;
 use crate::guest_errors::GuestErrorLog;
 
 use crate::control::StopFlag;
+use crate::seccomp::Confinement;
 use crate::vm::{Vm, VmMemory, VmSetupError};
 
 pub mod plan;
@@ -31,6 +32,8 @@ pub struct RunMemory<'a> {
     pub sizes: &'a [u64],
     /// The run's memfd: every VM's memory, then the pool.
     pub memfd: &'a Arc<File>,
+    /// How the run's threads are confined: a thread the transport starts enters its filter.
+    pub confinement: &'a Confinement,
 }
 
 /// Why a transport could not start.

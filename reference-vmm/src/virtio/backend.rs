@@ -12,6 +12,7 @@ use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::VirtioHub;
+use crate::seccomp::{Confinement, InstallError, ThreadKind};
 use crate::vm::{Vm, VmSetupError};
 
 /// Epoll token of the stop eventfd.
@@ -28,6 +29,9 @@ pub enum BackendError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The thread could not enter its seccomp filter.
+    #[error(transparent)]
+    Seccomp(#[from] InstallError),
     /// KVM refused an ioeventfd.
     #[error("vms[{vm}]: {source}")]
     Register {
@@ -52,8 +56,12 @@ pub struct IoeventBackend {
 
 impl IoeventBackend {
     /// Registers two ioeventfds per VM of `vms` (QueueNotify = RX_QUEUE, TX_QUEUE) and starts
-    /// the thread that serves them through `hub`.
-    pub fn start(hub: Arc<VirtioHub>, vms: &[Vm]) -> Result<IoeventBackend, BackendError> {
+    /// the thread that serves them through `hub`, under its seccomp filter (`confinement`).
+    pub fn start(
+        hub: Arc<VirtioHub>,
+        vms: &[Vm],
+        confinement: &Confinement,
+    ) -> Result<IoeventBackend, BackendError> {
         let epoll = Epoll::new().map_err(io("epoll_create"))?;
         let wake = EventFd::new(EFD_NONBLOCK).map_err(io("eventfd"))?;
         let add = |fd: &EventFd, token: u64| {
@@ -78,10 +86,24 @@ impl IoeventBackend {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
+        let confinement = confinement.clone();
+        let (entered_tx, entered) = std::sync::mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("virtio-ioeventfd".into())
-            .spawn(move || serve(&epoll, &fds, &hub, &stop2))
+            .spawn(move || {
+                let result = confinement.enter(ThreadKind::Backend);
+                let ok = result.is_ok();
+                let _ = entered_tx.send(result);
+                if ok {
+                    serve(&epoll, &fds, &hub, &stop2);
+                }
+            })
             .map_err(io("spawning the backend thread"))?;
+        // The thread has entered its filter before the vCPUs can notify it.
+        if let Ok(Err(e)) = entered.recv() {
+            let _ = thread.join();
+            return Err(e.into());
+        }
         // `wake` stays open (and registered) as long as the backend.
         Ok(IoeventBackend {
             stop,

@@ -52,12 +52,14 @@ impl TransportSetup for VirtioSetup {
             .with_slowdown(self.injected.slowdown),
         );
         let backend = match self.notify {
-            NotifyMode::Ioeventfd => Some(IoeventBackend::start(hub.clone(), run.vms).map_err(
-                |e| match e {
-                    BackendError::Register { vm, source } => StartError::Setup { vm, source },
-                    e => StartError::Backend(e.to_string()),
-                },
-            )?),
+            NotifyMode::Ioeventfd => Some(
+                IoeventBackend::start(hub.clone(), run.vms, run.confinement).map_err(
+                    |e| match e {
+                        BackendError::Register { vm, source } => StartError::Setup { vm, source },
+                        e => StartError::Backend(e.to_string()),
+                    },
+                )?,
+            ),
             NotifyMode::Userspace => None,
         };
         Ok(Arc::new(VirtioTransport {
