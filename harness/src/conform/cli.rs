@@ -33,7 +33,8 @@ pub struct Options {
     /// Leave out cases whose name contains PATTERN (repeatable; applied after --filter)
     #[arg(long, value_name = "PATTERN")]
     pub skip: Vec<String>,
-    /// Kill a case's VMM process after SECS seconds; the case fails
+    /// Kill a case's VMM process, and every process it started, after SECS seconds; the case
+    /// fails
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub timeout: Duration,
     /// Report format

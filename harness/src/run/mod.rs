@@ -8,4 +8,5 @@ pub mod images;
 pub mod layout;
 pub mod observed;
 pub mod rig;
+pub mod tree;
 pub mod vmm;

@@ -202,6 +202,8 @@ impl Vmm {
                 });
             }
             if start.elapsed() >= timeout {
+                // The whole tree: behind a wrapper script the real VMM is a grandchild.
+                super::tree::kill_descendants(child.id());
                 child.kill().map_err(lost)?;
                 child.wait().map_err(lost)?;
                 return Ok(VmmRun {
@@ -323,6 +325,36 @@ mod tests {
         let (r, _) = run(&vmm, dir.path(), Duration::from_millis(200));
         assert_eq!(r.exit, VmmExit::TimedOut(Duration::from_millis(200)));
         assert!(r.elapsed < Duration::from_secs(5), "{:?}", r.elapsed);
+    }
+
+    #[test]
+    fn a_timeout_kills_what_a_wrapper_script_started() {
+        // A wrapper that runs the "real VMM" as a child (and it a grandchild), as a
+        // `--vmm` script does; each writes its pid, so the test can look for it afterwards.
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let body = format!(
+            "sh -c 'echo $$ >> {p}; sleep 600 & echo $! >> {p}; wait' &\necho $! >> {p}\nwait",
+            p = pids.display()
+        );
+        let vmm = Vmm::at(&script(dir.path(), &body)).unwrap();
+        let (r, _) = run(&vmm, dir.path(), Duration::from_millis(500));
+        assert_eq!(r.exit, VmmExit::TimedOut(Duration::from_millis(500)));
+        let listed: Vec<u32> = std::fs::read_to_string(&pids)
+            .unwrap()
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert!(listed.len() >= 2, "the wrapper's children wrote {listed:?}");
+        std::thread::sleep(Duration::from_millis(100));
+        for pid in listed {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit(") ").next().unwrap_or("").chars().next();
+            assert!(
+                matches!(state, None | Some('Z')),
+                "process {pid} is left behind after the timeout: {stat}"
+            );
+        }
     }
 
     #[test]
