@@ -10,13 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::bench::matrix::{Matrix, Profile, TransportsSweep};
+use crate::bench::progress::Progress;
 use crate::bench::runner::{self, Plan};
 use crate::run::images::ImageSet;
 use crate::run::rig::Rig;
 use crate::run::vmm::{Vmm, VMM_SUBCOMMAND};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use pageflip_abi::probes::ipc_workloads as w;
 
 /// pageflip's benchmark runner.
@@ -396,14 +396,8 @@ fn bench_run_inner(
         work_dir: &work,
         timeout: std::time::Duration::from_secs(600),
     };
-    let bar = ProgressBar::new(runner::total_runs(&plan.matrix, cases)).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}, eta {eta}] {msg}")
-            .expect("valid template"),
-    );
-    let results = runner::run(&plan, &bench, &stop, &mut |step| {
-        bar.set_message(step.to_string());
-        bar.inc(1);
-    });
-    bar.finish_and_clear();
+    let mut progress = Progress::new(runner::total_runs(&plan.matrix, cases));
+    let results = runner::run(&plan, &bench, &stop, &mut |step| progress.step(step));
+    progress.finish();
     Ok((results?, out))
 }
