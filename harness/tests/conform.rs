@@ -195,7 +195,7 @@ fn a_broken_vmm_fails_cases_with_reasons_in_every_format() {
         ]
     );
     assert!(
-        tap.contains("  reasons:\n    - \"VMM: expected exit code 2"),
+        tap.contains("  reasons:\n    - |\n      VMM: expected exit code 2"),
         "{tap}"
     );
 
