@@ -876,37 +876,20 @@ fn check_statuses(tables: &[Table]) -> Vec<String> {
             errors.push(format!("{}: no such status enum", t.what()));
             continue;
         };
-        let (value, name) = match (t.column("value"), t.column("name")) {
-            (Ok(v), Ok(n)) => (v, n),
-            (v, n) => {
-                errors.extend(v.err());
-                errors.extend(n.err());
-                continue;
-            }
-        };
-        let mut seen = BTreeSet::new();
-        for (n, row) in &t.rows {
-            let cell = |c: usize| row.get(c).map_or("", String::as_str);
-            let doc_name = code(cell(name));
-            let at = format!("{}:{n}: {} `{doc_name}`", t.doc, t.arg);
-            match want.iter().find(|(_, w)| w == doc_name) {
-                None => errors.push(format!("{at} is not a status of {}", t.arg)),
-                Some((v, _)) => {
-                    seen.insert(*v);
-                    if number(cell(value)) != Some(*v) {
-                        errors.push(format!(
-                            "{at}: value `{}` in the doc, {v} in Rust",
-                            code(cell(value))
-                        ));
-                    }
-                }
-            }
-        }
-        for (v, w) in &want {
-            if !seen.contains(v) {
-                errors.push(format!("{}: status {v} `{w}` is missing", t.what()));
-            }
-        }
+        let want: Vec<(u64, &str)> = want.iter().map(|(v, w)| (*v, w.as_str())).collect();
+        let absent = format!("is not a status of {}", t.arg);
+        errors.extend(check_numbered(
+            t,
+            &want,
+            &Numbered {
+                column: "value",
+                label: &t.arg,
+                absent: &absent,
+                same: |a, b| a == b,
+                shown: |v| v.to_string(),
+                missing: |v, w| format!("status {v} `{w}` is missing"),
+            },
+        ));
     }
     errors
 }
@@ -939,37 +922,20 @@ fn check_registers(tables: &[Table]) -> Vec<String> {
             errors.push(format!("{}: no such device (pageflip, virtio)", t.what()));
             continue;
         };
-        let (offset, name) = match (t.column("offset"), t.column("name")) {
-            (Ok(o), Ok(n)) => (o, n),
-            (o, n) => {
-                errors.extend(o.err());
-                errors.extend(n.err());
-                continue;
-            }
-        };
-        let mut seen = BTreeSet::new();
-        for (n, row) in &t.rows {
-            let cell = |c: usize| row.get(c).map_or("", String::as_str);
-            let doc_name = code(cell(name));
-            let at = format!("{}:{n}: {} register `{doc_name}`", t.doc, t.arg);
-            match want.iter().find(|(_, w)| loose(w) == loose(doc_name)) {
-                None => errors.push(format!("{at} is not a register of pageflip-abi")),
-                Some((o, _)) => {
-                    seen.insert(*o);
-                    if number(cell(offset)) != Some(*o) {
-                        errors.push(format!(
-                            "{at}: offset `{}` in the doc, {o:#x} in Rust",
-                            code(cell(offset))
-                        ));
-                    }
-                }
-            }
-        }
-        for (o, w) in want {
-            if !seen.contains(o) {
-                errors.push(format!("{}: register `{w}` at {o:#x} is missing", t.what()));
-            }
-        }
+        let want: Vec<(u64, &str)> = want.iter().map(|(o, w)| (*o, w.as_str())).collect();
+        let label = format!("{} register", t.arg);
+        errors.extend(check_numbered(
+            t,
+            &want,
+            &Numbered {
+                column: "offset",
+                label: &label,
+                absent: "is not a register of pageflip-abi",
+                same: |a, b| loose(a) == loose(b),
+                shown: |o| format!("{o:#x}"),
+                missing: |o, w| format!("register `{w}` at {o:#x} is missing"),
+            },
+        ));
     }
     errors
 }
@@ -988,36 +954,74 @@ fn check_params(tables: &[Table]) -> Vec<String> {
             errors.push(format!("{}: no such parameter set", t.what()));
             continue;
         };
-        let (index, name) = match (t.column("index"), t.column("name")) {
-            (Ok(i), Ok(n)) => (i, n),
-            (i, n) => {
-                errors.extend(i.err());
-                errors.extend(n.err());
-                continue;
-            }
-        };
-        let mut seen = BTreeSet::new();
-        for (n, row) in &t.rows {
-            let cell = |c: usize| row.get(c).map_or("", String::as_str);
-            let doc_name = code(cell(name));
-            let at = format!("{}:{n}: parameter `{doc_name}`", t.doc);
-            match want.iter().find(|(_, w)| *w == doc_name) {
-                None => errors.push(format!("{at} is not in probes::{}", t.arg)),
-                Some((i, _)) => {
-                    seen.insert(*i);
-                    if number(cell(index)) != Some(*i) {
-                        errors.push(format!(
-                            "{at}: index `{}` in the doc, {i} in Rust",
-                            code(cell(index))
-                        ));
-                    }
+        let absent = format!("is not in probes::{}", t.arg);
+        errors.extend(check_numbered(
+            t,
+            &want,
+            &Numbered {
+                column: "index",
+                label: "parameter",
+                absent: &absent,
+                same: |a, b| a == b,
+                shown: |i| i.to_string(),
+                missing: |i, w| format!("parameter {i} `{w}` is missing"),
+            },
+        ));
+    }
+    errors
+}
+
+/// How a table of numbered names (statuses, registers, parameters) is read and reported.
+struct Numbered<'a> {
+    /// The column of the numbers (`value`, `offset`, `index`), also its word in messages.
+    column: &'a str,
+    /// What a row is, after `doc:line:` (`IpcStatus`, `pageflip register`, `parameter`).
+    label: &'a str,
+    /// The end of the message for a row whose name is not in Rust.
+    absent: &'a str,
+    /// Whether a name in the doc is the name in Rust.
+    same: fn(&str, &str) -> bool,
+    /// A number as the messages show it.
+    shown: fn(u64) -> String,
+    /// The message for a name of Rust the table lacks.
+    missing: fn(u64, &str) -> String,
+}
+
+/// Checks one table of numbered names against `want` (`(number, name)` in Rust): every row
+/// names one of them with its number, and every one has a row.
+fn check_numbered(t: &Table, want: &[(u64, &str)], how: &Numbered<'_>) -> Vec<String> {
+    let mut errors = Vec::new();
+    let (number_col, name) = match (t.column(how.column), t.column("name")) {
+        (Ok(i), Ok(n)) => (i, n),
+        (i, n) => {
+            errors.extend(i.err());
+            errors.extend(n.err());
+            return errors;
+        }
+    };
+    let mut seen = BTreeSet::new();
+    for (n, row) in &t.rows {
+        let cell = |c: usize| row.get(c).map_or("", String::as_str);
+        let doc_name = code(cell(name));
+        let at = format!("{}:{n}: {} `{doc_name}`", t.doc, how.label);
+        match want.iter().find(|(_, w)| (how.same)(w, doc_name)) {
+            None => errors.push(format!("{at} {}", how.absent)),
+            Some((v, _)) => {
+                seen.insert(*v);
+                if number(cell(number_col)) != Some(*v) {
+                    errors.push(format!(
+                        "{at}: {} `{}` in the doc, {} in Rust",
+                        how.column,
+                        code(cell(number_col)),
+                        (how.shown)(*v)
+                    ));
                 }
             }
         }
-        for (i, w) in &want {
-            if !seen.contains(i) {
-                errors.push(format!("{}: parameter {i} `{w}` is missing", t.what()));
-            }
+    }
+    for (v, w) in want {
+        if !seen.contains(v) {
+            errors.push(format!("{}: {}", t.what(), (how.missing)(*v, w)));
         }
     }
     errors
