@@ -829,6 +829,18 @@ mod tests {
         slot
     }
 
+    /// Sends `n` one-page messages from VM0's page `0x20_0000` to VM1, each placed and
+    /// drained on its own; their slots.
+    fn send_each(e: &IpcEngine, n: u64) -> Vec<u64> {
+        (0..n)
+            .map(|k| {
+                let slot = place(e, 0x20_0000, 1, k, 0xab);
+                e.drain(0);
+                slot
+            })
+            .collect()
+    }
+
     fn ext(gpa: u64, pages: u32) -> Extent {
         Extent {
             gpa,
@@ -952,13 +964,7 @@ mod tests {
         for _ in 0..200 {
             post(&e, 1, 0x1000);
         }
-        let slots: Vec<u64> = (0..50)
-            .map(|k| {
-                let slot = place(&e, 0x20_0000, 1, k, 0xab);
-                e.drain(0);
-                slot
-            })
-            .collect();
+        let slots = send_each(&e, 50);
         assert!(slots.iter().all(|&s| status(&e, s) == IpcStatus::QueueFull));
         let inner = e.lock();
         let v = &inner.vms[1];
@@ -1070,13 +1076,7 @@ mod tests {
         ] {
             let e = engine(Movement::Remap, None);
             write_u32(&ram(&e, 1), field, bad);
-            let slots: Vec<u64> = (0..3)
-                .map(|k| {
-                    let slot = place(&e, 0x20_0000, 1, k, 0xab);
-                    e.drain(0);
-                    slot
-                })
-                .collect();
+            let slots = send_each(&e, 3);
             assert!(slots.iter().all(|&s| status(&e, s) == IpcStatus::QueueFull));
             let r = ram(&e, 1);
             assert_eq!(read_u32(&r, hdr!(ring_error)), IpcStatus::BadRing as u32);
