@@ -378,10 +378,10 @@ impl Sender {
             let raw = ipc.status_raw(slot);
             if raw == IpcStatus::Ok as u32 && want.is_none() {
                 self.delivered += 1;
-                self.check_sent_pages(slot);
+                self.check_sent_pages(ipc, slot);
             }
             if !fits(raw, want, &SEND_GOOD) {
-                let d = descriptor(slot);
+                let d = ipc.descriptor(slot);
                 self.statuses.fail(format_args!(
                     "descriptor {index} got {}, want {} (nextents {}, len {}, dst {}, extents[0] {:#x}+{})",
                     StatusName(raw),
@@ -398,8 +398,8 @@ impl Sender {
 
     /// After an `ok`, a clean descriptor's pages read zero (remap variants: the sender's
     /// range gets fresh zeroed memory) or still hold the payload (copy).
-    fn check_sent_pages(&mut self, slot: SendSlot) {
-        let d = descriptor(slot);
+    fn check_sent_pages(&mut self, ipc: &Ipc, slot: SendSlot) {
+        let d = ipc.descriptor(slot);
         if d.seq & CLEAN_SEQ == 0 {
             return;
         }
@@ -520,16 +520,6 @@ impl Sender {
             self.delivered
         );
     }
-}
-
-/// The descriptor in `slot`, as it is in the ring now.
-fn descriptor(slot: SendSlot) -> SendDesc {
-    use pageflip_guest::abi::ipc::SEND_RING_GPA;
-    let p = (SEND_RING_GPA as *const SendDesc).wrapping_add((slot.0 % SEND_RING_LEN) as usize);
-    // SAFETY: `p` is a send-ring slot (guest memory, no Rust object); SendDesc is made of
-    // integers, valid for any bytes; the VMM writes the ring only while this vCPU is in an
-    // exit.
-    unsafe { core::ptr::read_volatile(p) }
 }
 
 /// Ring entries (by free-running index) whose final status is still to be read, each with

@@ -454,6 +454,16 @@ impl Ipc {
         }
     }
 
+    /// The descriptor in `slot` as the ring holds it now (the VMM writes only its status).
+    /// Panics if the slot has been reused by a later descriptor.
+    pub fn descriptor(&self, slot: SendSlot) -> SendDesc {
+        // Checks that the slot is still one of the last SEND_RING_LEN descriptors.
+        let _ = self.status_raw(slot);
+        // SAFETY: a send-ring slot (see `place`); SendDesc is made of integers, valid for
+        // any bytes, and the VMM writes the ring only while this vCPU is in an exit.
+        unsafe { ptr::read_volatile(send_slot_ptr(slot.0)) }
+    }
+
     /// Writes `value` to the header's `send_head` without placing anything (for hostile
     /// probes: malformed ring indices). [`Ipc::restore_send_head`] undoes it.
     pub fn write_send_head_raw(&mut self, value: u32) {
